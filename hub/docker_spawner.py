@@ -1,0 +1,299 @@
+"""Starts each user's server as a Docker container (docker SDK, always off the event loop)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import aiohttp
+import docker
+import docker.errors
+from docker.models.containers import Container
+
+from hub import names
+from hub.config import ImageSpec, SpawnerSection
+from hub.errors import ServiceUnavailable, SpawnError
+from hub.spawner import Report, ServerHandle, ServerStatus, SpawnRequest, Spawner
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+READY_POLL_SECONDS = 0.05
+LOG_TAIL_LINES = 20
+DOCKER_DOWN = "Docker is not reachable right now, so servers cannot start or stop. Please try again in a minute."
+
+
+def jupyter_command(image: ImageSpec, base_url: str) -> list[str]:
+    """The command line of a Jupyter server behind the hub (token comes from JUPYTER_TOKEN)."""
+    return [
+        "jupyter",
+        "lab",
+        "--ip=0.0.0.0",
+        f"--port={image.port}",
+        "--no-browser",
+        f"--ServerApp.base_url={base_url}",
+        f"--ServerApp.default_url={image.default_url}",
+        "--ServerApp.allow_remote_access=True",
+        "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]
+
+
+def container_command(image: ImageSpec, base_url: str) -> list[str] | None:
+    if image.command is not None:
+        return [part.format(base_url=base_url, port=image.port) for part in image.command]
+    return jupyter_command(image, base_url) if image.jupyter else None
+
+
+def container_environment(request: SpawnRequest) -> dict[str, str]:
+    env = {
+        "HUB_USER": request.username,
+        "HUB_BASE_URL": request.base_url,
+        "HUB_SERVER_TOKEN": request.token,
+        "JUPYTERHUB_SERVICE_PREFIX": request.base_url,
+        **request.image.environment,
+    }
+    if request.image.jupyter:
+        env["JUPYTER_TOKEN"] = request.token
+    return env
+
+
+def readiness_url(handle_url: str, request: SpawnRequest) -> str:
+    path = "/" if request.image.strip_prefix else request.base_url
+    return f"{handle_url}{path}api" if request.image.jupyter else f"{handle_url}{path}"
+
+
+class DockerSpawner(Spawner):
+    def __init__(self, settings: SpawnerSection, extra_labels: dict[str, str] | None = None) -> None:
+        self.settings = settings
+        self.extra_labels = {**settings.extra_labels, **(extra_labels or {})}
+        self._client: docker.DockerClient | None = None
+        self._executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="docker")
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            if self.settings.docker_url:
+                self._client = docker.DockerClient(base_url=self.settings.docker_url, max_pool_size=32)
+            else:
+                self._client = docker.from_env(max_pool_size=32)
+        return self._client
+
+    async def _call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a blocking docker SDK call in the spawner's threads; Docker being away -> ServiceUnavailable."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, lambda: func(*args, **kwargs))
+        except docker.errors.APIError:
+            raise
+        except docker.errors.DockerException as exc:
+            raise ServiceUnavailable(DOCKER_DOWN, f"docker: {exc}") from exc
+        except OSError as exc:  # requests' ConnectionError is an OSError
+            raise ServiceUnavailable(DOCKER_DOWN, f"docker: {exc}") from exc
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._call(lambda: self.client().ping()))
+        except (ServiceUnavailable, docker.errors.APIError):
+            return False
+
+    async def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # -- start ------------------------------------------------------------------------------
+    async def start(self, request: SpawnRequest, report: Report) -> ServerHandle:
+        image = request.image
+        await self._ensure_image(image, report)
+        report(30, "Preparing the network and your storage")
+        volume = names.volume_name(self.settings.prefix, request.slug)
+        labels = {**names.labels(self.settings.prefix, request.username, request.slug, self.extra_labels)}
+        await self._call(self._ensure_network, labels)
+        await self._call(self._ensure_volume, volume, labels)
+        name = names.container_name(self.settings.prefix, request.slug)
+        await self._call(self._remove_container, name)
+        report(40, "Creating your container")
+        try:
+            container = await self._call(self._create, request, name, volume, labels)
+        except docker.errors.APIError as exc:
+            raise SpawnError(
+                f"Docker refused to create a container from the image {image.image}: {exc.explanation}",
+                f"create {name}: {exc}",
+            ) from exc
+        report(50, "Starting your container")
+        try:
+            await self._call(container.start)
+            await self._call(container.reload)
+        except docker.errors.APIError as exc:
+            await self._call(self._remove_container, name)
+            raise SpawnError(f"Docker could not start your container: {exc.explanation}", str(exc)) from exc
+        handle = ServerHandle(container.id or "", name, volume, self._address(container, image))
+        report(60, "Waiting for your server to answer")
+        await self._wait_until_answering(container, handle, request)
+        return handle
+
+    async def _ensure_image(self, image: ImageSpec, report: Report) -> None:
+        report(5, f"Checking the image {image.image}")
+        policy = self.settings.pull_policy
+        if policy != "always":
+            try:
+                await self._call(self.client().images.get, image.image)
+                return
+            except docker.errors.ImageNotFound:
+                if policy == "never":
+                    raise SpawnError(
+                        f"The image {image.image} is not on this host, and this hub does not pull images. "
+                        "Ask your administrator to build or pull it.",
+                    ) from None
+            except docker.errors.APIError as exc:
+                raise SpawnError(f"Docker could not look up the image {image.image}: {exc.explanation}") from exc
+        report(10, f"Pulling the image {image.image} (this can take a few minutes the first time)")
+        started = time.monotonic()
+        try:
+            await self._call(self.client().images.pull, image.image)
+        except docker.errors.APIError as exc:
+            raise SpawnError(
+                f"The image {image.image} could not be pulled: {exc.explanation or exc}",
+                f"pull {image.image}: {exc}",
+            ) from exc
+        log.info("pulled %s in %.1fs", image.image, time.monotonic() - started)
+
+    def _ensure_network(self, labels: dict[str, str]) -> None:
+        client = self.client()
+        try:
+            client.networks.get(self.settings.network)
+        except docker.errors.NotFound:
+            net_labels = {key: value for key, value in labels.items() if key not in ("hub.user", "hub.username")}
+            try:
+                client.networks.create(self.settings.network, driver="bridge", labels=net_labels)
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:  # created meanwhile by a concurrent spawn
+                    raise
+            log.info("created network %s", self.settings.network)
+
+    def _ensure_volume(self, volume: str, labels: dict[str, str]) -> None:
+        client = self.client()
+        try:
+            client.volumes.get(volume)
+        except docker.errors.NotFound:
+            client.volumes.create(volume, labels=labels)
+
+    def _remove_container(self, name: str) -> None:
+        try:
+            self.client().containers.get(name).remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if exc.status_code not in (404, 409):
+                raise
+
+    def _create(self, request: SpawnRequest, name: str, volume: str, labels: dict[str, str]) -> Container:
+        image = request.image
+        options: dict[str, Any] = {
+            "name": name,
+            "command": container_command(image, request.base_url),
+            "environment": container_environment(request),
+            "labels": {**labels, "hub.image": image.name},
+            "network": self.settings.network,
+            "volumes": {volume: {"bind": image.volume_mount, "mode": "rw"}},
+            "init": True,
+            "detach": True,
+            "security_opt": ["no-new-privileges"],
+        }
+        if image.user:
+            options["user"] = image.user
+        if image.mem_limit:
+            options["mem_limit"] = image.mem_limit
+        if image.cpu_limit:
+            options["nano_cpus"] = int(image.cpu_limit * 1_000_000_000)
+        return self.client().containers.create(image.image, **options)
+
+    def _address(self, container: Container, image: ImageSpec) -> str:
+        if self.settings.address == "name":
+            host = container.name
+        else:
+            networks = container.attrs["NetworkSettings"]["Networks"]
+            host = networks[self.settings.network]["IPAddress"]
+        return f"http://{host}:{image.port}"
+
+    async def _wait_until_answering(self, container: Container, handle: ServerHandle, request: SpawnRequest) -> None:
+        url = readiness_url(handle.url, request)
+        headers = {"Authorization": f"token {request.token}"}
+        deadline = time.monotonic() + self.settings.start_timeout
+        timeout = aiohttp.ClientTimeout(total=2)
+        next_state_check = 0.0
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            while True:
+                try:
+                    async with http.get(url, headers=headers, allow_redirects=False) as response:
+                        if response.status < 500:
+                            return
+                except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+                    pass
+                now = time.monotonic()
+                if now >= next_state_check:
+                    next_state_check = now + 0.5
+                    await self._call(container.reload)
+                    if container.status in ("exited", "dead"):
+                        raise await self._exit_error(container, handle)
+                if now > deadline:
+                    tail = await self.logs(handle, LOG_TAIL_LINES)
+                    await self.stop(handle)
+                    raise SpawnError(
+                        f"Your server did not answer within {self.settings.start_timeout:g} seconds, so it was stopped.",
+                        f"{handle.container_name} not answering at {url}",
+                        log_tail=tail,
+                    )
+                await asyncio.sleep(READY_POLL_SECONDS)
+
+    async def _exit_error(self, container: Container, handle: ServerHandle) -> SpawnError:
+        state = container.attrs.get("State", {})
+        code = state.get("ExitCode")
+        tail = await self.logs(handle, LOG_TAIL_LINES)
+        await self.stop(handle)
+        if state.get("OOMKilled"):
+            message = "Your server ran out of memory while starting and was stopped."
+        else:
+            message = f"Your server stopped while starting (exit code {code})."
+        return SpawnError(message, f"{handle.container_name} exited with {code}", log_tail=tail)
+
+    # -- stop, status, logs -----------------------------------------------------------------
+    async def stop(self, handle: ServerHandle) -> None:
+        def stop_and_remove() -> None:
+            try:
+                container = self.client().containers.get(handle.container_id or handle.container_name)
+            except docker.errors.NotFound:
+                return
+            try:
+                container.stop(timeout=self.settings.stop_timeout)
+            except docker.errors.APIError as exc:
+                if exc.status_code not in (304, 404, 409):
+                    raise
+            self._remove_container(handle.container_name)
+
+        await self._call(stop_and_remove)
+
+    async def status(self, handle: ServerHandle) -> ServerStatus:
+        def inspect() -> ServerStatus:
+            try:
+                container = self.client().containers.get(handle.container_id or handle.container_name)
+            except docker.errors.NotFound:
+                return ServerStatus.MISSING
+            return ServerStatus.RUNNING if container.status == "running" else ServerStatus.EXITED
+
+        return await self._call(inspect)
+
+    async def logs(self, handle: ServerHandle, lines: int = 50) -> str:
+        def read() -> str:
+            try:
+                container = self.client().containers.get(handle.container_id or handle.container_name)
+            except docker.errors.NotFound:
+                return ""
+            return container.logs(tail=lines).decode("utf-8", "replace")
+
+        return await self._call(read)

@@ -1,0 +1,133 @@
+"""Home, spawn form, spawn progress, stop, and what /user/<name>/ shows when no server is routed."""
+
+from __future__ import annotations
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from hub.errors import BadUsername, Forbidden, UnknownImage
+from hub.handlers.login import require_user
+from hub.keys import SERVERS, SETTINGS
+from hub.models import ServerState
+from hub.names import truncate, user_prefix, validate_username
+from hub.security import SessionUser
+
+routes = web.RouteTableDef()
+
+
+def may_manage(user: SessionUser, name: str) -> bool:
+    return user.name == name or user.admin
+
+
+def pending_url(request: web.Request, name: str) -> str:
+    return str(request.app.router["spawn_pending"].url_for(name=name))
+
+
+@routes.get("/", name="root")
+@routes.get("/hub", name="hub_bare")
+@routes.get("/hub/", name="hub_root")
+async def root(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPFound(request.app.router["home"].url_for())
+
+
+@routes.get("/hub/home", name="home")
+async def home(request: web.Request) -> web.StreamResponse:
+    user = await require_user(request)
+    servers = request.app[SERVERS]
+    view = await servers.view(user.name)
+    image = request.app[SETTINGS].image(view.image_name) if view else None
+    context = {
+        "server": view,
+        "image": image,
+        "spawning": servers.is_spawning(user.name),
+        "server_url": servers.server_url(user.name, image),
+    }
+    return aiohttp_jinja2.render_template("home.html", request, context)
+
+
+@routes.get("/hub/spawn", name="spawn")
+async def spawn_form(request: web.Request) -> web.StreamResponse:
+    user = await require_user(request)
+    servers = request.app[SERVERS]
+    if servers.is_spawning(user.name):
+        raise web.HTTPFound(pending_url(request, user.name))
+    view = await servers.view(user.name)
+    settings = request.app[SETTINGS]
+    if view and view.state == ServerState.RUNNING:
+        raise web.HTTPFound(servers.server_url(user.name, settings.image(view.image_name)))
+    selected = view.image_name if view and settings.image(view.image_name) else settings.default_image_name
+    return aiohttp_jinja2.render_template("spawn.html", request, {"images": settings.images, "selected": selected})
+
+
+@routes.post("/hub/spawn")
+async def spawn_submit(request: web.Request) -> web.StreamResponse:
+    user = await require_user(request)
+    form = await request.post()
+    choice = form.get("image")
+    image = request.app[SETTINGS].image(choice) if isinstance(choice, str) else None
+    if image is None:
+        raise UnknownImage(
+            "That image is not offered on this hub. Go back to the spawn form and pick one of the images listed there.",
+            f"{user.name} asked for unknown image {truncate(str(choice))!r}",
+        )
+    await request.app[SERVERS].start(user.name, image)
+    raise web.HTTPSeeOther(pending_url(request, user.name))
+
+
+@routes.get("/hub/spawn-pending/{name}", name="spawn_pending")
+async def spawn_pending(request: web.Request) -> web.StreamResponse:
+    user = await require_user(request)
+    name = request.match_info["name"]
+    if not may_manage(user, name):
+        raise Forbidden("You can only follow the start of your own server.")
+    servers = request.app[SERVERS]
+    progress = servers.progress(name)
+    view = await servers.view(name)
+    if view is not None and view.state == ServerState.FAILED and not servers.is_spawning(name):
+        message, _, tail = (view.error or "").partition("\n\nLast lines of its log:\n")
+        return aiohttp_jinja2.render_template(
+            "error.html", request,
+            {"status": 500, "title": "Your server could not start", "message": message, "log_tail": tail},
+            status=500,
+        )
+    if progress is None or view is None or view.state == ServerState.STOPPED:
+        raise web.HTTPFound(request.app.router["home"].url_for())
+    context = {"owner": name, "events": progress.events, "progress_url": f"/hub/api/users/{name}/server/progress"}
+    return aiohttp_jinja2.render_template("progress.html", request, context)
+
+
+@routes.post("/hub/stop", name="stop")
+async def stop_server(request: web.Request) -> web.StreamResponse:
+    user = await require_user(request)
+    await request.app[SERVERS].stop(user.name)
+    raise web.HTTPSeeOther(str(request.app.router["home"].url_for()))
+
+
+@routes.get("/hub/user/{name}{tail:.*}", name="hub_user_redirect")
+async def hub_user_redirect(request: web.Request) -> web.StreamResponse:
+    """JupyterHub's /hub/user/<name>/ address leads to the server's own address."""
+    raise web.HTTPFound(f"/user/{request.match_info['name']}{request.match_info['tail'] or '/'}")
+
+
+@routes.route("*", "/user/{name}", name="user_bare")
+async def user_bare(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPFound(f"/user/{request.match_info['name']}/")
+
+
+@routes.route("*", "/user/{name}/{tail:.*}", name="user_not_routed")
+async def user_not_routed(request: web.Request) -> web.StreamResponse:
+    """Traefik sends /user/<name>/ here only when that user has no live route."""
+    user = await require_user(request)
+    name = request.match_info["name"]
+    try:
+        user_prefix(validate_username(name))
+    except BadUsername:
+        raise web.HTTPNotFound() from None
+    if not may_manage(user, name):
+        raise Forbidden("This server belongs to another user.", f"{user.name} tried to open {truncate(name)}'s server")
+    servers = request.app[SERVERS]
+    if servers.is_spawning(name):
+        raise web.HTTPFound(pending_url(request, name))
+    view = await servers.view(name)
+    context = {"owner": name, "server": view, "own": name == user.name}
+    return aiohttp_jinja2.render_template("not_running.html", request, context, status=503)

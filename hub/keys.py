@@ -1,0 +1,22 @@
+"""Typed keys for what the application holds."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from hub.auth import AccessPolicy, Authenticator
+from hub.config import Settings
+from hub.db import Sessionmaker
+from hub.docker_spawner import DockerSpawner
+from hub.security import LoginThrottle
+from hub.servers import ServerManager
+from hub.traefik import TraefikFileProxy
+
+SETTINGS = web.AppKey("settings", Settings)
+SESSIONS = web.AppKey("sessions", Sessionmaker)
+AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
+ACCESS_POLICY = web.AppKey("access_policy", AccessPolicy)
+SPAWNER = web.AppKey("spawner", DockerSpawner)
+PROXY = web.AppKey("proxy", TraefikFileProxy)
+SERVERS = web.AppKey("servers", ServerManager)
+LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)

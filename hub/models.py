@@ -1,0 +1,61 @@
+"""Database tables: users and their servers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+from sqlalchemy import DateTime, Enum, ForeignKey, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dt.datetime: DateTime(timezone=True)}
+
+
+class ServerState(str, enum.Enum):
+    STOPPED = "stopped"
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    FAILED = "failed"
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    admin: Mapped[bool] = mapped_column(default=False)
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_activity: Mapped[dt.datetime | None] = mapped_column(default=None)
+    password_hash: Mapped[str | None] = mapped_column(String(255), default=None)
+    server: Mapped[Server | None] = relationship(
+        back_populates="owner", cascade="all, delete-orphan", lazy="selectin", uselist=False
+    )
+
+
+class Server(Base):
+    __tablename__ = "servers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
+    image_name: Mapped[str] = mapped_column(String(64))
+    container_id: Mapped[str | None] = mapped_column(String(80), default=None)
+    container_name: Mapped[str | None] = mapped_column(String(128), default=None)
+    volume_name: Mapped[str | None] = mapped_column(String(128), default=None)
+    url: Mapped[str | None] = mapped_column(String(255), default=None)
+    """Where Traefik and the hub reach the server, e.g. http://172.19.0.2:8888."""
+    state: Mapped[ServerState] = mapped_column(
+        Enum(ServerState, native_enum=False, length=16), default=ServerState.STOPPED
+    )
+    started: Mapped[dt.datetime | None] = mapped_column(default=None)
+    last_activity: Mapped[dt.datetime | None] = mapped_column(default=None)
+    route_secret: Mapped[str] = mapped_column(String(128))
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    """Why the last start failed or the server stopped, in words for the user."""
+    owner: Mapped[User] = relationship(back_populates="server", lazy="raise_on_sql")

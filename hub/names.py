@@ -1,0 +1,84 @@
+"""The only place where the hub makes names: user names, URLs, Docker names, labels, route ids, files.
+
+User names are validated strictly (so they can go into a URL path and a Traefik rule as they are),
+and every name that goes to Docker or the file system is additionally escaped into a *slug*:
+``[a-z0-9]`` stay, every other character (``-`` included) becomes ``-xx`` with its UTF-8 bytes
+in hex. The escaping is injective, so two users can never share a container, volume or file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from hub.errors import BadUsername
+
+USERNAME_PATTERN = re.compile(r"^[a-z0-9_][a-z0-9._@+-]{0,63}$")
+USERNAME_RULES = (
+    "A user name has 1 to 64 characters: lower-case letters, digits and . _ @ + - "
+    "and it cannot start with . + @ or -."
+)
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+MAX_SLUG = 40
+
+
+def normalize_username(raw: str) -> str:
+    return raw.strip().lower()
+
+
+def validate_username(name: str) -> str:
+    """Return the name if it can be used safely everywhere, else raise BadUsername."""
+    if not USERNAME_PATTERN.fullmatch(name):
+        raise BadUsername(f"{truncate(name)!r} cannot be used as a user name. {USERNAME_RULES}")
+    return name
+
+
+def escape(text: str) -> str:
+    """Injective, DNS-safe escape: ``[a-z0-9]`` kept, every other byte written as ``-xx``."""
+    out: list[str] = []
+    for char in text:
+        if char in _SAFE:
+            out.append(char)
+        else:
+            out.extend(f"-{byte:02x}" for byte in char.encode("utf-8"))
+    return "".join(out)
+
+
+def user_slug(name: str) -> str:
+    """The escaped form of a user name for Docker names, labels, route ids and file names."""
+    slug = escape(name)
+    if len(slug) > MAX_SLUG:
+        digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:10]
+        slug = f"{slug[:MAX_SLUG - 11]}-{digest}"
+    return slug
+
+
+def container_name(prefix: str, slug: str) -> str:
+    return f"{prefix}-user-{slug}"
+
+
+def volume_name(prefix: str, slug: str) -> str:
+    return f"{prefix}-vol-{slug}"
+
+
+def route_id(slug: str) -> str:
+    return f"user-{slug}"
+
+
+def route_file(slug: str) -> str:
+    return f"user-{slug}.yaml"
+
+
+def user_prefix(name: str) -> str:
+    """The URL path of a user's server, with a trailing slash: ``/user/<name>/``."""
+    return f"/user/{validate_username(name)}/"
+
+
+def labels(prefix: str, name: str, slug: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {"hub.managed": "true", "hub.prefix": prefix, "hub.user": slug, "hub.username": name, **(extra or {})}
+
+
+def truncate(text: str, limit: int = 40) -> str:
+    """Untrusted text for logs: bounded and printable."""
+    cleaned = "".join(char if char.isprintable() else "?" for char in text)
+    return cleaned if len(cleaned) <= limit else cleaned[:limit] + "…"

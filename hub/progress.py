@@ -1,0 +1,60 @@
+"""The events of one spawn, kept so that a page opened (or reloaded) mid-spawn sees them all."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressEvent:
+    progress: int
+    message: str
+    ready: bool = False
+    failed: bool = False
+    url: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The JSON JupyterHub's progress stream sends (progress, message, ready, failed, url)."""
+        data = asdict(self)
+        if self.url is None:
+            del data["url"]
+        return data
+
+
+class SpawnProgress:
+    def __init__(self) -> None:
+        self.events: list[ProgressEvent] = []
+        self._changed = asyncio.Event()
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.events) and (self.events[-1].ready or self.events[-1].failed)
+
+    @property
+    def latest(self) -> ProgressEvent | None:
+        return self.events[-1] if self.events else None
+
+    def emit(self, event: ProgressEvent) -> None:
+        if self.finished:
+            return
+        self.events.append(event)
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    def report(self, progress: int, message: str) -> None:
+        self.emit(ProgressEvent(progress, message))
+
+    async def follow(self) -> AsyncIterator[ProgressEvent]:
+        """Every event so far, then each new one, until the spawn is ready or failed."""
+        seen = 0
+        while True:
+            changed = self._changed
+            while seen < len(self.events):
+                seen += 1
+                yield self.events[seen - 1]
+            if self.finished:
+                return
+            await changed.wait()

@@ -1,0 +1,146 @@
+"""Sessions, CSRF tokens, safe redirects and login throttling."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from aiohttp_session import Session, get_session
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
+
+from hub.config import Settings
+from hub.errors import Forbidden
+
+SESSION_COOKIE = "hub-session"
+CSRF_FIELD = "_xsrf"
+CSRF_HEADER = "X-XSRF-Token"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def load_or_create_secret(path: Path) -> bytes:
+    """The 32-byte cookie key, kept in a file (mode 0600) so that sessions survive restarts."""
+    try:
+        key = base64.urlsafe_b64decode(path.read_bytes().strip())
+        if len(key) == 32:
+            return key
+        raise ValueError(f"{path} does not hold a 32-byte key")
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(32)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        file.write(base64.urlsafe_b64encode(key))
+    os.replace(tmp, path)
+    return key
+
+
+def session_storage(settings: Settings) -> EncryptedCookieStorage:
+    return EncryptedCookieStorage(
+        load_or_create_secret(settings.hub.secret_path),
+        cookie_name=SESSION_COOKIE,
+        max_age=settings.hub.session_max_age,
+        httponly=True,
+        samesite="Lax",
+        secure=settings.hub.public_url.startswith("https://"),
+        path="/",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SessionUser:
+    name: str
+    admin: bool
+
+
+def session_user(session: Session) -> SessionUser | None:
+    name = session.get("user")
+    if not isinstance(name, str):
+        return None
+    return SessionUser(name, bool(session.get("admin")))
+
+
+def csrf_token(session: Session) -> str:
+    token = session.get("csrf")
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(24)
+        session["csrf"] = token
+    return token
+
+
+def start_session(session: Session, name: str, admin: bool) -> None:
+    session.invalidate()
+    session["user"] = name
+    session["admin"] = admin
+    session["csrf"] = secrets.token_urlsafe(24)
+
+
+@web.middleware
+async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every unsafe request must carry the session's CSRF token (form field or header)."""
+    if request.method in UNSAFE_METHODS:
+        session = await get_session(request)
+        expected = session.get("csrf")
+        sent = request.headers.get(CSRF_HEADER)
+        if sent is None and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            value = (await request.post()).get(CSRF_FIELD)
+            sent = value if isinstance(value, str) else None
+        if not (isinstance(expected, str) and sent and secrets.compare_digest(expected, sent)):
+            raise Forbidden(
+                "This form has expired or did not come from this hub. Reload the page and try again.",
+                f"csrf check failed for {request.method} {request.path}",
+            )
+    return await handler(request)
+
+
+def safe_next_url(value: str | None, default: str) -> str:
+    """A redirect target on this hub only: an absolute path, never another host or scheme."""
+    if not value or any(ord(char) < 32 or char == "\\" for char in value):
+        return default
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/") or value.startswith("//"):
+        return default
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+class LoginThrottle:
+    """Slows down repeated failed logins for a user name or a client address."""
+
+    FREE_ATTEMPTS = 3
+    MAX_DELAY = 8.0
+    FORGET_AFTER = 600.0
+
+    def __init__(self) -> None:
+        self._failures: dict[str, tuple[int, float]] = {}
+
+    def _count(self, key: str) -> int:
+        count, last = self._failures.get(key, (0, 0.0))
+        return 0 if time.monotonic() - last > self.FORGET_AFTER else count
+
+    def delay(self, *keys: str) -> float:
+        """Seconds to wait before answering the next attempt for these keys."""
+        count = max((self._count(key) for key in keys), default=0)
+        if count < self.FREE_ATTEMPTS:
+            return 0.0
+        return min(0.5 * 2 ** (count - self.FREE_ATTEMPTS), self.MAX_DELAY)
+
+    def failed(self, *keys: str) -> None:
+        now = time.monotonic()
+        for key in keys:
+            self._failures[key] = (self._count(key) + 1, now)
+        if len(self._failures) > 10_000:
+            cutoff = now - self.FORGET_AFTER
+            self._failures = {k: v for k, v in self._failures.items() if v[1] > cutoff}
+
+    def succeeded(self, *keys: str) -> None:
+        for key in keys:
+            self._failures.pop(key, None)

@@ -1,0 +1,215 @@
+"""Starting and stopping users' servers: the only code that uses the spawner, the proxy and the database together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from hub import names
+from hub.config import ImageSpec, Settings
+from hub.db import Sessionmaker, get_user
+from hub.errors import HubError, ServiceUnavailable, SpawnError
+from hub.models import Server, ServerState, User, utcnow
+from hub.progress import ProgressEvent, SpawnProgress
+from hub.proxy import Proxy, Route
+from hub.spawner import ServerHandle, ServerStatus, SpawnRequest, Spawner
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerView:
+    """What pages need to know about a user's server."""
+
+    state: ServerState
+    image_name: str
+    url: str | None
+    started: object
+    error: str | None
+
+
+def handle_of(server: Server) -> ServerHandle:
+    return ServerHandle(server.container_id or "", server.container_name or "", server.volume_name or "", server.url or "")
+
+
+def route_of(user: str, server: Server, image: ImageSpec | None) -> Route:
+    return Route(
+        username=user,
+        slug=names.user_slug(user),
+        prefix=names.user_prefix(user),
+        target=server.url or "",
+        token=server.route_secret,
+        strip_prefix=bool(image and image.strip_prefix),
+    )
+
+
+class ServerManager:
+    def __init__(self, settings: Settings, sessions: Sessionmaker, spawner: Spawner, proxy: Proxy) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.spawner = spawner
+        self.proxy = proxy
+        self._spawns: dict[str, asyncio.Task[None]] = {}
+        self._progress: dict[str, SpawnProgress] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def _lock(self, name: str) -> asyncio.Lock:
+        return self._locks.setdefault(name, asyncio.Lock())
+
+    def server_url(self, name: str, image: ImageSpec | None) -> str:
+        default = image.default_url if image else "/"
+        return names.user_prefix(name) + default.lstrip("/")
+
+    def progress(self, name: str) -> SpawnProgress | None:
+        return self._progress.get(name)
+
+    def is_spawning(self, name: str) -> bool:
+        task = self._spawns.get(name)
+        return task is not None and not task.done()
+
+    async def view(self, name: str) -> ServerView | None:
+        async with self.sessions() as session:
+            user = await get_user(session, name)
+            if user is None or user.server is None:
+                return None
+            server = user.server
+            return ServerView(server.state, server.image_name, server.url, server.started, server.error)
+
+    # -- start -------------------------------------------------------------------------------
+    async def start(self, name: str, image: ImageSpec) -> SpawnProgress:
+        """Begin starting the user's server, or join the start in flight; returns at once."""
+        async with self._lock(name):
+            if self.is_spawning(name):
+                return self._progress[name]
+            progress = SpawnProgress()
+            async with self.sessions.begin() as session:
+                user = await get_user(session, name)
+                if user is None:
+                    raise HubError("Your user account does not exist any more.")
+                server = user.server
+                if server is not None and server.state == ServerState.RUNNING:
+                    progress.emit(ProgressEvent(100, "Your server is already running.", ready=True,
+                                                url=self.server_url(name, self.settings.image(server.image_name))))
+                    return progress
+                if server is None:
+                    server = Server(image_name=image.name, route_secret="")
+                    user.server = server
+                server.image_name = image.name
+                server.state = ServerState.STARTING
+                server.route_secret = secrets.token_urlsafe(32)
+                server.error = None
+                server.container_id = server.container_name = server.url = None
+                secret = server.route_secret
+            self._progress[name] = progress
+            progress.report(0, f"Starting your {image.title} server")
+            self._spawns[name] = asyncio.create_task(self._spawn(name, image, secret, progress), name=f"spawn-{name}")
+            return progress
+
+    async def _spawn(self, name: str, image: ImageSpec, secret: str, progress: SpawnProgress) -> None:
+        slug = names.user_slug(name)
+        request = SpawnRequest(name, slug, image, names.user_prefix(name), secret)
+        began = time.monotonic()
+        handle: ServerHandle | None = None
+        try:
+            handle = await self.spawner.start(request, progress.report)
+            await self._save(name, container_id=handle.container_id, container_name=handle.container_name,
+                             volume_name=handle.volume_name, url=handle.url)
+            progress.report(85, "Adding the route to your server")
+            await self.proxy.add_route(Route(name, slug, request.base_url, handle.url, secret, image.strip_prefix))
+            await self._save(name, state=ServerState.RUNNING, started=utcnow(), last_activity=utcnow())
+            log.info("server of %s ready in %.2fs (%s)", name, time.monotonic() - began, handle.container_id[:12])
+            progress.emit(ProgressEvent(100, "Your server is ready", ready=True, url=self.server_url(name, image)))
+        except asyncio.CancelledError:
+            await self._fail(name, handle, "The start of your server was interrupted.", progress)
+            raise
+        except HubError as exc:
+            log.warning("start of %s's server failed: %s", name, exc.detail)
+            message = exc.user_message
+            if isinstance(exc, SpawnError) and exc.log_tail:
+                message = f"{message}\n\nLast lines of its log:\n{exc.log_tail.rstrip()}"
+            await self._fail(name, handle, message, progress)
+        except Exception as exc:
+            log.exception("start of %s's server failed unexpectedly", name)
+            await self._fail(name, handle, f"Your server could not start because of an internal error ({type(exc).__name__}).", progress)
+
+    async def _fail(self, name: str, handle: ServerHandle | None, message: str, progress: SpawnProgress) -> None:
+        try:
+            await self.proxy.delete_route(names.user_slug(name))
+            if handle is not None:
+                await self.spawner.stop(handle)
+        except HubError as exc:
+            log.warning("cleanup after failed start of %s: %s", name, exc.detail)
+        await self._save(name, state=ServerState.FAILED, error=message, url=None)
+        progress.emit(ProgressEvent(100, message, failed=True))
+
+    async def _save(self, name: str, **fields: object) -> None:
+        async with self.sessions.begin() as session:
+            user = await get_user(session, name)
+            if user is None or user.server is None:
+                return
+            for key, value in fields.items():
+                setattr(user.server, key, value)
+
+    # -- stop --------------------------------------------------------------------------------
+    async def stop(self, name: str) -> None:
+        """Stop the user's server and keep its volume. Stopping a stopped server does nothing."""
+        task = self._spawns.get(name)
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        async with self._lock(name):
+            async with self.sessions() as session:
+                user = await get_user(session, name)
+                server = user.server if user else None
+                if server is None:
+                    return
+                handle = handle_of(server)
+            await self._save(name, state=ServerState.STOPPING)
+            await self.proxy.delete_route(names.user_slug(name))
+            try:
+                if handle.container_id or handle.container_name:
+                    await self.spawner.stop(handle)
+            except ServiceUnavailable:
+                await self._save(name, state=ServerState.RUNNING)
+                raise
+            await self._save(name, state=ServerState.STOPPED, container_id=None, url=None, error=None)
+            self._progress.pop(name, None)
+            log.info("stopped the server of %s", name)
+
+    # -- start-up and shut-down ---------------------------------------------------------------
+    async def restore(self) -> None:
+        """After a hub restart: keep running servers routed, finish interrupted starts cleanly."""
+        async with self.sessions() as session:
+            rows = (await session.execute(select(User).join(User.server))).scalars().all()
+            servers = [(user.name, user.server) for user in rows if user.server is not None]
+        routed = await self.proxy.list_routes()
+        for name, server in servers:
+            slug = names.user_slug(name)
+            try:
+                if server.state == ServerState.RUNNING and server.url:
+                    if await self.spawner.status(handle_of(server)) is ServerStatus.RUNNING:
+                        if slug not in routed:
+                            await self.proxy.add_route(route_of(name, server, self.settings.image(server.image_name)))
+                        continue
+                    await self._save(name, state=ServerState.STOPPED, url=None,
+                                     error="Your server stopped while the hub was away.")
+                elif server.state in (ServerState.STARTING, ServerState.STOPPING):
+                    if server.container_id or server.container_name:
+                        await self.spawner.stop(handle_of(server))
+                    await self._save(name, state=ServerState.STOPPED, url=None,
+                                     error="The hub restarted while your server was starting or stopping.")
+                await self.proxy.delete_route(slug)
+            except HubError as exc:
+                log.warning("could not restore the server of %s: %s", name, exc.detail)
+
+    async def shutdown(self) -> None:
+        """Abandon starts in flight cleanly; running servers keep running."""
+        tasks = [task for task in self._spawns.values() if not task.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,66 @@
+"""What the hub needs from whatever starts users' servers.
+
+An implementation must provide ``start``, ``stop``, ``status`` and ``logs``, be idempotent
+(stopping a server that is gone is not an error) and keep no per-user state of its own:
+everything needed later is in the returned ``ServerHandle``, which the hub stores.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hub.config import ImageSpec
+
+
+@dataclass(frozen=True, slots=True)
+class SpawnRequest:
+    username: str
+    slug: str
+    image: ImageSpec
+    base_url: str
+    """/user/<name>/"""
+    token: str
+    """The route secret the server must require on every request."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerHandle:
+    container_id: str
+    container_name: str
+    volume_name: str
+    url: str
+    """Where the proxy sends traffic, e.g. http://172.19.0.2:8888."""
+
+
+class ServerStatus(enum.Enum):
+    RUNNING = "running"
+    EXITED = "exited"
+    MISSING = "missing"
+
+
+Report = Callable[[int, str], None]
+"""Called with (percent done, what is happening) as a start proceeds."""
+
+
+class Spawner(abc.ABC):
+    """Starts and stops one server per user."""
+
+    @abc.abstractmethod
+    async def start(self, request: SpawnRequest, report: Report) -> ServerHandle:
+        """Return once the server answers HTTP; raise SpawnError with a reason a user understands."""
+
+    @abc.abstractmethod
+    async def stop(self, handle: ServerHandle) -> None:
+        """Stop and remove the server and keep its data. A server already gone is not an error."""
+
+    @abc.abstractmethod
+    async def status(self, handle: ServerHandle) -> ServerStatus: ...
+
+    @abc.abstractmethod
+    async def logs(self, handle: ServerHandle, lines: int = 50) -> str: ...
+
+    async def close(self) -> None:
+        """Release connections."""

@@ -1,0 +1,187 @@
+"""Routes through Traefik's file provider: one YAML file per user server, written atomically.
+
+Temporary files are written next to (not inside) the watched directory: Traefik reloads on every
+file event and then waits out its throttle, so a temp file inside it would delay every route.
+A file is parsed and checked before it goes live, because one broken file stops Traefik from
+applying any further change for every user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import yaml
+
+from hub import names
+from hub.config import TraefikSection
+from hub.errors import ProxyError
+from hub.proxy import Proxy, Route
+
+log = logging.getLogger(__name__)
+
+HUB_ROUTE_FILE = "hub.yaml"
+ROUTE_POLL_SECONDS = 0.02
+HUB_SESSION_COOKIE = "hub-session"
+
+
+def render_route(route: Route, *, hub_url: str, entrypoint: str) -> dict[str, Any]:
+    """The dynamic configuration of one user's route, as a plain mapping."""
+    rid = names.route_id(route.slug)
+    if not (route.prefix.startswith("/user/") and route.prefix.endswith("/")) or "`" in route.prefix:
+        raise ValueError(f"not a user prefix: {route.prefix!r}")
+    auth_address = f"{hub_url}/hub/forward-auth/{quote(route.username, safe='')}"
+    middlewares: dict[str, Any] = {
+        f"{rid}-auth": {
+            "forwardAuth": {
+                "address": auth_address,
+                "trustForwardHeader": False,
+                "maxResponseBodySize": 65536,
+                # The hub answers with the request's cookies minus its own session cookie,
+                # so the user's server never sees the session of whoever visits it.
+                "authResponseHeaders": ["Cookie"],
+            }
+        },
+        f"{rid}-token": {"headers": {"customRequestHeaders": {"Authorization": f"token {route.token}"}}},
+    }
+    chain = [f"{rid}-auth", f"{rid}-token"]
+    if route.strip_prefix:
+        middlewares[f"{rid}-strip"] = {"stripPrefix": {"prefixes": [route.prefix.rstrip("/")]}}
+        chain.append(f"{rid}-strip")
+    return {
+        "http": {
+            "routers": {
+                rid: {
+                    "rule": f"PathPrefix(`{route.prefix}`)",
+                    "entryPoints": [entrypoint],
+                    "service": rid,
+                    "middlewares": chain,
+                }
+            },
+            "services": {rid: {"loadBalancer": {"servers": [{"url": route.target}], "passHostHeader": True}}},
+            "middlewares": middlewares,
+        }
+    }
+
+
+def render_hub_route(*, hub_url: str, entrypoint: str) -> dict[str, Any]:
+    """Everything that is not a user's server goes to the hub (lowest priority)."""
+    return {
+        "http": {
+            "routers": {
+                "hub": {"rule": "PathPrefix(`/`)", "priority": 1, "entryPoints": [entrypoint], "service": "hub"}
+            },
+            "services": {"hub": {"loadBalancer": {"servers": [{"url": hub_url}]}}},
+        }
+    }
+
+
+def dump_checked(config: dict[str, Any]) -> str:
+    """YAML text of the config, parsed back and compared so that no broken file goes live."""
+    text = yaml.safe_dump(config, sort_keys=True, default_flow_style=False)
+    if yaml.safe_load(text) != config:
+        raise ValueError("the rendered route does not read back as written")
+    return text
+
+
+def atomic_write(path: Path, text: str, tmp_dir: Path) -> None:
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix=".route-", suffix=".part")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+class TraefikFileProxy(Proxy):
+    def __init__(self, settings: TraefikSection, hub_url: str) -> None:
+        self.settings = settings
+        self.hub_url = hub_url.rstrip("/")
+        self.directory = settings.dynamic_dir
+        self.tmp_dir = self.directory.parent / f"{self.directory.name}.tmp"
+        self._http: aiohttp.ClientSession | None = None
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2))
+        return self._http
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+
+    async def _write(self, filename: str, config: dict[str, Any]) -> None:
+        text = dump_checked(config)
+        await asyncio.to_thread(self.directory.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(atomic_write, self.directory / filename, text, self.tmp_dir)
+
+    async def install_hub_route(self) -> None:
+        await self._write(HUB_ROUTE_FILE, render_hub_route(hub_url=self.hub_url, entrypoint=self.settings.entrypoint))
+
+    async def add_route(self, route: Route) -> None:
+        config = render_route(route, hub_url=self.hub_url, entrypoint=self.settings.entrypoint)
+        await self._write(names.route_file(route.slug), config)
+        await self.wait_for_router(names.route_id(route.slug))
+
+    async def delete_route(self, slug: str) -> None:
+        path = self.directory / names.route_file(slug)
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+
+    async def list_routes(self) -> set[str]:
+        def scan() -> set[str]:
+            if not self.directory.is_dir():
+                return set()
+            return {
+                entry.name.removeprefix("user-").removesuffix(".yaml")
+                for entry in self.directory.iterdir()
+                if entry.name.startswith("user-") and entry.name.endswith(".yaml")
+            }
+
+        return await asyncio.to_thread(scan)
+
+    async def router_status(self, router: str) -> str | None:
+        """The router's status in Traefik's API ('enabled', 'disabled', ...), None when not listed."""
+        url = f"{self.settings.api_url}/api/http/routers/{router}@file"
+        try:
+            async with self._session().get(url) as response:
+                if response.status != 200:
+                    return None
+                return str((await response.json()).get("status"))
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+            return None
+
+    async def wait_for_router(self, router: str) -> None:
+        """Return once Traefik's API lists the router as enabled, so the browser never meets a 404."""
+        deadline = time.monotonic() + self.settings.route_timeout
+        status: str | None = None
+        while time.monotonic() < deadline:
+            status = await self.router_status(router)
+            if status == "enabled":
+                return
+            await asyncio.sleep(ROUTE_POLL_SECONDS)
+        raise ProxyError(
+            "The proxy did not take the route to your server in time. Please try again; "
+            "if it keeps happening, tell your administrator.",
+            f"traefik router {router}@file status {status!r} after {self.settings.route_timeout:g}s "
+            f"(api {self.settings.api_url})",
+        )
+
+    async def ping(self) -> bool:
+        try:
+            async with self._session().get(f"{self.settings.api_url}/api/version") as response:
+                return response.status == 200
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+            return False
