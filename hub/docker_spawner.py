@@ -45,7 +45,7 @@ def jupyter_command(image: ImageSpec, base_url: str) -> list[str]:
 
 def container_command(image: ImageSpec, base_url: str) -> list[str] | None:
     if image.command is not None:
-        return [part.format(base_url=base_url, port=image.port) for part in image.command]
+        return [part.replace("{base_url}", base_url).replace("{port}", str(image.port)) for part in image.command]
     return jupyter_command(image, base_url) if image.jupyter else None
 
 
