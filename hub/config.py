@@ -60,7 +60,6 @@ class AuthSection(Section):
     """Whether admins may open other users' servers."""
     dummy_password: SecretStr | None = None
     pam_service: str = "login"
-    open_signup: bool = False
     options: dict[str, Any] = {}
     """Options for a third-party authenticator."""
 

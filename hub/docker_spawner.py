@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -12,6 +13,7 @@ from typing import Any, TypeVar
 import aiohttp
 import docker
 import docker.errors
+import docker.utils
 from docker.models.containers import Container
 
 from hub import names
@@ -72,10 +74,15 @@ class DockerSpawner(Spawner):
         self.settings = settings
         self.extra_labels = {**settings.extra_labels, **(extra_labels or {})}
         self._client: docker.DockerClient | None = None
+        self._client_lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="docker")
 
     # -- plumbing ---------------------------------------------------------------------------
     def client(self) -> docker.DockerClient:
+        with self._client_lock:
+            return self._connect()
+
+    def _connect(self) -> docker.DockerClient:
         if self._client is None:
             if self.settings.docker_url:
                 self._client = docker.DockerClient(base_url=self.settings.docker_url, max_pool_size=32)
@@ -142,7 +149,7 @@ class DockerSpawner(Spawner):
         policy = self.settings.pull_policy
         if policy != "always":
             try:
-                await self._call(self.client().images.get, image.image)
+                await self._call(lambda: self.client().images.get(image.image))
                 return
             except docker.errors.ImageNotFound:
                 if policy == "never":
@@ -155,7 +162,8 @@ class DockerSpawner(Spawner):
         report(10, f"Pulling the image {image.image} (this can take a few minutes the first time)")
         started = time.monotonic()
         try:
-            await self._call(self.client().images.pull, image.image)
+            repository, tag = docker.utils.parse_repository_tag(image.image)
+            await self._call(lambda: self.client().images.pull(repository, tag=tag or "latest"))
         except docker.errors.APIError as exc:
             raise SpawnError(
                 f"The image {image.image} could not be pulled: {exc.explanation or exc}",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import posixpath
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from aiohttp import web
 from aiohttp_session import get_session
@@ -24,7 +24,7 @@ routes = web.RouteTableDef()
 
 def normalized_path(uri: str) -> str:
     """The path of a forwarded URI, percent-decoded until stable and with dot segments resolved."""
-    path = urlsplit(uri).path
+    path = uri.split("?", 1)[0].split("#", 1)[0]
     for _ in range(4):
         decoded = unquote(path)
         if decoded == path:
