@@ -23,7 +23,7 @@ import docker.errors
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.test_login_spawn_notebook import type_into_first_cell
+from tests.e2e.test_login_spawn_notebook import run_first_cell
 from tests.fixtures.traefik import free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser]
@@ -138,9 +138,7 @@ def test_compose_up_first_admin_notebook_and_restart(compose: ComposeProject, pa
 
     page.locator('.jp-LauncherCard[data-category="Notebook"]').first.click(timeout=60_000)
     page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=60_000)
-    type_into_first_cell(page, "6*7")
-    page.keyboard.press("Shift+Enter")
-    expect(page.locator(".jp-OutputArea-output").first).to_have_text("42", timeout=60_000)
+    run_first_cell(page, "6*7", "42")
     page.keyboard.press("Control+s")
     expect(page.locator(".jp-DirListing-item", has_text="Untitled.ipynb")).to_be_visible()
 

@@ -93,3 +93,11 @@ def test_bob_may_not_follow_or_stop_alices_server(alice: HubUser, bob: HubUser) 
     assert bob.get("/hub/api/users/alice/server/progress").status_code == 403
     assert bob.get("/hub/spawn-pending/alice").status_code == 403
     assert alice.get("/user/alice/api/status").status_code == 200
+
+
+def test_an_admin_cannot_open_other_servers_while_admin_access_is_off(bob: HubUser, hub: HubProcess) -> None:
+    admin = HubUser(hub.url, "admin")
+    admin.login(password_of("admin"))
+    status, body, _ = admin.raw_get("/user/bob/echo")
+    assert status == 403
+    assert "belongs to another user" in body
