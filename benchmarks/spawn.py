@@ -1,0 +1,119 @@
+"""Time from "Start" to "route live" for N users at once, against the container's own start time.
+
+The baseline is the same image started with the same command straight from the docker SDK, timed
+until it answers HTTP. The hub's time is from the POST of the spawn form until the progress stream
+says ready (which the hub sends only once Traefik lists the route). Goal: ratio <= 1.15.
+
+    .venv/bin/python benchmarks/spawn.py --users 1
+    .venv/bin/python benchmarks/spawn.py --users 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import docker
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from hub.config import ImageSpec  # noqa: E402
+from hub.docker_spawner import container_command  # noqa: E402
+from tests.fixtures.docker import ROOT, build_cached, remove_run_objects  # noqa: E402
+from tests.fixtures.hub import HubProcess, hub_config  # noqa: E402
+from tests.fixtures.traefik import free_port, start_traefik  # noqa: E402
+
+
+def baseline(client: docker.DockerClient, image: str, prefix: str, runs: int) -> list[float]:
+    """Seconds from `docker create` until the bare Jupyter server answers, done by hand."""
+    import urllib.request
+
+    spec = ImageSpec(name="jl", image=image)
+    network = f"{prefix}-net"
+    client.networks.create(network, labels={"hub.test-run": prefix})
+    times = []
+    for number in range(runs):
+        token = secrets.token_hex(8)
+        began = time.perf_counter()
+        container = client.containers.create(
+            image, container_command(spec, "/user/base/"), name=f"{prefix}-base-{number}", network=network,
+            environment={"JUPYTER_TOKEN": token}, labels={"hub.test-run": prefix}, init=True, user="1000:1000")
+        container.start()
+        container.reload()
+        address = container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
+        while True:
+            try:
+                request = urllib.request.Request(f"http://{address}:8888/user/base/api",
+                                                 headers={"Authorization": f"token {token}"})
+                urllib.request.urlopen(request, timeout=1)
+                break
+            except OSError:
+                time.sleep(0.02)
+        times.append(time.perf_counter() - began)
+        container.remove(force=True)
+    return times
+
+
+async def user_spawn(hub: HubProcess, name: str) -> float:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        page = await (await http.get(f"{hub.url}/hub/login")).text()
+        xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+        await http.post(f"{hub.url}/hub/login", data={"_xsrf": xsrf, "username": name, "password": "bench-pass"})
+        page = await (await http.get(f"{hub.url}/hub/spawn")).text()
+        xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+        began = time.perf_counter()
+        await http.post(f"{hub.url}/hub/spawn", data={"_xsrf": xsrf, "image": "jupyterlab"}, allow_redirects=False)
+        async with http.get(f"{hub.url}/hub/api/users/{name}/server/progress") as stream:
+            async for line in stream.content:
+                if line.startswith(b"data: ") and json.loads(line[6:]).get("ready"):
+                    break
+        elapsed = time.perf_counter() - began
+        async with http.get(f"{hub.url}/user/{name}/api/status") as response:
+            assert response.status == 200, f"{name}: {response.status}"
+        return elapsed
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--users", type=int, default=1)
+    args = parser.parse_args()
+    client = docker.from_env()
+    base = os.environ.get("HUB_TEST_BASE_IMAGE", "hub-ci-base:bookworm")
+    image = build_cached(client, ROOT / "images" / "jupyterlab", base, "jupyterlab")
+    prefix = f"bench{secrets.token_hex(3)}"
+    workdir = Path(tempfile.mkdtemp())
+    traefik = start_traefik(workdir / "traefik")
+    port = free_port()
+    config = hub_config(port=port, traefik=traefik, data_dir=workdir / "data", prefix=prefix, run_prefix=prefix,
+                        images=[{"name": "jupyterlab", "image": image}],
+                        auth={"type": "dummy", "dummy_password": "bench-pass"})
+    (workdir / "hub.yaml").write_text(yaml.safe_dump(config))
+    hub = HubProcess(traefik.web_url, f"http://127.0.0.1:{port}", workdir / "hub.yaml", workdir / "hub.log", prefix, traefik)
+    try:
+        base_times = baseline(client, image, prefix, runs=3)
+        hub.start()
+        hub_times = await asyncio.gather(*(user_spawn(hub, f"user{n}") for n in range(args.users)))
+        container_alone = statistics.median(base_times)
+        print(f"container alone (median of {len(base_times)}): {container_alone:.2f} s")
+        print(f"through the hub, {args.users} at once: median {statistics.median(hub_times):.2f} s, "
+              f"max {max(hub_times):.2f} s")
+        print(f"ratio (median / container alone): {statistics.median(hub_times) / container_alone:.2f}")
+    finally:
+        hub.stop()
+        traefik.stop()
+        remove_run_objects(client, prefix)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
