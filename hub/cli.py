@@ -1,4 +1,4 @@
-"""Command line: ``hub serve``, ``hub user add|list|remove``, ``hub check-config``."""
+"""Command line: ``hub serve``, ``hub user add|list|remove``, ``hub token create``, ``hub check-config``."""
 
 from __future__ import annotations
 
@@ -140,6 +140,24 @@ async def user_remove(settings: Settings, name: str) -> int:
         await engine.dispose()
 
 
+async def token_create(settings: Settings, name: str, note: str, expires_in: int | None) -> int:
+    from hub.db import open_database
+    from hub.errors import NotFound
+    from hub.tokens import TokenStore
+
+    engine, sessions = await open_database(settings.db_url)
+    try:
+        try:
+            _, token = await TokenStore(sessions).create(name, note, expires_in)
+        except NotFound as exc:
+            print(f"error: {exc.user_message} Add it first with `hub user add`.", file=sys.stderr)
+            return EXIT_USAGE
+        print(token)
+        return 0
+    finally:
+        await engine.dispose()
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="hub", description="A multi-user container hub for one host.")
     top.add_argument("--config", "-c", help="path to hub.yaml (default: $HUB_CONFIG or ./hub.yaml)")
@@ -155,6 +173,11 @@ def parser() -> argparse.ArgumentParser:
     user.add_parser("list", help="list users")
     remove = user.add_parser("remove", help="delete a user (their volume is kept)")
     remove.add_argument("name")
+    token = commands.add_parser("token", help="manage API tokens").add_subparsers(dest="action", required=True)
+    create = token.add_parser("create", help="make an API token for a user or service account and print it")
+    create.add_argument("name")
+    create.add_argument("--note", default="Made with hub token create")
+    create.add_argument("--expires-in", type=int, default=None, metavar="SECONDS")
     return top
 
 
@@ -173,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.action == "list":
             return asyncio.run(user_list(settings))
         name = validate_username(normalize_username(args.name))
+        if args.command == "token":
+            return asyncio.run(token_create(settings, name, args.note, args.expires_in))
         if args.action == "add":
             return asyncio.run(user_add(settings, name, args.admin, args.password_stdin))
         return asyncio.run(user_remove(settings, name))

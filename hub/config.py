@@ -106,8 +106,8 @@ class ImageSpec(Section):
 
 
 class SpawnerSection(Section):
-    prefix: str = Field("hub", pattern=r"^[a-z0-9][a-z0-9-]{0,30}$")
-    """Start of every container, volume and network name the hub makes."""
+    prefix: str = Field("hub", pattern=r"^[a-z0-9][a-z0-9-]{0,15}$")
+    """Start of every container and volume name the hub makes (at most 16 characters: names stay DNS labels)."""
     network: str = "hub-users"
     docker_url: str | None = None
     """Docker API address; by default taken from DOCKER_HOST or the local socket."""
@@ -117,6 +117,8 @@ class SpawnerSection(Section):
     stop_timeout: int = Field(5, ge=0)
     pull_policy: Literal["ifnotpresent", "always", "never"] = "ifnotpresent"
     extra_labels: dict[str, str] = {}
+    pids_limit: int = Field(2048, gt=0)
+    """Most processes a user container may run."""
     images_dir: Path = Path("images")
     """Where the build folders of images with `build:` are."""
     build_args: dict[str, str] = {}

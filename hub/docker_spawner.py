@@ -133,17 +133,21 @@ class DockerSpawner(Spawner):
                 f"Docker refused to create a container from the image {image.image}: {exc.explanation}",
                 f"create {name}: {exc}",
             ) from exc
-        report(50, "Starting your container")
         try:
-            await self._call(container.start)
-            await self._call(container.reload)
-        except docker.errors.APIError as exc:
-            await self._call(self._remove_container, name)
-            raise SpawnError(f"Docker could not start your container: {exc.explanation}", str(exc)) from exc
-        handle = ServerHandle(container.id or "", name, volume, self._address(container, image))
-        report(60, "Waiting for your server to answer")
-        await self._wait_until_answering(container, handle, request)
-        return handle
+            report(50, "Starting your container")
+            try:
+                await self._call(container.start)
+                await self._call(container.reload)
+            except docker.errors.APIError as exc:
+                raise SpawnError(f"Docker could not start your container: {exc.explanation}", str(exc)) from exc
+            handle = ServerHandle(container.id or "", name, volume, self._address(container, image))
+            report(60, "Waiting for your server to answer")
+            await self._wait_until_answering(container, handle, request)
+            return handle
+        except BaseException:
+            # Cancelled or failed after the container exists: never leave it running unknown to the hub.
+            await asyncio.shield(self._call(self._remove_container, name))
+            raise
 
     def _ensure_network(self, labels: dict[str, str]) -> None:
         client = self.client()
@@ -186,6 +190,8 @@ class DockerSpawner(Spawner):
             "init": True,
             "detach": True,
             "security_opt": ["no-new-privileges"],
+            "cap_drop": ["ALL"],
+            "pids_limit": self.settings.pids_limit,
             "user": image.user,
         }
         if image.mem_limit:
@@ -268,6 +274,20 @@ class DockerSpawner(Spawner):
             return ServerStatus.RUNNING if container.status == "running" else ServerStatus.EXITED
 
         return await self._call(inspect)
+
+    async def remove_data(self, slug: str) -> None:
+        volume = names.volume_name(self.settings.prefix, slug)
+
+        def remove() -> None:
+            try:
+                self.client().volumes.get(volume).remove()
+            except docker.errors.NotFound:
+                pass
+
+        try:
+            await self._call(remove)
+        except docker.errors.APIError as exc:
+            raise SpawnError(f"The files could not be deleted: {exc.explanation}", str(exc)) from exc
 
     async def logs(self, handle: ServerHandle, lines: int = 50) -> str:
         def read() -> str:

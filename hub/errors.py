@@ -4,8 +4,10 @@
     ├── BadRequest           400: a form or name that cannot be used
     │   ├── BadUsername
     │   └── UnknownImage
+    ├── Unauthorized         401: no valid session or token
     ├── Forbidden            403
     ├── NotFound             404
+    ├── Conflict             409
     ├── SpawnError           a server could not start (image, container, timeout)
     ├── ProxyError           Traefik did not take a route
     └── ServiceUnavailable   503: Docker or another dependency is away
@@ -35,6 +37,16 @@ class BadUsername(BadRequest):
 
 class UnknownImage(BadRequest):
     title = "Unknown image"
+
+
+class Unauthorized(HubError):
+    status = 401
+    title = "Not logged in"
+
+
+class Conflict(HubError):
+    status = 409
+    title = "Conflict"
 
 
 class Forbidden(HubError):

@@ -59,3 +59,19 @@ class Server(Base):
     error: Mapped[str | None] = mapped_column(Text, default=None)
     """Why the last start failed or the server stopped, in words for the user."""
     owner: Mapped[User] = relationship(back_populates="server", lazy="raise_on_sql")
+
+
+class ApiToken(Base):
+    """An API token. Only its SHA-256 is kept; the token itself is shown once, when it is made."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    hashed: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    prefix: Mapped[str] = mapped_column(String(8))
+    note: Mapped[str] = mapped_column(String(200), default="")
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    last_activity: Mapped[dt.datetime | None] = mapped_column(default=None)
+    owner: Mapped[User] = relationship(lazy="joined")

@@ -47,9 +47,12 @@ class SpawnProgress:
     def report(self, progress: int, message: str) -> None:
         self.emit(ProgressEvent(progress, message))
 
-    async def follow(self) -> AsyncIterator[ProgressEvent]:
-        """Every event so far, then each new one, until the spawn is ready or failed."""
-        seen = 0
+    async def follow(self, start: int = 0, keepalive: float | None = None) -> AsyncIterator[ProgressEvent | None]:
+        """Every event from number ``start`` on, then each new one, until the spawn is ready or failed.
+
+        With ``keepalive``, None is yielded after that many quiet seconds (for SSE comments).
+        """
+        seen = start
         while True:
             changed = self._changed
             while seen < len(self.events):
@@ -57,4 +60,7 @@ class SpawnProgress:
                 yield self.events[seen - 1]
             if self.finished:
                 return
-            await changed.wait()
+            try:
+                await asyncio.wait_for(changed.wait(), keepalive)
+            except asyncio.TimeoutError:
+                yield None

@@ -84,10 +84,16 @@ def start_session(session: Session, name: str, admin: bool) -> None:
     session["csrf"] = secrets.token_urlsafe(24)
 
 
+def is_token_request(request: web.Request) -> bool:
+    """API calls authenticated by a token carry no ambient credential, so CSRF does not apply."""
+    scheme = request.headers.get("Authorization", "").partition(" ")[0].lower()
+    return request.path.startswith("/hub/api/") and scheme in ("token", "bearer")
+
+
 @web.middleware
 async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every unsafe request must carry the session's CSRF token (form field or header)."""
-    if request.method in UNSAFE_METHODS:
+    if request.method in UNSAFE_METHODS and not is_token_request(request):
         session = await get_session(request)
         expected = session.get("csrf")
         sent = request.headers.get(CSRF_HEADER)

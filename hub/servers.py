@@ -14,6 +14,7 @@ from hub import names
 from hub.config import ImageSpec, Settings
 from hub.db import Sessionmaker, get_user
 from hub.errors import HubError, ServiceUnavailable, SpawnError
+from hub.metrics import HubMetrics
 from hub.models import Server, ServerState, User, utcnow
 from hub.progress import ProgressEvent, SpawnProgress
 from hub.proxy import Proxy, Route
@@ -49,8 +50,10 @@ def route_of(user: str, server: Server, image: ImageSpec | None) -> Route:
 
 
 class ServerManager:
-    def __init__(self, settings: Settings, sessions: Sessionmaker, spawner: Spawner, proxy: Proxy) -> None:
+    def __init__(self, settings: Settings, sessions: Sessionmaker, spawner: Spawner, proxy: Proxy,
+                 metrics: HubMetrics | None = None) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.sessions = sessions
         self.spawner = spawner
         self.proxy = proxy
@@ -122,7 +125,10 @@ class ServerManager:
             progress.report(85, "Adding the route to your server")
             await self.proxy.add_route(Route(name, slug, request.base_url, handle.url, secret, image.strip_prefix))
             await self._save(name, state=ServerState.RUNNING, started=utcnow(), last_activity=utcnow())
-            log.info("server of %s ready in %.2fs (%s)", name, time.monotonic() - began, handle.container_id[:12])
+            elapsed = time.monotonic() - began
+            if self.metrics:
+                self.metrics.spawn_duration.observe(elapsed)
+            log.info("server of %s ready in %.2fs (%s)", name, elapsed, handle.container_id[:12])
             progress.emit(ProgressEvent(100, "Your server is ready", ready=True, url=self.server_url(name, image)))
         except asyncio.CancelledError:
             await self._fail(name, handle, "The start of your server was interrupted.", progress)
@@ -138,14 +144,18 @@ class ServerManager:
             await self._fail(name, handle, f"Your server could not start because of an internal error ({type(exc).__name__}).", progress)
 
     async def _fail(self, name: str, handle: ServerHandle | None, message: str, progress: SpawnProgress) -> None:
+        """Clean up after a failed start; the state and the final event are written whatever happens."""
+        if self.metrics:
+            self.metrics.spawn_failures.inc()
         try:
             await self.proxy.delete_route(names.user_slug(name))
             if handle is not None:
                 await self.spawner.stop(handle)
-        except HubError as exc:
-            log.warning("cleanup after failed start of %s: %s", name, exc.detail)
-        await self._save(name, state=ServerState.FAILED, error=message, url=None)
-        progress.emit(ProgressEvent(100, message, failed=True))
+        except Exception as exc:
+            log.warning("cleanup after failed start of %s: %s", name, getattr(exc, "detail", exc))
+        finally:
+            progress.emit(ProgressEvent(100, message, failed=True))
+            await self._save(name, state=ServerState.FAILED, error=message, url=None)
 
     async def _save(self, name: str, **fields: object) -> None:
         async with self.sessions.begin() as session:
@@ -157,29 +167,51 @@ class ServerManager:
 
     # -- stop --------------------------------------------------------------------------------
     async def stop(self, name: str) -> None:
-        """Stop the user's server and keep its volume. Stopping a stopped server does nothing."""
-        task = self._spawns.get(name)
-        if task is not None and not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        """Stop the user's server and keep its volume. Stopping a stopped server does nothing.
+
+        The container goes first and the route after it, so a stop that fails (Docker away)
+        leaves the server running and reachable.
+        """
         async with self._lock(name):
+            task = self._spawns.get(name)
+            if task is not None and not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
             async with self.sessions() as session:
                 user = await get_user(session, name)
                 server = user.server if user else None
                 if server is None:
                     return
-                handle = handle_of(server)
+                handle, previous = handle_of(server), server.state
             await self._save(name, state=ServerState.STOPPING)
-            await self.proxy.delete_route(names.user_slug(name))
             try:
                 if handle.container_id or handle.container_name:
                     await self.spawner.stop(handle)
-            except ServiceUnavailable:
-                await self._save(name, state=ServerState.RUNNING)
-                raise
+            except Exception as exc:
+                await self._save(name, state=previous)
+                if isinstance(exc, HubError):
+                    raise
+                log.exception("stopping the server of %s failed", name)
+                raise HubError("Your server could not be stopped. Please try again in a minute.") from exc
+            await self.proxy.delete_route(names.user_slug(name))
             await self._save(name, state=ServerState.STOPPED, container_id=None, url=None, error=None)
             self._progress.pop(name, None)
             log.info("stopped the server of %s", name)
+
+    async def logs(self, name: str, lines: int) -> str:
+        """The last lines of the user's container log ('' when there is no container)."""
+        async with self.sessions() as session:
+            user = await get_user(session, name)
+            server = user.server if user else None
+            if server is None or not (server.container_id or server.container_name):
+                return ""
+            handle = handle_of(server)
+        return await self.spawner.logs(handle, lines)
+
+    async def remove_data(self, name: str) -> None:
+        """Delete the user's stored files (their volume). The server must be stopped."""
+        await self.spawner.remove_data(names.user_slug(name))
+        log.info("removed the files of %s", name)
 
     # -- start-up and shut-down ---------------------------------------------------------------
     async def restore(self) -> None:
@@ -204,8 +236,8 @@ class ServerManager:
                     await self._save(name, state=ServerState.STOPPED, url=None,
                                      error="The hub restarted while your server was starting or stopping.")
                 await self.proxy.delete_route(slug)
-            except HubError as exc:
-                log.warning("could not restore the server of %s: %s", name, exc.detail)
+            except Exception as exc:
+                log.warning("could not restore the server of %s: %s", name, getattr(exc, "detail", exc))
 
     async def shutdown(self) -> None:
         """Abandon starts in flight cleanly; running servers keep running."""

@@ -62,5 +62,9 @@ class Spawner(abc.ABC):
     @abc.abstractmethod
     async def logs(self, handle: ServerHandle, lines: int = 50) -> str: ...
 
+    @abc.abstractmethod
+    async def remove_data(self, slug: str) -> None:
+        """Delete the user's stored files. Files already gone are not an error."""
+
     async def close(self) -> None:
         """Release connections."""

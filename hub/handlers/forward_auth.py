@@ -14,9 +14,10 @@ from urllib.parse import unquote
 from aiohttp import web
 from aiohttp_session import get_session
 
-from hub.keys import SETTINGS
+from hub.handlers.api_auth import bearer_token
+from hub.keys import ACTIVITY, METRICS, SETTINGS, TOKENS
 from hub.names import truncate
-from hub.security import SESSION_COOKIE, session_user
+from hub.security import SESSION_COOKIE, SessionUser, session_user
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -49,6 +50,13 @@ def cookies_without_session(header: str) -> str:
     return "; ".join(kept)
 
 
+def token_user(request: web.Request) -> SessionUser | None:
+    """The owner of an API token sent as `Authorization: token ...` (checked in memory)."""
+    token = bearer_token(request)
+    owner = request.app[TOKENS].check(token) if token else None
+    return SessionUser(owner.username, owner.admin) if owner else None
+
+
 def login_location(request: web.Request, uri: str) -> str:
     """Absolute, because Traefik resolves a relative Location against the hub's internal address.
 
@@ -65,15 +73,20 @@ async def forward_auth(request: web.Request) -> web.StreamResponse:
     owner = request.match_info["owner"]
     uri = request.headers.get("X-Forwarded-Uri", "/")
     path = normalized_path(uri)
-    user = session_user(await get_session(request))
+    user = session_user(await get_session(request)) or token_user(request)
+    metrics = request.app[METRICS].forward_auth
     if user is None:
-        if request.headers.get("X-Forwarded-Method", "GET") in ("GET", "HEAD"):
+        metrics.labels("login").inc()
+        if bearer_token(request) is None and request.headers.get("X-Forwarded-Method", "GET") in ("GET", "HEAD"):
             raise web.HTTPFound(login_location(request, uri))
-        raise web.HTTPUnauthorized(text="Log in to the hub first.\n")
+        raise web.HTTPUnauthorized(text="Log in to the hub first, or send a valid token.\n")
     allowed = user.name == owner or (user.admin and request.app[SETTINGS].auth.admin_access)
     if not allowed or not is_under(path, owner):
+        metrics.labels("refused").inc()
         log.info("forward-auth refused %s for %s", user.name, truncate(uri, 80))
         raise web.HTTPForbidden(text="This server belongs to another user.\n")
+    metrics.labels("allowed").inc()
+    request.app[ACTIVITY].touch_server(owner)
     return web.Response(text="ok\n", headers={"Cookie": cookies_without_session(request.headers.get("Cookie", ""))})
 
 

@@ -22,6 +22,12 @@ routes = web.RouteTableDef()
 HOME = "/hub/home"
 
 
+def client_address(request: web.Request) -> str:
+    """The browser's address: Traefik puts it first in X-Forwarded-For (it drops what clients send)."""
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    return forwarded.split(",")[0].strip() or str(request.remote)
+
+
 async def current_user(request: web.Request) -> SessionUser | None:
     return session_user(await get_session(request))
 
@@ -52,7 +58,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     password = str(form.get("password", ""))
     next_url = safe_next_url(str(form.get("next", "")), HOME)
     throttle = request.app[LOGIN_THROTTLE]
-    keys = (f"user:{username.strip().lower()}", f"addr:{request.remote}")
+    keys = (f"user:{username.strip().lower()}", f"addr:{client_address(request)}")
     delay = throttle.delay(*keys)
     if delay:
         await asyncio.sleep(delay)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 from aiohttp import web
 
-from hub.errors import Forbidden, NotFound
-from hub.handlers.login import current_user
+from hub.errors import NotFound
+from hub.handlers.api_auth import require_manager_of
 from hub.keys import SERVERS, SETTINGS
 from hub.models import ServerState
 from hub.progress import ProgressEvent
@@ -17,18 +16,16 @@ routes = web.RouteTableDef()
 KEEPALIVE_SECONDS = 15.0
 
 
-async def send(response: web.StreamResponse, event: ProgressEvent) -> None:
-    await response.write(f"data: {json.dumps(event.as_json())}\n\n".encode())
+async def send(response: web.StreamResponse, event: ProgressEvent, number: int | None = None) -> None:
+    """One event; its number lets a reconnecting EventSource resume after it (Last-Event-ID)."""
+    ident = f"id: {number}\n" if number is not None else ""
+    await response.write(f"{ident}data: {json.dumps(event.as_json())}\n\n".encode())
 
 
 @routes.get("/hub/api/users/{name}/server/progress", name="progress_stream")
 async def progress_stream(request: web.Request) -> web.StreamResponse:
-    user = await current_user(request)
     name = request.match_info["name"]
-    if user is None:
-        raise web.HTTPUnauthorized(text='{"status": 401, "message": "Log in first."}', content_type="application/json")
-    if user.name != name and not user.admin:
-        raise Forbidden("You can only follow the start of your own server.")
+    await require_manager_of(request, name)
     servers = request.app[SERVERS]
     progress = servers.progress(name)
     view = await servers.view(name)
@@ -48,14 +45,12 @@ async def progress_stream(request: web.Request) -> web.StreamResponse:
     if progress is None:
         await send(response, final)
         return response
-    events = progress.follow().__aiter__()
-    while True:
-        try:
-            event = await asyncio.wait_for(anext(events), KEEPALIVE_SECONDS)
-        except StopAsyncIteration:
-            break
-        except asyncio.TimeoutError:
+    resume = request.headers.get("Last-Event-ID", "")
+    number = int(resume) + 1 if resume.isdigit() else 0
+    async for event in progress.follow(start=number, keepalive=KEEPALIVE_SECONDS):
+        if event is None:
             await response.write(b": keepalive\n\n")
             continue
-        await send(response, event)
+        await send(response, event, number)
+        number += 1
     return response

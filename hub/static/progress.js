@@ -6,15 +6,14 @@
   const message = document.getElementById("progress-message");
   const steps = document.getElementById("progress-log");
   const source = new EventSource(card.dataset.progressUrl);
-  let seen = steps.children.length;
-  let count = 0;
+  // The page already lists the steps it was rendered with; events are numbered from 0 (SSE ids).
+  const shown = steps.children.length;
 
   source.onmessage = function (event) {
     const data = JSON.parse(event.data);
-    count += 1;
     bar.value = data.progress;
     message.textContent = data.message;
-    if (count > seen) {
+    if (event.lastEventId === "" || Number(event.lastEventId) >= shown) {
       const item = document.createElement("li");
       item.textContent = data.message;
       steps.appendChild(item);

@@ -73,7 +73,7 @@ def traefik_image(client: docker.DockerClient, tag: str) -> str:
 def compose(run_prefix: str, base_image: str, docker_client: docker.DockerClient) -> Iterator[ComposeProject]:
     if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode != 0:
         pytest.fail("`docker compose` (v2 plugin) is missing; .ci/run installs it")
-    name = f"{run_prefix}-compose"
+    name = f"{run_prefix}c"
     port = free_port()
     user_image_existed = bool(docker_client.images.list(name=USER_IMAGE))
     env = {

@@ -1,0 +1,48 @@
+"""When users and their servers were last active, gathered in memory and written to the database in batches.
+
+Forward auth calls ``touch`` on every request it lets through, so it must stay a dict write.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+
+from hub.db import Sessionmaker
+from hub.models import ServerState, User, utcnow
+
+
+class ActivityTracker:
+    def __init__(self, sessions: Sessionmaker) -> None:
+        self.sessions = sessions
+        self._users: dict[str, dt.datetime] = {}
+        self._servers: dict[str, dt.datetime] = {}
+
+    def touch_user(self, name: str) -> None:
+        self._users[name] = utcnow()
+
+    def touch_server(self, owner: str) -> None:
+        now = utcnow()
+        self._servers[owner] = now
+        self._users[owner] = now
+
+    def user_latest(self, name: str) -> dt.datetime | None:
+        return self._users.get(name)
+
+    def server_latest(self, owner: str) -> dt.datetime | None:
+        return self._servers.get(owner)
+
+    async def flush(self) -> None:
+        users, servers = self._users, self._servers
+        self._users, self._servers = {}, {}
+        if not users and not servers:
+            return
+        async with self.sessions.begin() as session:
+            names = set(users) | set(servers)
+            rows = (await session.execute(select(User).where(User.name.in_(names)))).scalars().all()
+            for user in rows:
+                if user.name in users:
+                    user.last_activity = users[user.name]
+                if user.name in servers and user.server is not None and user.server.state == ServerState.RUNNING:
+                    user.server.last_activity = servers[user.name]

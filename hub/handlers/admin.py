@@ -1,0 +1,190 @@
+"""/hub/admin: the admin panel (users, their servers, logs)."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+from aiohttp_session import get_session
+
+from hub.auth.native import set_password
+from hub.errors import BadRequest, Forbidden, UnknownImage
+from hub.handlers.login import require_user
+from hub.keys import ACTIVITY, SERVERS, SESSIONS, SETTINGS, TOKENS, USERS
+from hub.names import truncate
+from hub.security import SessionUser
+from hub.users import SortKey
+
+routes = web.RouteTableDef()
+PAGE_SIZE = 50
+SORT_KEYS = ("name", "admin", "state", "image", "started", "last_activity", "created")
+LOG_LINES = 200
+
+
+async def require_admin_user(request: web.Request) -> SessionUser:
+    user = await require_user(request)
+    if not user.admin:
+        raise Forbidden("Only admins may use the admin panel.", f"{user.name} tried {request.path}")
+    return user
+
+
+async def flash(request: web.Request, message: str, error: bool = False) -> None:
+    (await get_session(request))["flash"] = {"message": message, "error": error}
+
+
+def back_to_panel(request: web.Request) -> web.HTTPSeeOther:
+    referer = request.headers.get("Referer", "")
+    match = re.search(r"(/hub/admin(\?[^#\s]*)?)$", referer)
+    return web.HTTPSeeOther(match.group(1) if match else "/hub/admin")
+
+
+@routes.get("/hub/admin", name="admin")
+async def admin_panel(request: web.Request) -> web.StreamResponse:
+    await require_admin_user(request)
+    query = request.query
+    sort = query.get("sort", "name")
+    sort_key: SortKey = sort if sort in SORT_KEYS else "name"  # type: ignore[assignment]
+    descending = query.get("order") == "desc"
+    page_number = max(int(query["page"]) if query.get("page", "").isdigit() else 1, 1)
+    name_filter = query.get("filter", "")[:64]
+    page = await request.app[USERS].page(name_filter=name_filter, sort=sort_key, descending=descending,
+                                         offset=(page_number - 1) * PAGE_SIZE, limit=PAGE_SIZE)
+    session = await get_session(request)
+    message = session.pop("flash", None)
+    activity = request.app[ACTIVITY]
+    context: dict[str, Any] = {
+        "page": page,
+        "rows": page.rows,
+        "page_number": page_number,
+        "pages": max((page.total + PAGE_SIZE - 1) // PAGE_SIZE, 1),
+        "sort": sort_key,
+        "order": "desc" if descending else "asc",
+        "filter": name_filter,
+        "flash": message,
+        "images": request.app[SETTINGS].images,
+        "admin_access": request.app[SETTINGS].auth.admin_access,
+        "spawning": {row.name for row in page.rows if request.app[SERVERS].is_spawning(row.name)},
+        "recent": {row.name: activity.user_latest(row.name) for row in page.rows},
+    }
+    return aiohttp_jinja2.render_template("admin.html", request, context)
+
+
+@routes.post("/hub/admin/users", name="admin_add_users")
+async def add_users(request: web.Request) -> web.StreamResponse:
+    await require_admin_user(request)
+    form = await request.post()
+    names = [name for name in re.split(r"[\s,;]+", str(form.get("usernames", ""))) if name]
+    admin = form.get("admin") == "on"
+    created, existing = await request.app[USERS].add(names, admin=admin)
+    passwords: list[tuple[str, str]] = []
+    if request.app[SETTINGS].auth.type == "native":
+        for name in created:
+            password = secrets.token_urlsafe(9)
+            await set_password(request.app[SESSIONS], name, password, admin=admin)
+            passwords.append((name, password))
+    context = {"created": created, "existing": existing, "passwords": passwords, "admin": admin}
+    return aiohttp_jinja2.render_template("admin_added.html", request, context)
+
+
+@routes.post("/hub/admin/users/{name}/admin", name="admin_set_admin")
+async def set_admin(request: web.Request) -> web.StreamResponse:
+    me = await require_admin_user(request)
+    name = request.match_info["name"]
+    grant = (await request.post()).get("admin") == "1"
+    if name == me.name and not grant:
+        raise BadRequest("You cannot take away your own admin rights.")
+    await request.app[USERS].set_admin(name, grant)
+    await request.app[TOKENS].load()
+    await flash(request, f"{name} is {'now an admin' if grant else 'no longer an admin'}.")
+    raise back_to_panel(request)
+
+
+@routes.post("/hub/admin/users/{name}/start", name="admin_start")
+async def start_for_user(request: web.Request) -> web.StreamResponse:
+    await require_admin_user(request)
+    name = request.match_info["name"]
+    choice = (await request.post()).get("image")
+    image = request.app[SETTINGS].image(choice) if isinstance(choice, str) else None
+    if image is None:
+        raise UnknownImage(f"The image {truncate(str(choice))!r} is not offered on this hub.")
+    await request.app[USERS].row(name)
+    await request.app[SERVERS].start(name, image)
+    await flash(request, f"Starting {image.title} for {name}.")
+    raise back_to_panel(request)
+
+
+@routes.post("/hub/admin/users/{name}/stop", name="admin_stop")
+async def stop_for_user(request: web.Request) -> web.StreamResponse:
+    await require_admin_user(request)
+    name = request.match_info["name"]
+    await request.app[USERS].row(name)
+    await request.app[SERVERS].stop(name)
+    await flash(request, f"The server of {name} is stopped.")
+    raise back_to_panel(request)
+
+
+@routes.get("/hub/admin/stop-all", name="admin_stop_all_confirm")
+async def stop_all_confirm(request: web.Request) -> web.StreamResponse:
+    await require_admin_user(request)
+    active = await request.app[USERS].page(state="active", limit=10**6)
+    context = {"action": "/hub/admin/stop-all", "title": "Stop all servers?",
+               "question": f"This stops {active.total} running server(s). Users' files are kept.",
+               "volume_choice": False, "button": "Stop all servers"}
+    return aiohttp_jinja2.render_template("admin_confirm.html", request, context)
+
+
+@routes.post("/hub/admin/stop-all", name="admin_stop_all")
+async def stop_all(request: web.Request) -> web.StreamResponse:
+    await require_admin_user(request)
+    if (await request.post()).get("confirm") != "yes":
+        raise BadRequest("Confirm that you want to stop all servers.")
+    active = await request.app[USERS].page(state="active", limit=10**6)
+    for row in active.rows:
+        await request.app[SERVERS].stop(row.name)
+    await flash(request, f"Stopped {len(active.rows)} server(s).")
+    raise web.HTTPSeeOther("/hub/admin")
+
+
+@routes.get("/hub/admin/users/{name}/delete", name="admin_delete_confirm")
+async def delete_confirm(request: web.Request) -> web.StreamResponse:
+    await require_admin_user(request)
+    name = request.match_info["name"]
+    await request.app[USERS].row(name)
+    context = {"action": f"/hub/admin/users/{name}/delete", "title": f"Delete {name}?",
+               "question": f"This stops the server of {name} and deletes the account.",
+               "volume_choice": True, "button": f"Delete {name}", "name": name}
+    return aiohttp_jinja2.render_template("admin_confirm.html", request, context)
+
+
+@routes.post("/hub/admin/users/{name}/delete", name="admin_delete")
+async def delete_user(request: web.Request) -> web.StreamResponse:
+    me = await require_admin_user(request)
+    name = request.match_info["name"]
+    form = await request.post()
+    if form.get("confirm") != "yes":
+        raise BadRequest("Confirm the deletion on the confirmation page.")
+    if name == me.name:
+        raise BadRequest("You cannot delete yourself.")
+    await request.app[USERS].row(name)
+    servers = request.app[SERVERS]
+    await servers.stop(name)
+    await request.app[USERS].delete(name)
+    await request.app[TOKENS].load()
+    message = f"Deleted {name}; their files are kept."
+    if form.get("remove_volume") == "yes":
+        await servers.remove_data(name)
+        message = f"Deleted {name} and their files."
+    await flash(request, message)
+    raise web.HTTPSeeOther("/hub/admin")
+
+
+@routes.get("/hub/admin/users/{name}/log", name="admin_log")
+async def server_log(request: web.Request) -> web.StreamResponse:
+    await require_admin_user(request)
+    name = request.match_info["name"]
+    await request.app[USERS].row(name)
+    log_text = await request.app[SERVERS].logs(name, LOG_LINES)
+    return aiohttp_jinja2.render_template("admin_log.html", request, {"name": name, "log": log_text})

@@ -1,0 +1,192 @@
+"""REST API: users and their servers, in JupyterHub's paths and shapes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from aiohttp import web
+
+from hub.api_models import API_VERSION, user_model
+from hub.errors import BadRequest, Conflict, HubError, UnknownImage
+from hub.handlers.api_auth import api_requester, require_admin, require_manager_of
+from hub.keys import ACTIVITY, SERVERS, SETTINGS, TOKENS, USERS
+from hub.models import ServerState
+from hub.names import truncate
+from hub.users import UserRow
+
+routes = web.RouteTableDef()
+PAGINATION = "application/jupyterhub-pagination+json"
+DEFAULT_LIMIT = 200
+MAX_LIMIT = 200
+START_WAIT_SECONDS = 10.0
+
+
+def model_of(request: web.Request, row: UserRow) -> dict[str, Any]:
+    activity = request.app[ACTIVITY]
+    return user_model(row, spawning=request.app[SERVERS].is_spawning(row.name),
+                      user_activity=activity.user_latest(row.name), server_activity=activity.server_latest(row.name))
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    try:
+        body = json.loads(await request.text() or "{}")
+    except ValueError:
+        raise BadRequest("The request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    return body
+
+
+def int_param(request: web.Request, key: str, default: int, maximum: int | None = None) -> int:
+    raw = request.query.get(key)
+    if raw is None:
+        return default
+    if not raw.isdigit():
+        raise BadRequest(f"{key} must be a non-negative whole number.")
+    value = int(raw)
+    return min(value, maximum) if maximum is not None else value
+
+
+@routes.get("/hub/api", name="api_root_bare")
+@routes.get("/hub/api/", name="api_root")
+async def api_root(request: web.Request) -> web.StreamResponse:
+    from hub import __version__
+
+    return web.json_response({"version": API_VERSION, "containerhub_version": __version__})
+
+
+@routes.get("/hub/api/user", name="api_whoami")
+async def whoami(request: web.Request) -> web.StreamResponse:
+    requester = await api_requester(request)
+    model = model_of(request, await request.app[USERS].row(requester.name))
+    model["scopes"] = ["admin:users", "admin:servers"] if requester.admin else ["self"]
+    return web.json_response(model)
+
+
+@routes.get("/hub/api/users", name="api_users")
+async def list_users(request: web.Request) -> web.StreamResponse:
+    await require_admin(request)
+    paginated = PAGINATION in request.headers.get("Accept", "")
+    state = request.query.get("state") or None
+    if state not in (None, "active", "inactive", "ready"):
+        raise BadRequest("state must be one of active, inactive, ready.")
+    offset = int_param(request, "offset", 0)
+    limit = int_param(request, "limit", DEFAULT_LIMIT if paginated else 10**9, MAX_LIMIT if paginated else None)
+    page = await request.app[USERS].page(name_filter=request.query.get("name_filter", ""),
+                                         state=state, offset=offset, limit=limit)  # type: ignore[arg-type]
+    items = [model_of(request, row) for row in page.rows]
+    if not paginated:
+        return web.json_response(items)
+    following = offset + len(items)
+    next_page = None
+    if following < page.total:
+        url = request.url.update_query(offset=following, limit=limit)
+        next_page = {"offset": following, "limit": limit, "url": str(url)}
+    return web.json_response(
+        {"items": items, "_pagination": {"offset": offset, "limit": limit, "total": page.total, "next": next_page}}
+    )
+
+
+@routes.post("/hub/api/users", name="api_add_users")
+async def add_users(request: web.Request) -> web.StreamResponse:
+    await require_admin(request)
+    body = await json_body(request)
+    names = body.get("usernames")
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise BadRequest('Send {"usernames": ["name", ...], "admin": false}.')
+    created, existing = await request.app[USERS].add(names, admin=bool(body.get("admin")))
+    if not created:
+        raise Conflict(f"All these users exist already: {', '.join(existing)}.")
+    rows = [await request.app[USERS].row(name) for name in created]
+    return web.json_response([model_of(request, row) for row in rows], status=201)
+
+
+@routes.get("/hub/api/users/{name}", name="api_user")
+async def get_user(request: web.Request) -> web.StreamResponse:
+    name = request.match_info["name"]
+    await require_manager_of(request, name)
+    return web.json_response(model_of(request, await request.app[USERS].row(name)))
+
+
+@routes.post("/hub/api/users/{name}", name="api_add_user")
+async def add_user(request: web.Request) -> web.StreamResponse:
+    await require_admin(request)
+    body = await json_body(request)
+    name = await request.app[USERS].add_one(request.match_info["name"], admin=bool(body.get("admin")))
+    return web.json_response(model_of(request, await request.app[USERS].row(name)), status=201)
+
+
+@routes.patch("/hub/api/users/{name}", name="api_patch_user")
+async def patch_user(request: web.Request) -> web.StreamResponse:
+    requester = await require_admin(request)
+    name = request.match_info["name"]
+    body = await json_body(request)
+    if "name" in body and body["name"] != name:
+        raise BadRequest("Renaming users is not supported.")
+    unknown = set(body) - {"name", "admin"}
+    if unknown:
+        raise BadRequest(f"Unknown field(s): {', '.join(sorted(unknown))}.")
+    if "admin" in body:
+        if not isinstance(body["admin"], bool):
+            raise BadRequest("admin must be true or false.")
+        if name == requester.name and not body["admin"]:
+            raise BadRequest("You cannot take away your own admin rights.")
+        await request.app[USERS].set_admin(name, body["admin"])
+        await request.app[TOKENS].load()
+    return web.json_response(model_of(request, await request.app[USERS].row(name)))
+
+
+@routes.delete("/hub/api/users/{name}", name="api_delete_user")
+async def delete_user(request: web.Request) -> web.StreamResponse:
+    requester = await require_admin(request)
+    name = request.match_info["name"]
+    if name == requester.name:
+        raise BadRequest("You cannot delete yourself.")
+    await request.app[USERS].row(name)
+    await request.app[SERVERS].stop(name)
+    await request.app[USERS].delete(name)
+    await request.app[TOKENS].load()
+    return web.Response(status=204)
+
+
+@routes.post("/hub/api/users/{name}/server", name="api_start_server")
+async def start_server(request: web.Request) -> web.StreamResponse:
+    name = request.match_info["name"]
+    await require_manager_of(request, name)
+    row = await request.app[USERS].row(name)
+    settings = request.app[SETTINGS]
+    servers = request.app[SERVERS]
+    if row.state == ServerState.RUNNING and not servers.is_spawning(name):
+        raise BadRequest(f"The server of {name} is already running.")
+    body = await json_body(request)
+    choice = body.get("image", settings.default_image_name)
+    image = settings.image(choice) if isinstance(choice, str) else None
+    if image is None:
+        raise UnknownImage(f"The image {truncate(str(choice))!r} is not offered on this hub.")
+    progress = await servers.start(name, image)
+
+    async def finished() -> None:
+        async for _ in progress.follow():
+            pass  # the stream ends when the start is ready or has failed
+
+    try:
+        await asyncio.wait_for(asyncio.shield(finished()), START_WAIT_SECONDS)
+    except asyncio.TimeoutError:
+        return web.Response(status=202)
+    last = progress.latest
+    if last is not None and last.failed:
+        raise HubError(last.message)
+    return web.Response(status=201)
+
+
+@routes.delete("/hub/api/users/{name}/server", name="api_stop_server")
+async def stop_server(request: web.Request) -> web.StreamResponse:
+    name = request.match_info["name"]
+    await require_manager_of(request, name)
+    await request.app[USERS].row(name)
+    await request.app[SERVERS].stop(name)
+    return web.Response(status=204)

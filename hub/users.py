@@ -1,0 +1,141 @@
+"""The user directory: list, filter, sort and page users; add, delete, and change admin rights.
+
+Shared by the admin panel and the REST API. Listing is one SQL query with LIMIT/OFFSET, so it
+stays fast with thousands of users.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import aliased
+
+from hub.db import Sessionmaker, get_user
+from hub.errors import BadRequest, Conflict, NotFound
+from hub.models import Server, ServerState, User
+from hub.names import normalize_username, validate_username
+
+log = logging.getLogger(__name__)
+
+StateFilter = Literal["active", "inactive", "ready"]
+SortKey = Literal["name", "admin", "state", "image", "started", "last_activity", "created"]
+ACTIVE_STATES = (ServerState.STARTING, ServerState.RUNNING, ServerState.STOPPING)
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    name: str
+    admin: bool
+    created: dt.datetime
+    last_activity: dt.datetime | None
+    state: ServerState
+    image_name: str | None
+    started: dt.datetime | None
+    server_last_activity: dt.datetime | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class UserPage:
+    rows: list[UserRow]
+    total: int
+    offset: int
+    limit: int
+
+
+def _filtered(query: Select, server: type[Server], name_filter: str, state: StateFilter | None) -> Select:  # type: ignore[type-arg]
+    if name_filter:
+        escaped = name_filter.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(User.name.like(f"%{escaped}%", escape="\\"))
+    if state == "ready":
+        query = query.where(server.state == ServerState.RUNNING)
+    elif state == "active":
+        query = query.where(server.state.in_(ACTIVE_STATES))
+    elif state == "inactive":
+        query = query.where(or_(server.id.is_(None), server.state.not_in(ACTIVE_STATES)))
+    return query
+
+
+class UserDirectory:
+    def __init__(self, sessions: Sessionmaker) -> None:
+        self.sessions = sessions
+
+    async def page(self, *, name_filter: str = "", state: StateFilter | None = None, sort: SortKey = "name",
+                   descending: bool = False, offset: int = 0, limit: int = 50) -> UserPage:
+        server = aliased(Server)
+        columns = {
+            "name": User.name, "admin": User.admin, "state": server.state, "image": server.image_name,
+            "started": server.started, "last_activity": User.last_activity, "created": User.created,
+        }
+        order = columns[sort].desc() if descending else columns[sort].asc()
+        base = select(User, server).outerjoin(server, server.user_id == User.id)
+        query = _filtered(base, server, name_filter, state).order_by(order, User.name).offset(offset).limit(limit)
+        count = _filtered(select(func.count(User.id)).outerjoin(server, server.user_id == User.id), server,
+                          name_filter, state)
+        async with self.sessions() as session:
+            total = (await session.execute(count)).scalar_one()
+            rows = [
+                UserRow(
+                    user.name, user.admin, user.created, user.last_activity,
+                    srv.state if srv else ServerState.STOPPED, srv.image_name if srv else None,
+                    srv.started if srv and srv.state == ServerState.RUNNING else None,
+                    srv.last_activity if srv else None, srv.error if srv else None,
+                )
+                for user, srv in (await session.execute(query)).all()
+            ]
+        return UserPage(rows, total, offset, limit)
+
+    async def row(self, name: str) -> UserRow:
+        async with self.sessions() as session:
+            user = await get_user(session, name)
+            if user is None:
+                raise NotFound(f"There is no user {name}.")
+            srv = user.server
+            return UserRow(
+                user.name, user.admin, user.created, user.last_activity,
+                srv.state if srv else ServerState.STOPPED, srv.image_name if srv else None,
+                srv.started if srv and srv.state == ServerState.RUNNING else None,
+                srv.last_activity if srv else None, srv.error if srv else None,
+            )
+
+    async def add(self, raw_names: list[str], admin: bool = False) -> tuple[list[str], list[str]]:
+        """Create users; returns (created, already there). Any unusable name refuses the whole request."""
+        names = []
+        for raw in raw_names:
+            name = validate_username(normalize_username(raw))
+            if name not in names:
+                names.append(name)
+        if not names:
+            raise BadRequest("Give at least one user name.")
+        async with self.sessions.begin() as session:
+            existing = set((await session.execute(select(User.name).where(User.name.in_(names)))).scalars())
+            created = [name for name in names if name not in existing]
+            session.add_all(User(name=name, admin=admin) for name in created)
+        log.info("added users %s", ", ".join(created) or "(none)")
+        return created, [name for name in names if name in existing]
+
+    async def add_one(self, raw_name: str, admin: bool = False) -> str:
+        created, existing = await self.add([raw_name], admin)
+        if existing:
+            raise Conflict(f"The user {existing[0]} already exists.")
+        return created[0]
+
+    async def set_admin(self, name: str, admin: bool) -> None:
+        async with self.sessions.begin() as session:
+            user = await get_user(session, name)
+            if user is None:
+                raise NotFound(f"There is no user {name}.")
+            user.admin = admin
+
+    async def delete(self, name: str) -> None:
+        """Delete the user's record (the caller stops the server first)."""
+        async with self.sessions.begin() as session:
+            user = await get_user(session, name)
+            if user is None:
+                raise NotFound(f"There is no user {name}.")
+            await session.delete(user)
+        log.info("deleted user %s", name)
