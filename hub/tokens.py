@@ -68,15 +68,31 @@ class TokenStore:
                 for token in tokens
             }
 
-    def check(self, token: str) -> TokenOwner | None:
-        """The owner of a valid, unexpired token; None otherwise. Memory only."""
-        owner = self._by_hash.get(hash_token(token))
+    async def check(self, token: str) -> TokenOwner | None:
+        """The owner of a valid, unexpired token; None otherwise.
+
+        Answered from memory; only a token not seen before (made by `hub token create` while the
+        hub runs) costs one indexed query, after which it is in memory too.
+        """
+        hashed = hash_token(token)
+        owner = self._by_hash.get(hashed)
+        if owner is None:
+            owner = await self._load_one(hashed)
         if owner is None:
             return None
         now = utcnow()
         if owner.expires_at is not None and owner.expires_at <= now:
             return None
         self._last_used[owner.token_id] = now
+        return owner
+
+    async def _load_one(self, hashed: str) -> TokenOwner | None:
+        async with self.sessions() as session:
+            row = (await session.execute(select(ApiToken).where(ApiToken.hashed == hashed))).scalar_one_or_none()
+            if row is None:
+                return None
+            owner = TokenOwner(row.id, row.owner.name, row.owner.admin, aware(row.expires_at))
+        self._by_hash[hashed] = owner
         return owner
 
     async def create(self, username: str, note: str = "", expires_in: int | None = None) -> tuple[TokenView, str]:

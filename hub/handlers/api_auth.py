@@ -32,7 +32,7 @@ class Requester:
 async def api_requester(request: web.Request) -> Requester:
     token = bearer_token(request)
     if token is not None:
-        owner = request.app[TOKENS].check(token)
+        owner = await request.app[TOKENS].check(token)
         if owner is None:
             raise Unauthorized("The token is not valid: it is unknown, revoked or expired.")
         requester = Requester(owner.username, owner.admin, owner.token_id)

@@ -50,10 +50,10 @@ def cookies_without_session(header: str) -> str:
     return "; ".join(kept)
 
 
-def token_user(request: web.Request) -> SessionUser | None:
+async def token_user(request: web.Request) -> SessionUser | None:
     """The owner of an API token sent as `Authorization: token ...` (checked in memory)."""
     token = bearer_token(request)
-    owner = request.app[TOKENS].check(token) if token else None
+    owner = await request.app[TOKENS].check(token) if token else None
     return SessionUser(owner.username, owner.admin) if owner else None
 
 
@@ -73,7 +73,7 @@ async def forward_auth(request: web.Request) -> web.StreamResponse:
     owner = request.match_info["owner"]
     uri = request.headers.get("X-Forwarded-Uri", "/")
     path = normalized_path(uri)
-    user = session_user(await get_session(request)) or token_user(request)
+    user = session_user(await get_session(request)) or await token_user(request)
     metrics = request.app[METRICS].forward_auth
     if user is None:
         metrics.labels("login").inc()
