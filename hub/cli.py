@@ -140,13 +140,22 @@ async def user_remove(settings: Settings, name: str) -> int:
         await engine.dispose()
 
 
-async def token_create(settings: Settings, name: str, note: str, expires_in: int | None) -> int:
-    from hub.db import open_database
+async def token_create(settings: Settings, name: str, note: str, expires_in: int | None,
+                       service: bool = False, admin: bool = False) -> int:
+    from hub.db import get_user, open_database
     from hub.errors import NotFound
+    from hub.models import User
     from hub.tokens import TokenStore
 
     engine, sessions = await open_database(settings.db_url)
     try:
+        if service:  # an account for a script or service: no password, reached only with tokens
+            async with sessions.begin() as session:
+                user = await get_user(session, name)
+                if user is None:
+                    session.add(User(name=name, admin=admin))
+                elif admin:
+                    user.admin = True
         try:
             _, token = await TokenStore(sessions).create(name, note, expires_in)
         except NotFound as exc:
@@ -178,6 +187,8 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("name")
     create.add_argument("--note", default="Made with hub token create")
     create.add_argument("--expires-in", type=int, default=None, metavar="SECONDS")
+    create.add_argument("--service", action="store_true", help="create the account if missing (it has no password)")
+    create.add_argument("--admin", action="store_true", help="with --service: the account is an admin")
     return top
 
 
@@ -197,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(user_list(settings))
         name = validate_username(normalize_username(args.name))
         if args.command == "token":
-            return asyncio.run(token_create(settings, name, args.note, args.expires_in))
+            return asyncio.run(token_create(settings, name, args.note, args.expires_in, args.service, args.admin))
         if args.action == "add":
             return asyncio.run(user_add(settings, name, args.admin, args.password_stdin))
         return asyncio.run(user_remove(settings, name))

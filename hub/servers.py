@@ -169,8 +169,8 @@ class ServerManager:
     async def stop(self, name: str) -> None:
         """Stop the user's server and keep its volume. Stopping a stopped server does nothing.
 
-        The container goes first and the route after it, so a stop that fails (Docker away)
-        leaves the server running and reachable.
+        The route goes first, so no request is sent to a container that is going away; if the
+        container cannot be stopped (Docker away), the route comes back and the server stays usable.
         """
         async with self._lock(name):
             task = self._spawns.get(name)
@@ -183,17 +183,20 @@ class ServerManager:
                 if server is None:
                     return
                 handle, previous = handle_of(server), server.state
+                route = route_of(name, server, self.settings.image(server.image_name)) if server.url else None
             await self._save(name, state=ServerState.STOPPING)
+            await self.proxy.delete_route(names.user_slug(name))
             try:
                 if handle.container_id or handle.container_name:
                     await self.spawner.stop(handle)
             except Exception as exc:
                 await self._save(name, state=previous)
+                if previous == ServerState.RUNNING and route is not None:
+                    await self.proxy.add_route(route)
                 if isinstance(exc, HubError):
                     raise
                 log.exception("stopping the server of %s failed", name)
                 raise HubError("Your server could not be stopped. Please try again in a minute.") from exc
-            await self.proxy.delete_route(names.user_slug(name))
             await self._save(name, state=ServerState.STOPPED, container_id=None, url=None, error=None)
             self._progress.pop(name, None)
             log.info("stopped the server of %s", name)

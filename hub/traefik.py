@@ -35,6 +35,7 @@ API_ROUTE_FILE = "traefik-api.yaml"
 API_ENTRYPOINT = "traefik"
 API_USER = "hub"
 ROUTE_POLL_SECONDS = 0.02
+ROUTE_GONE_TIMEOUT = 5.0
 HUB_SESSION_COOKIE = "hub-session"
 
 
@@ -181,8 +182,16 @@ class TraefikFileProxy(Proxy):
         await self.wait_for_router(names.route_id(route.slug))
 
     async def delete_route(self, slug: str) -> None:
+        """Remove the file and wait (briefly) until Traefik no longer lists the router."""
         path = self.directory / names.route_file(slug)
+        existed = await asyncio.to_thread(path.exists)
         await asyncio.to_thread(path.unlink, missing_ok=True)
+        if not existed:
+            return
+        router = names.route_id(slug)
+        deadline = time.monotonic() + ROUTE_GONE_TIMEOUT
+        while time.monotonic() < deadline and await self.router_status(router) is not None:
+            await asyncio.sleep(ROUTE_POLL_SECONDS)
 
     async def list_routes(self) -> set[str]:
         def scan() -> set[str]:

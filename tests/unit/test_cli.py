@@ -39,3 +39,15 @@ def test_the_password_is_not_accepted_as_an_argument(tmp_path: Path) -> None:
     result = hub_cli(tmp_path / "hub.yaml", "user", "add", "alice", "--password", "secret")
     assert result.returncode == 2
     assert "unrecognized arguments" in result.stderr
+
+
+def test_tokens_for_services_are_made_from_the_command_line(tmp_path: Path) -> None:
+    config = tmp_path / "hub.yaml"
+    config.write_text(yaml.safe_dump({"hub": {"data_dir": str(tmp_path / "data")},
+                                      "images": [{"name": "lab", "image": "x:1"}]}))
+    missing = hub_cli(config, "token", "create", "culler")
+    assert missing.returncode == 1 and "There is no user culler" in missing.stderr
+    made = hub_cli(config, "token", "create", "culler", "--service", "--admin", "--note", "idle culler")
+    assert made.returncode == 0, made.stderr
+    assert len(made.stdout.strip()) > 30
+    assert "culler\tadmin\tno server" in hub_cli(config, "user", "list").stdout
