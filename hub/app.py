@@ -16,17 +16,20 @@ from hub import __version__
 from hub.activity import ActivityTracker
 from hub.auth import AccessPolicy, load_authenticator
 from hub.config import Settings
+from hub.culler import IdleCuller
 from hub.db import open_database
+from hub.dependencies import DependencyMonitor
 from hub.docker_spawner import DockerSpawner
 from hub.first_admin import FirstAdminSetup
 from hub.handlers import setup_routes
 from hub.handlers.errors import error_middleware
 from hub.keys import (
-    ACCESS_POLICY, ACTIVITY, AUTHENTICATOR, FIRST_ADMIN, LOGIN_THROTTLE, METRICS, PROXY, SERVERS, SESSIONS, SETTINGS,
+    ACCESS_POLICY, ACTIVITY, AUTHENTICATOR, DEPENDENCIES, FIRST_ADMIN, LOGIN_THROTTLE, METRICS, PROXY, SERVERS, SESSIONS, SETTINGS,
     SPAWNER, TOKENS, USERS,
 )
 from hub.security import LoginThrottle, csrf_middleware, csrf_token, session_storage, session_user
 from hub.metrics import HubMetrics
+from hub.reconcile import Reconciler
 from hub.servers import ServerManager
 from hub.tokens import TokenStore
 from hub.traefik import TraefikFileProxy
@@ -44,6 +47,7 @@ async def template_context(request: web.Request) -> dict[str, object]:
         "csrf": csrf_token(session),
         "version": __version__,
         "static": "/hub/static/",
+        "service_notice": request.app[DEPENDENCIES].notice if DEPENDENCIES in request.app else None,
     }
 
 
@@ -78,17 +82,36 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
     await app[TOKENS].load()
     app[ACTIVITY] = ActivityTracker(sessions)
     app[USERS] = UserDirectory(sessions)
+    monitor = DependencyMonitor(spawner, proxy, settings.lifecycle.dependency_check_interval)
+    app[DEPENDENCIES] = monitor
+    servers.dependencies = monitor
     await proxy.install_hub_route()
-    await servers.restore()
+    reconciler = Reconciler(settings, servers)
+    if await monitor.check():
+        await reconciler.run_once()
+    else:
+        log.error("starting without Docker or Traefik: %s", monitor.notice)
     if settings.auth.type == "native":
         await app[FIRST_ADMIN].prepare(sessions, settings.hub.public_url)
     log.info("hub %s ready; authenticator %s; %d images", __version__, settings.auth.type, len(settings.images))
-    flusher = asyncio.create_task(flush_periodically(app), name="flush-activity")
+    culler = IdleCuller(settings, servers, app[ACTIVITY])
+    tasks = [
+        asyncio.create_task(flush_periodically(app), name="flush-activity"),
+        asyncio.create_task(reconciler.run_periodically(), name="reconcile"),
+        asyncio.create_task(monitor.run(), name="dependencies"),
+    ]
+    if culler.enabled:
+        tasks.append(asyncio.create_task(culler.run_periodically(), name="cull"))
     yield
-    flusher.cancel()
-    await asyncio.gather(flusher, return_exceptions=True)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
     await flush_once(app)
-    await servers.shutdown()
+    try:
+        await asyncio.wait_for(servers.shutdown(settings.lifecycle.stop_servers_on_shutdown),
+                               settings.lifecycle.shutdown_timeout)
+    except asyncio.TimeoutError:
+        log.error("shut-down took longer than %gs; leaving the rest", settings.lifecycle.shutdown_timeout)
     await proxy.close()
     await spawner.close()
     await engine.dispose()

@@ -142,6 +142,31 @@ class TraefikSection(Section):
     Traefik, as with docker compose: the API shows every route's configuration)."""
 
 
+class LifecycleSection(Section):
+    concurrent_spawns: int = Field(8, gt=0)
+    """Starts that run at once; more wait in a fair queue and see their place in line."""
+    max_running_servers: int | None = Field(None, gt=0)
+    """Most servers running (or starting) at once; None for no limit."""
+    reconcile_interval: float = Field(10, gt=0)
+    """Seconds between checks of the database against Docker and the route files (crashes are found here)."""
+    unknown_containers: Literal["keep", "remove"] = "keep"
+    """What to do with a container that carries this hub's labels but belongs to no server it knows."""
+    stop_servers_on_shutdown: bool = False
+    shutdown_timeout: float = Field(20, gt=0)
+    """Seconds the hub may take to shut down."""
+    dependency_check_interval: float = Field(5, gt=0)
+    """Seconds between checks of Docker and Traefik while they are reachable (backoff while they are not)."""
+
+
+class CullerSection(Section):
+    idle_timeout: float | None = Field(None, gt=0)
+    """Stop servers with no activity for this many seconds (requests, or a Jupyter kernel at work); None: never."""
+    max_age: float | None = Field(None, gt=0)
+    """Stop servers older than this many seconds, active or not; None: never."""
+    interval: float = Field(60, gt=0)
+    """Seconds between checks."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         extra="forbid", frozen=True, env_prefix="HUB_", env_nested_delimiter="__", case_sensitive=False
@@ -155,6 +180,8 @@ class Settings(BaseSettings):
     default_image: str | None = None
     spawner: SpawnerSection = SpawnerSection()
     traefik: TraefikSection = TraefikSection()
+    lifecycle: LifecycleSection = LifecycleSection()
+    culler: CullerSection = CullerSection()
 
     @classmethod
     def settings_customise_sources(

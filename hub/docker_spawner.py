@@ -19,7 +19,7 @@ from hub import names
 from hub.config import ImageSpec, SpawnerSection
 from hub.errors import ServiceUnavailable, SpawnError
 from hub.images import ImageProvider
-from hub.spawner import Report, ServerHandle, ServerStatus, SpawnRequest, Spawner
+from hub.spawner import Report, ServerHandle, ServerInfo, ServerStatus, SpawnRequest, Spawner
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -75,6 +75,7 @@ class DockerSpawner(Spawner):
         self.extra_labels = {**settings.extra_labels, **(extra_labels or {})}
         self._client: docker.DockerClient | None = None
         self._client_lock = threading.Lock()
+        self._network_lock = asyncio.Lock()
         self._executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="docker")
         self.images = ImageProvider(settings, self.client, self._call)
 
@@ -121,7 +122,8 @@ class DockerSpawner(Spawner):
         report(30, "Preparing the network and your storage")
         volume = names.volume_name(self.settings.prefix, request.slug)
         labels = {**names.labels(self.settings.prefix, request.username, request.slug, self.extra_labels)}
-        await self._call(self._ensure_network, labels)
+        async with self._network_lock:  # Docker allows two networks of one name: create it once
+            await self._call(self._ensure_network, labels)
         await self._call(self._ensure_volume, volume, labels)
         name = names.container_name(self.settings.prefix, request.slug)
         await self._call(self._remove_container, name)
@@ -156,7 +158,7 @@ class DockerSpawner(Spawner):
         except docker.errors.NotFound:
             net_labels = {key: value for key, value in labels.items() if key not in ("hub.user", "hub.username")}
             try:
-                client.networks.create(self.settings.network, driver="bridge", labels=net_labels)
+                client.networks.create(self.settings.network, driver="bridge", labels=net_labels, check_duplicate=True)
             except docker.errors.APIError as exc:
                 if exc.status_code != 409:  # created meanwhile by a concurrent spawn
                     raise
@@ -274,6 +276,27 @@ class DockerSpawner(Spawner):
             return ServerStatus.RUNNING if container.status == "running" else ServerStatus.EXITED
 
         return await self._call(inspect)
+
+    async def list_servers(self) -> list[ServerInfo]:
+        def scan() -> list[ServerInfo]:
+            labels = ["hub.managed=true", f"hub.prefix={self.settings.prefix}"]
+            found = []
+            for container in self.client().containers.list(all=True, filters={"label": labels}):
+                if container.status != "running":
+                    container.reload()  # the list gives a summary; exit code and OOM need the full record
+                state = container.attrs.get("State")
+                state = state if isinstance(state, dict) else {}
+                found.append(ServerInfo(
+                    username=container.labels.get("hub.username", ""),
+                    container_id=container.id or "",
+                    container_name=container.name or "",
+                    running=container.status == "running",
+                    exit_code=state.get("ExitCode"),
+                    oom_killed=bool(state.get("OOMKilled")),
+                ))
+            return found
+
+        return await self._call(scan)
 
     async def remove_data(self, slug: str) -> None:
         volume = names.volume_name(self.settings.prefix, slug)

@@ -8,6 +8,7 @@
     ├── Forbidden            403
     ├── NotFound             404
     ├── Conflict             409
+    ├── LimitReached         429: too many servers running
     ├── SpawnError           a server could not start (image, container, timeout)
     ├── ProxyError           Traefik did not take a route
     └── ServiceUnavailable   503: Docker or another dependency is away
@@ -47,6 +48,11 @@ class Unauthorized(HubError):
 class Conflict(HubError):
     status = 409
     title = "Conflict"
+
+
+class LimitReached(HubError):
+    status = 429
+    title = "The hub is full"
 
 
 class Forbidden(HubError):

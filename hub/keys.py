@@ -8,6 +8,7 @@ from hub.activity import ActivityTracker
 from hub.auth import AccessPolicy, Authenticator
 from hub.config import Settings
 from hub.db import Sessionmaker
+from hub.dependencies import DependencyMonitor
 from hub.docker_spawner import DockerSpawner
 from hub.first_admin import FirstAdminSetup
 from hub.metrics import HubMetrics
@@ -30,3 +31,4 @@ TOKENS = web.AppKey("tokens", TokenStore)
 ACTIVITY = web.AppKey("activity", ActivityTracker)
 USERS = web.AppKey("users", UserDirectory)
 METRICS = web.AppKey("metrics", HubMetrics)
+DEPENDENCIES = web.AppKey("dependencies", DependencyMonitor)

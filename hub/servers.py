@@ -7,20 +7,27 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from hub import names
 from hub.config import ImageSpec, Settings
 from hub.db import Sessionmaker, get_user
-from hub.errors import HubError, ServiceUnavailable, SpawnError
+from hub.errors import HubError, LimitReached, SpawnError
 from hub.metrics import HubMetrics
 from hub.models import Server, ServerState, User, utcnow
 from hub.progress import ProgressEvent, SpawnProgress
 from hub.proxy import Proxy, Route
-from hub.spawner import ServerHandle, ServerStatus, SpawnRequest, Spawner
+from hub.spawn_queue import SpawnQueue
+from hub.spawner import ServerHandle, SpawnRequest, Spawner
 
 log = logging.getLogger(__name__)
+
+
+class DependencyGate(Protocol):
+    def require_docker(self) -> None:
+        """Raise ServiceUnavailable while Docker is away."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +67,10 @@ class ServerManager:
         self._spawns: dict[str, asyncio.Task[None]] = {}
         self._progress: dict[str, SpawnProgress] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self.queue = SpawnQueue(settings.lifecycle.concurrent_spawns)
+        self.dependencies: DependencyGate | None = None
 
-    def _lock(self, name: str) -> asyncio.Lock:
+    def lock(self, name: str) -> asyncio.Lock:
         return self._locks.setdefault(name, asyncio.Lock())
 
     def server_url(self, name: str, image: ImageSpec | None) -> str:
@@ -86,10 +95,13 @@ class ServerManager:
     # -- start -------------------------------------------------------------------------------
     async def start(self, name: str, image: ImageSpec) -> SpawnProgress:
         """Begin starting the user's server, or join the start in flight; returns at once."""
-        async with self._lock(name):
+        async with self.lock(name):
             if self.is_spawning(name):
                 return self._progress[name]
             progress = SpawnProgress()
+            if self.dependencies is not None:
+                self.dependencies.require_docker()
+            await self._check_capacity(name)
             async with self.sessions.begin() as session:
                 user = await get_user(session, name)
                 if user is None:
@@ -113,18 +125,37 @@ class ServerManager:
             self._spawns[name] = asyncio.create_task(self._spawn(name, image, secret, progress), name=f"spawn-{name}")
             return progress
 
+    async def _check_capacity(self, name: str) -> None:
+        limit = self.settings.lifecycle.max_running_servers
+        if limit is None:
+            return
+        async with self.sessions() as session:
+            busy = select(func.count(Server.id)).join(Server.owner).where(
+                Server.state.in_((ServerState.STARTING, ServerState.RUNNING)), User.name != name)
+            count = (await session.execute(busy)).scalar_one()
+        if count >= limit:
+            raise LimitReached(
+                f"The hub is running its maximum of {limit} servers. Please try again later, "
+                "or ask an admin to stop servers that are not in use.",
+                f"{name} refused: {count} servers active, limit {limit}",
+            )
+
     async def _spawn(self, name: str, image: ImageSpec, secret: str, progress: SpawnProgress) -> None:
         slug = names.user_slug(name)
         request = SpawnRequest(name, slug, image, names.user_prefix(name), secret)
         began = time.monotonic()
         handle: ServerHandle | None = None
+        def place_in_line(place: int) -> None:
+            progress.report(2, f"Waiting for a free slot: you are number {place} in line")
+
         try:
-            handle = await self.spawner.start(request, progress.report)
-            await self._save(name, container_id=handle.container_id, container_name=handle.container_name,
-                             volume_name=handle.volume_name, url=handle.url)
-            progress.report(85, "Adding the route to your server")
-            await self.proxy.add_route(Route(name, slug, request.base_url, handle.url, secret, image.strip_prefix))
-            await self._save(name, state=ServerState.RUNNING, started=utcnow(), last_activity=utcnow())
+            async with self.queue.turn(place_in_line):
+                handle = await self.spawner.start(request, progress.report)
+                await self.save(name, container_id=handle.container_id, container_name=handle.container_name,
+                                volume_name=handle.volume_name, url=handle.url)
+                progress.report(85, "Adding the route to your server")
+                await self.proxy.add_route(Route(name, slug, request.base_url, handle.url, secret, image.strip_prefix))
+            await self.save(name, state=ServerState.RUNNING, started=utcnow(), last_activity=utcnow())
             elapsed = time.monotonic() - began
             if self.metrics:
                 self.metrics.spawn_duration.observe(elapsed)
@@ -155,9 +186,9 @@ class ServerManager:
             log.warning("cleanup after failed start of %s: %s", name, getattr(exc, "detail", exc))
         finally:
             progress.emit(ProgressEvent(100, message, failed=True))
-            await self._save(name, state=ServerState.FAILED, error=message, url=None)
+            await self.save(name, state=ServerState.FAILED, error=message, url=None)
 
-    async def _save(self, name: str, **fields: object) -> None:
+    async def save(self, name: str, **fields: object) -> None:
         async with self.sessions.begin() as session:
             user = await get_user(session, name)
             if user is None or user.server is None:
@@ -166,13 +197,15 @@ class ServerManager:
                 setattr(user.server, key, value)
 
     # -- stop --------------------------------------------------------------------------------
-    async def stop(self, name: str) -> None:
+    async def stop(self, name: str, reason: str | None = None) -> None:
         """Stop the user's server and keep its volume. Stopping a stopped server does nothing.
+
+        ``reason`` is shown to the user on their home page (idle culling, crashes).
 
         The route goes first, so no request is sent to a container that is going away; if the
         container cannot be stopped (Docker away), the route comes back and the server stays usable.
         """
-        async with self._lock(name):
+        async with self.lock(name):
             task = self._spawns.get(name)
             if task is not None and not task.done():
                 task.cancel()
@@ -184,20 +217,20 @@ class ServerManager:
                     return
                 handle, previous = handle_of(server), server.state
                 route = route_of(name, server, self.settings.image(server.image_name)) if server.url else None
-            await self._save(name, state=ServerState.STOPPING)
+            await self.save(name, state=ServerState.STOPPING)
             await self.proxy.delete_route(names.user_slug(name))
             try:
                 if handle.container_id or handle.container_name:
                     await self.spawner.stop(handle)
             except Exception as exc:
-                await self._save(name, state=previous)
+                await self.save(name, state=previous)
                 if previous == ServerState.RUNNING and route is not None:
                     await self.proxy.add_route(route)
                 if isinstance(exc, HubError):
                     raise
                 log.exception("stopping the server of %s failed", name)
                 raise HubError("Your server could not be stopped. Please try again in a minute.") from exc
-            await self._save(name, state=ServerState.STOPPED, container_id=None, url=None, error=None)
+            await self.save(name, state=ServerState.STOPPED, container_id=None, url=None, error=reason)
             self._progress.pop(name, None)
             log.info("stopped the server of %s", name)
 
@@ -217,34 +250,14 @@ class ServerManager:
         log.info("removed the files of %s", name)
 
     # -- start-up and shut-down ---------------------------------------------------------------
-    async def restore(self) -> None:
-        """After a hub restart: keep running servers routed, finish interrupted starts cleanly."""
-        async with self.sessions() as session:
-            rows = (await session.execute(select(User).join(User.server))).scalars().all()
-            servers = [(user.name, user.server) for user in rows if user.server is not None]
-        routed = await self.proxy.list_routes()
-        for name, server in servers:
-            slug = names.user_slug(name)
-            try:
-                if server.state == ServerState.RUNNING and server.url:
-                    if await self.spawner.status(handle_of(server)) is ServerStatus.RUNNING:
-                        if slug not in routed:
-                            await self.proxy.add_route(route_of(name, server, self.settings.image(server.image_name)))
-                        continue
-                    await self._save(name, state=ServerState.STOPPED, url=None,
-                                     error="Your server stopped while the hub was away.")
-                elif server.state in (ServerState.STARTING, ServerState.STOPPING):
-                    if server.container_id or server.container_name:
-                        await self.spawner.stop(handle_of(server))
-                    await self._save(name, state=ServerState.STOPPED, url=None,
-                                     error="The hub restarted while your server was starting or stopping.")
-                await self.proxy.delete_route(slug)
-            except Exception as exc:
-                log.warning("could not restore the server of %s: %s", name, getattr(exc, "detail", exc))
-
-    async def shutdown(self) -> None:
-        """Abandon starts in flight cleanly; running servers keep running."""
+    async def shutdown(self, stop_servers: bool = False) -> None:
+        """Abandon starts in flight cleanly; running servers keep running unless asked otherwise."""
         tasks = [task for task in self._spawns.values() if not task.done()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if stop_servers:
+            async with self.sessions() as session:
+                running = (await session.execute(select(User.name).join(User.server).where(
+                    Server.state == ServerState.RUNNING))).scalars().all()
+            await asyncio.gather(*(self.stop(name) for name in running), return_exceptions=True)

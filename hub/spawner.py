@@ -35,6 +35,18 @@ class ServerHandle:
     """Where the proxy sends traffic, e.g. http://172.19.0.2:8888."""
 
 
+@dataclass(frozen=True, slots=True)
+class ServerInfo:
+    """What the spawner can tell about one server it made, found by its labels."""
+
+    username: str
+    container_id: str
+    container_name: str
+    running: bool
+    exit_code: int | None = None
+    oom_killed: bool = False
+
+
 class ServerStatus(enum.Enum):
     RUNNING = "running"
     EXITED = "exited"
@@ -61,6 +73,10 @@ class Spawner(abc.ABC):
 
     @abc.abstractmethod
     async def logs(self, handle: ServerHandle, lines: int = 50) -> str: ...
+
+    @abc.abstractmethod
+    async def list_servers(self) -> list[ServerInfo]:
+        """Every server this hub's spawner made that still exists, running or not."""
 
     @abc.abstractmethod
     async def remove_data(self, slug: str) -> None:

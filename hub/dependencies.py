@@ -1,0 +1,64 @@
+"""Watches Docker and Traefik. While one is away the hub keeps serving its pages, says plainly that
+servers cannot start, retries with growing pauses, and notices by itself when it is back."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from hub.docker_spawner import DockerSpawner
+from hub.errors import ServiceUnavailable
+from hub.traefik import TraefikFileProxy
+
+log = logging.getLogger(__name__)
+MAX_BACKOFF = 60.0
+
+
+class DependencyMonitor:
+    def __init__(self, spawner: DockerSpawner, proxy: TraefikFileProxy, interval: float) -> None:
+        self.spawner = spawner
+        self.proxy = proxy
+        self.interval = interval
+        self.docker_ok = True
+        self.traefik_ok = True
+
+    @property
+    def notice(self) -> str | None:
+        """What users should know right now, or None when all is well."""
+        if not self.docker_ok:
+            return ("Servers cannot start or stop right now: the hub cannot reach Docker. "
+                    "It keeps trying by itself; please try again in a minute.")
+        if not self.traefik_ok:
+            return ("Servers cannot be reached right now: the hub cannot reach its proxy. "
+                    "It keeps trying by itself; running servers keep their work.")
+        return None
+
+    def require_docker(self) -> None:
+        if not self.docker_ok:
+            raise ServiceUnavailable(self.notice or "", "docker unreachable (dependency monitor)")
+
+    async def check(self) -> bool:
+        docker_ok, traefik_ok = await asyncio.gather(self.spawner.ping(), self.proxy.ping())
+        for name, was, now in (("docker", self.docker_ok, docker_ok), ("traefik", self.traefik_ok, traefik_ok)):
+            if was and not now:
+                log.error("%s is unreachable; retrying with backoff", name)
+            elif now and not was:
+                log.info("%s is reachable again", name)
+        if traefik_ok and not self.traefik_ok:
+            await self.proxy.install_hub_route()  # a fresh Traefik reads every route file again by itself
+        self.docker_ok, self.traefik_ok = docker_ok, traefik_ok
+        return docker_ok and traefik_ok
+
+    async def run(self) -> None:
+        pause, failing = self.interval, False
+        while True:
+            await asyncio.sleep(pause)
+            try:
+                healthy = await self.check()
+            except Exception:
+                log.exception("dependency check failed")
+                healthy = False
+            if healthy:
+                pause, failing = self.interval, False
+            else:  # retry soon, then less and less often
+                pause, failing = (min(pause * 2, MAX_BACKOFF) if failing else 1.0), True
