@@ -175,3 +175,16 @@ def test_sigterm_leaves_running_servers_and_ends_starts_cleanly(hub_factory: Hub
     assert frank.get("/user/frank/still-here").status_code == 200
     assert frank.get("/hub/api/users/frank").json()["servers"][""]["ready"] is True
     assert gina.get("/hub/api/users/gina").json()["servers"] == {}
+
+
+def test_a_container_nobody_knows_is_reported_and_removed_when_configured(
+    hub_factory: HubFactory, docker_client: docker.DockerClient, base_image: str, run_prefix: str
+) -> None:
+    hub = hub_factory(auth=DUMMY, lifecycle={**FAST, "unknown_containers": "remove"})
+    labels = {"hub.managed": "true", "hub.prefix": hub.prefix, "hub.user": "stray", "hub.username": "stray",
+              RUN_LABEL: run_prefix}
+    stray = docker_client.containers.run(base_image, ["sleep", "300"], detach=True, labels=labels,
+                                         name=f"{hub.prefix}-user-stray", init=True)
+    wait_for(lambda: not docker_client.containers.list(all=True, filters={"id": stray.id}), 30,
+             "the stray container to be removed")
+    assert "removing container" in hub.log() and "belongs to no user of this hub" in hub.log()
