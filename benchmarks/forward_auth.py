@@ -19,7 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hub.config import Settings  # noqa: E402
 from hub.handlers.forward_auth import forward_auth  # noqa: E402
-from hub.keys import SETTINGS  # noqa: E402
+from hub.accounts import AccountRegistry  # noqa: E402
+from hub.keys import ACCOUNTS, SETTINGS  # noqa: E402
 from hub.security import SESSION_COOKIE, session_storage  # noqa: E402
 from tests.fixtures.hub import HubProcess, hub_config  # noqa: E402
 from tests.fixtures.traefik import free_port, start_traefik  # noqa: E402
@@ -32,10 +33,13 @@ async def in_process(data_dir: Path) -> None:
     storage = session_storage(settings)
     app = web.Application()
     app[SETTINGS] = settings
+    accounts = AccountRegistry(None)  # type: ignore[arg-type]
+    accounts.remember("alice", False)
+    app[ACCOUNTS] = accounts
     app.router.add_get("/hub/forward-auth/{owner}", forward_auth, name="forward_auth")
     app.router.add_get("/hub/login", forward_auth, name="login")
     # A real encrypted cookie, as the browser sends it.
-    cookie = storage._fernet.encrypt(storage._encoder({"session": {"user": "alice", "admin": False},
+    cookie = storage._fernet.encrypt(storage._encoder({"session": {"user": "alice", "iat": time.time()},
                                                        "created": int(time.time())}).encode()).decode()
     samples = []
     for _ in range(ROUNDS):

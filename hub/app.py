@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp_session import get_session, session_middleware
 
 from hub import __version__
+from hub.accounts import AccountRegistry
 from hub.activity import ActivityTracker
 from hub.auth import AccessPolicy, load_authenticator
 from hub.config import Settings
@@ -24,7 +25,7 @@ from hub.first_admin import FirstAdminSetup
 from hub.handlers import setup_routes
 from hub.handlers.errors import error_middleware
 from hub.keys import (
-    ACCESS_POLICY, ACTIVITY, AUTHENTICATOR, DEPENDENCIES, FIRST_ADMIN, LOGIN_THROTTLE, METRICS, PROXY, SERVERS, SESSIONS, SETTINGS,
+    ACCESS_POLICY, ACCOUNTS, ACTIVITY, AUTHENTICATOR, DEPENDENCIES, FIRST_ADMIN, LOGIN_THROTTLE, METRICS, PROXY, SERVERS, SESSIONS, SETTINGS,
     SPAWNER, TOKENS, USERS,
 )
 from hub.security import LoginThrottle, csrf_middleware, csrf_token, session_storage, session_user
@@ -43,7 +44,7 @@ ACTIVITY_FLUSH_SECONDS = 10.0
 async def template_context(request: web.Request) -> dict[str, object]:
     session = await get_session(request)
     return {
-        "current_user": session_user(session),
+        "current_user": session_user(session, request.app[ACCOUNTS]) if ACCOUNTS in request.app else None,
         "csrf": csrf_token(session),
         "version": __version__,
         "static": "/hub/static/",
@@ -81,7 +82,9 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
     app[TOKENS] = TokenStore(sessions)
     await app[TOKENS].load()
     app[ACTIVITY] = ActivityTracker(sessions)
-    app[USERS] = UserDirectory(sessions)
+    app[ACCOUNTS] = AccountRegistry(sessions)
+    await app[ACCOUNTS].load()
+    app[USERS] = UserDirectory(sessions, app[ACCOUNTS])
     monitor = DependencyMonitor(spawner, proxy, settings.lifecycle.dependency_check_interval)
     app[DEPENDENCIES] = monitor
     servers.dependencies = monitor

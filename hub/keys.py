@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from hub.accounts import AccountRegistry
 from hub.activity import ActivityTracker
 from hub.auth import AccessPolicy, Authenticator
 from hub.config import Settings
@@ -32,3 +33,4 @@ ACTIVITY = web.AppKey("activity", ActivityTracker)
 USERS = web.AppKey("users", UserDirectory)
 METRICS = web.AppKey("metrics", HubMetrics)
 DEPENDENCIES = web.AppKey("dependencies", DependencyMonitor)
+ACCOUNTS = web.AppKey("accounts", AccountRegistry)

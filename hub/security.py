@@ -15,6 +15,7 @@ from aiohttp import web
 from aiohttp_session import Session, get_session
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
+from hub.accounts import AccountRegistry
 from hub.config import Settings
 from hub.errors import Forbidden
 
@@ -62,11 +63,16 @@ class SessionUser:
     admin: bool
 
 
-def session_user(session: Session) -> SessionUser | None:
+def session_user(session: Session, accounts: AccountRegistry) -> SessionUser | None:
+    """The user of a session that still counts (user exists, issued after their cut-off); admin rights are live."""
     name = session.get("user")
-    if not isinstance(name, str):
+    issued = session.get("iat")
+    if not isinstance(name, str) or not isinstance(issued, (int, float)):
         return None
-    return SessionUser(name, bool(session.get("admin")))
+    account = accounts.get(name)
+    if account is None or issued <= account.sessions_valid_after:
+        return None
+    return SessionUser(name, account.admin)
 
 
 def csrf_token(session: Session) -> str:
@@ -77,10 +83,10 @@ def csrf_token(session: Session) -> str:
     return token
 
 
-def start_session(session: Session, name: str, admin: bool) -> None:
+def start_session(session: Session, name: str) -> None:
     session.invalidate()
     session["user"] = name
-    session["admin"] = admin
+    session["iat"] = time.time()
     session["csrf"] = secrets.token_urlsafe(24)
 
 

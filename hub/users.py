@@ -14,6 +14,7 @@ from typing import Literal
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import aliased
 
+from hub.accounts import AccountRegistry
 from hub.db import Sessionmaker, get_user
 from hub.errors import BadRequest, Conflict, NotFound
 from hub.models import Server, ServerState, User
@@ -61,8 +62,9 @@ def _filtered(query: Select, server: type[Server], name_filter: str, state: Stat
 
 
 class UserDirectory:
-    def __init__(self, sessions: Sessionmaker) -> None:
+    def __init__(self, sessions: Sessionmaker, accounts: AccountRegistry) -> None:
         self.sessions = sessions
+        self.accounts = accounts
 
     async def page(self, *, name_filter: str = "", state: StateFilter | None = None, sort: SortKey = "name",
                    descending: bool = False, offset: int = 0, limit: int = 50) -> UserPage:
@@ -115,6 +117,8 @@ class UserDirectory:
             existing = set((await session.execute(select(User.name).where(User.name.in_(names)))).scalars())
             created = [name for name in names if name not in existing]
             session.add_all(User(name=name, admin=admin) for name in created)
+        for name in created:
+            self.accounts.remember(name, admin)
         log.info("added users %s", ", ".join(created) or "(none)")
         return created, [name for name in names if name in existing]
 
@@ -130,6 +134,7 @@ class UserDirectory:
             if user is None:
                 raise NotFound(f"There is no user {name}.")
             user.admin = admin
+        self.accounts.remember(name, admin)
 
     async def delete(self, name: str) -> None:
         """Delete the user's record (the caller stops the server first)."""
@@ -138,4 +143,5 @@ class UserDirectory:
             if user is None:
                 raise NotFound(f"There is no user {name}.")
             await session.delete(user)
+        self.accounts.forget(name)
         log.info("deleted user %s", name)

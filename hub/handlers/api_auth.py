@@ -8,7 +8,7 @@ from aiohttp import web
 from aiohttp_session import get_session
 
 from hub.errors import Forbidden, Unauthorized
-from hub.keys import ACTIVITY, TOKENS
+from hub.keys import ACCOUNTS, ACTIVITY, TOKENS
 from hub.security import session_user
 
 TOKEN_SCHEMES = ("token", "bearer")
@@ -37,7 +37,7 @@ async def api_requester(request: web.Request) -> Requester:
             raise Unauthorized("The token is not valid: it is unknown, revoked or expired.")
         requester = Requester(owner.username, owner.admin, owner.token_id)
     else:
-        user = session_user(await get_session(request))
+        user = session_user(await get_session(request), request.app[ACCOUNTS])
         if user is None:
             raise Unauthorized("Authentication is required: send `Authorization: token <token>`.")
         requester = Requester(user.name, user.admin)

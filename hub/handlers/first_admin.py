@@ -8,7 +8,7 @@ from aiohttp_session import new_session
 
 from hub.auth.native import set_password
 from hub.errors import BadUsername, Forbidden, NotFound
-from hub.keys import FIRST_ADMIN, SESSIONS
+from hub.keys import ACCOUNTS, FIRST_ADMIN, SESSIONS
 from hub.names import normalize_username, validate_username
 from hub.security import start_session
 
@@ -53,5 +53,6 @@ async def setup_submit(request: web.Request) -> web.StreamResponse:
         return again("The two passwords differ.")
     request.app[FIRST_ADMIN].done()
     await set_password(request.app[SESSIONS], name, password, admin=True)
-    start_session(await new_session(request), name, True)
+    request.app[ACCOUNTS].remember(name, True)
+    start_session(await new_session(request), name)
     raise web.HTTPFound(request.app.router["home"].url_for())

@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp_session import get_session
 
 from hub.handlers.api_auth import bearer_token
-from hub.keys import ACTIVITY, METRICS, SETTINGS, TOKENS
+from hub.keys import ACCOUNTS, ACTIVITY, METRICS, SETTINGS, TOKENS
 from hub.names import truncate
 from hub.security import SESSION_COOKIE, SessionUser, session_user
 
@@ -73,7 +73,7 @@ async def forward_auth(request: web.Request) -> web.StreamResponse:
     owner = request.match_info["owner"]
     uri = request.headers.get("X-Forwarded-Uri", "/")
     path = normalized_path(uri)
-    user = session_user(await get_session(request)) or await token_user(request)
+    user = session_user(await get_session(request), request.app[ACCOUNTS]) or await token_user(request)
     metrics = request.app[METRICS].forward_auth
     if user is None:
         metrics.labels("login").inc()

@@ -12,7 +12,7 @@ from aiohttp_session import get_session, new_session
 from hub.auth import AuthUnavailable, login
 from hub.db import get_user
 from hub.errors import BadUsername, ServiceUnavailable
-from hub.keys import ACCESS_POLICY, AUTHENTICATOR, FIRST_ADMIN, LOGIN_THROTTLE, SESSIONS
+from hub.keys import ACCESS_POLICY, ACCOUNTS, AUTHENTICATOR, FIRST_ADMIN, LOGIN_THROTTLE, SESSIONS
 from hub.models import User, utcnow
 from hub.names import truncate
 from hub.security import SessionUser, safe_next_url, session_user, start_session
@@ -29,7 +29,7 @@ def client_address(request: web.Request) -> str:
 
 
 async def current_user(request: web.Request) -> SessionUser | None:
-    return session_user(await get_session(request))
+    return session_user(await get_session(request), request.app[ACCOUNTS])
 
 
 async def require_user(request: web.Request) -> SessionUser:
@@ -88,7 +88,8 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         user.admin = user.admin or admin
         user.last_activity = utcnow()
         admin = user.admin
-    start_session(await new_session(request), identity.username, admin)
+    request.app[ACCOUNTS].remember(identity.username, admin)
+    start_session(await new_session(request), identity.username)
     log.info("%s logged in", identity.username)
     raise web.HTTPFound(next_url)
 
@@ -102,6 +103,8 @@ async def logout_page(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/hub/logout")
 async def logout_submit(request: web.Request) -> web.StreamResponse:
-    session = await get_session(request)
-    session.invalidate()
+    user = await current_user(request)
+    if user is not None:  # a copied cookie must not outlive logging out: end every session of the user
+        await request.app[ACCOUNTS].end_sessions(user.name)
+    (await get_session(request)).invalidate()
     raise web.HTTPFound(request.app.router["login"].url_for())
