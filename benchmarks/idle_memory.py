@@ -19,11 +19,14 @@ from tests.fixtures.hub import HubProcess, hub_config  # noqa: E402
 from tests.fixtures.traefik import free_port, start_traefik  # noqa: E402
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
+def memory_mb(pid: int) -> dict[str, float]:
+    """Rss counts shared libraries whole; Pss shares them out; Private_* is what the hub alone holds."""
+    values: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("Rss", "Pss", "Private_Clean", "Private_Dirty"):
+            values[key] = int(rest.split()[0]) / 1024
+    return values
 
 
 def main() -> None:
@@ -43,7 +46,9 @@ def main() -> None:
         opener.open(f"{hub.url}/hub/login", data=form).read()
         time.sleep(2)
         assert hub.process is not None
-        print(f"idle hub resident memory: {rss_mb(hub.process.pid):.1f} MB")
+        memory = memory_mb(hub.process.pid)
+        private = memory["Private_Clean"] + memory["Private_Dirty"]
+        print(f"idle hub memory: Rss {memory['Rss']:.1f} MB, Pss {memory['Pss']:.1f} MB, private {private:.1f} MB")
     finally:
         hub.stop()
         traefik.stop()

@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from hub.config import ConfigError, Settings, load_settings
+from hub.db import Sessionmaker
 from hub.errors import BadUsername
 from hub.names import normalize_username, validate_username
 
@@ -78,10 +79,22 @@ def read_password(from_stdin: bool) -> str:
     return first
 
 
+async def ensure_account(sessions: Sessionmaker, name: str, admin: bool) -> None:
+    """Create the user without a password if missing; make them an admin if asked."""
+    from hub.db import get_user
+    from hub.models import User
+
+    async with sessions.begin() as session:
+        user = await get_user(session, name)
+        if user is None:
+            session.add(User(name=name, admin=admin))
+        elif admin:
+            user.admin = True
+
+
 async def user_add(settings: Settings, name: str, admin: bool, password_stdin: bool) -> int:
     from hub.auth.native import set_password
-    from hub.db import get_user, open_database
-    from hub.models import User
+    from hub.db import open_database
 
     engine, sessions = await open_database(settings.db_url)
     try:
@@ -92,12 +105,7 @@ async def user_add(settings: Settings, name: str, admin: bool, password_stdin: b
                 return EXIT_USAGE
             await set_password(sessions, name, password, admin=admin)
         else:
-            async with sessions.begin() as session:
-                user = await get_user(session, name)
-                if user is None:
-                    session.add(User(name=name, admin=admin))
-                elif admin:
-                    user.admin = True
+            await ensure_account(sessions, name, admin)
         print(f"user {name} saved{' (admin)' if admin else ''}")
         return 0
     finally:
@@ -142,20 +150,14 @@ async def user_remove(settings: Settings, name: str) -> int:
 
 async def token_create(settings: Settings, name: str, note: str, expires_in: int | None,
                        service: bool = False, admin: bool = False) -> int:
-    from hub.db import get_user, open_database
+    from hub.db import open_database
     from hub.errors import NotFound
-    from hub.models import User
     from hub.tokens import TokenStore
 
     engine, sessions = await open_database(settings.db_url)
     try:
         if service:  # an account for a script or service: no password, reached only with tokens
-            async with sessions.begin() as session:
-                user = await get_user(session, name)
-                if user is None:
-                    session.add(User(name=name, admin=admin))
-                elif admin:
-                    user.admin = True
+            await ensure_account(sessions, name, admin)
         try:
             _, token = await TokenStore(sessions).create(name, note, expires_in)
         except NotFound as exc:
