@@ -10,6 +10,8 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 from sqlalchemy import select
@@ -45,7 +47,17 @@ def launch_traefik(settings: Settings) -> subprocess.Popen[bytes]:
     settings.traefik.dynamic_dir.mkdir(parents=True, exist_ok=True)
     command = [traefik_binary(), f"--configFile={static}"]
     log.info("starting traefik: %s", " ".join(command))
-    return subprocess.Popen(command)
+    process = subprocess.Popen(command)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(f"{settings.traefik.api_url}/ping", timeout=1):
+                return process
+        except OSError:
+            time.sleep(0.1)
+    log.warning("traefik did not answer at %s within 15 s; the hub goes on and keeps checking",
+                settings.traefik.api_url)
+    return process
 
 
 def serve(settings: Settings) -> int:
