@@ -5,6 +5,7 @@
 - fixtures/traefik.py  traefik: a real Traefik process on free loopback ports with its own dynamic dir
 - fixtures/hub.py      hub_factory / hub: a real `python -m hub serve` behind that Traefik
 - fixtures/browser.py  browser_context: Debian's Chromium driven by Playwright
+- fixtures/postgres.py postgres_url: a real PostgreSQL server started for the run
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ pytest_plugins = [
     "tests.fixtures.traefik",
     "tests.fixtures.hub",
     "tests.fixtures.browser",
+    "tests.fixtures.postgres",
 ]
 
 
