@@ -38,7 +38,8 @@ class AccountRegistry:
 
     def remember(self, name: str, admin: bool) -> None:
         current = self._accounts.get(name)
-        self._accounts[name] = Account(admin, current.sessions_valid_after if current else 0.0)
+        # A name seen for the first time (or made again after a deletion) accepts no earlier session.
+        self._accounts[name] = Account(admin, current.sessions_valid_after if current else time.time())
 
     def forget(self, name: str) -> None:
         self._accounts.pop(name, None)

@@ -89,4 +89,4 @@ def token_model(token: TokenView) -> dict[str, Any]:
 
 def parse_token_id(raw: str) -> int | None:
     digits = raw[1:] if raw.startswith("a") else raw
-    return int(digits) if digits.isdigit() else None
+    return int(digits) if digits.isascii() and digits.isdigit() and len(digits) <= 18 else None

@@ -44,10 +44,14 @@ async def jupyter_activity(http: aiohttp.ClientSession, server: Server, name: st
         status = await response.json() if response.status == 200 else {}
     async with http.get(f"{base}/kernels", headers=headers, params=quiet) as response:
         kernels = await response.json() if response.status == 200 else []
+    # The answers come from the user's container: trust nothing about their shape.
+    status = status if isinstance(status, dict) else {}
+    kernels = [kernel for kernel in kernels if isinstance(kernel, dict)] if isinstance(kernels, list) else []
     moments = [status.get("last_activity")] + [kernel.get("last_activity") for kernel in kernels]
-    parsed = [dt.datetime.fromisoformat(moment.replace("Z", "+00:00")) for moment in moments if moment]
+    parsed = [aware(dt.datetime.fromisoformat(moment.replace("Z", "+00:00")))
+              for moment in moments if isinstance(moment, str) and moment]
     busy = any(kernel.get("execution_state") == "busy" for kernel in kernels)
-    return (max(parsed) if parsed else None), busy
+    return (max(parsed) if parsed else None), busy  # type: ignore[type-var]
 
 
 class IdleCuller:
@@ -71,12 +75,15 @@ class IdleCuller:
             for name, server in rows:
                 if self.servers.is_spawning(name):
                     continue
-                reason = await self._reason(http, name, server)
-                if reason is None:
-                    continue
-                log.info("culling the server of %s: %s", name, reason)
-                await self.servers.stop(name, reason=reason)
-                culled.append(name)
+                try:
+                    reason = await self._reason(http, name, server)
+                    if reason is None:
+                        continue
+                    log.info("culling the server of %s: %s", name, reason)
+                    await self.servers.stop(name, reason=reason, only_if_started=server.started)
+                    culled.append(name)
+                except Exception:  # one server's trouble must not stop culling for everyone else
+                    log.exception("could not check or cull the server of %s", name)
         return culled
 
     async def _reason(self, http: aiohttp.ClientSession, name: str, server: Server) -> str | None:

@@ -62,7 +62,10 @@ class ImageProvider:
 
     def _threadsafe(self, report: Report) -> Callable[[int, str], None]:
         loop = asyncio.get_running_loop()
-        return lambda percent, message: loop.call_soon_threadsafe(report, percent, message)
+        def send(percent: int, message: str) -> None:
+            loop.call_soon_threadsafe(report, percent, message)
+
+        return send
 
     async def _build(self, image: ImageSpec, report: Report) -> None:
         context = self.settings.images_dir / str(image.build)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import time
 
 from sqlalchemy import DateTime, Enum, ForeignKey, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -34,7 +35,7 @@ class User(Base):
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_activity: Mapped[dt.datetime | None] = mapped_column(default=None)
     password_hash: Mapped[str | None] = mapped_column(String(255), default=None)
-    sessions_valid_after: Mapped[float] = mapped_column(default=0.0)
+    sessions_valid_after: Mapped[float] = mapped_column(default=time.time)
     """Sessions issued before this time (seconds since the epoch) no longer count: logging out moves it."""
     server: Mapped[Server | None] = relationship(
         back_populates="owner", cascade="all, delete-orphan", lazy="selectin", uselist=False

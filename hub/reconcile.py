@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 
 from sqlalchemy import select
@@ -20,9 +21,10 @@ from sqlalchemy import select
 from hub import names
 from hub.config import ImageSpec, Settings
 from hub.errors import HubError
-from hub.models import Server, ServerState, User
+from hub.models import Server, ServerState, User, utcnow
 from hub.servers import ServerManager, handle_of, route_of
 from hub.spawner import ServerHandle, ServerInfo
+from hub.tokens import aware
 
 log = logging.getLogger(__name__)
 LOG_TAIL_LINES = 20
@@ -56,6 +58,7 @@ class Reconciler:
 
     async def _reconcile(self) -> None:
         spawner, proxy = self.servers.spawner, self.servers.proxy
+        snapshot_at = utcnow()
         containers = {info.username: info for info in await spawner.list_servers()}
         routed = await proxy.list_routes()
         async with self.servers.sessions() as session:
@@ -63,16 +66,16 @@ class Reconciler:
             records = {user.name: user.server for user in rows}
         gate = asyncio.Semaphore(PARALLEL)
 
-        async def one(name: str, server: Server | None) -> None:
+        async def one(name: str) -> None:
             async with gate:
                 try:
-                    await self._check(name, server, containers.get(name), names.user_slug(name) in routed)
+                    await self._check(name, containers.get(name), names.user_slug(name) in routed, snapshot_at)
                 except HubError as exc:
                     log.warning("reconcile: %s: %s", name, exc.detail)
                 except Exception:
                     log.exception("reconcile: %s", name)
 
-        await asyncio.gather(*(one(name, server) for name, server in records.items()))
+        await asyncio.gather(*(one(name) for name in records))
 
         for name, info in containers.items():
             if name not in records:
@@ -87,7 +90,7 @@ class Reconciler:
             log.warning("removing route user-%s: no such user", slug)
             await proxy.delete_route(slug)
 
-    async def _check(self, name: str, server: Server | None, info: ServerInfo | None, routed: bool) -> None:
+    async def _check(self, name: str, info: ServerInfo | None, routed: bool, snapshot_at: dt.datetime) -> None:
         servers = self.servers
         async with servers.lock(name):
             if servers.is_spawning(name):
@@ -95,6 +98,9 @@ class Reconciler:
             async with servers.sessions() as session:  # the state now, under the user's lock
                 server = (await session.execute(
                     select(Server).join(Server.owner).where(User.name == name))).scalar_one_or_none()
+            started = aware(server.started) if server else None
+            if started is not None and started >= snapshot_at:
+                return  # started after Docker was asked: the container list does not know it yet
             state = server.state if server else ServerState.STOPPED
             image = self.settings.image(server.image_name) if server else None
             if state == ServerState.RUNNING and server is not None:

@@ -92,8 +92,8 @@ def start_session(session: Session, name: str) -> None:
 
 def is_token_request(request: web.Request) -> bool:
     """API calls authenticated by a token carry no ambient credential, so CSRF does not apply."""
-    scheme = request.headers.get("Authorization", "").partition(" ")[0].lower()
-    return request.path.startswith("/hub/api/") and scheme in ("token", "bearer")
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    return request.path.startswith("/hub/api/") and scheme.lower() in ("token", "bearer") and bool(value.strip())
 
 
 @web.middleware

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import secrets
 import time
@@ -37,7 +38,7 @@ class ServerView:
     state: ServerState
     image_name: str
     url: str | None
-    started: object
+    started: dt.datetime | None
     error: str | None
 
 
@@ -68,6 +69,7 @@ class ServerManager:
         self._progress: dict[str, SpawnProgress] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.queue = SpawnQueue(settings.lifecycle.concurrent_spawns)
+        self._capacity = asyncio.Lock()  # the running-server limit is checked and claimed in one step
         self.dependencies: DependencyGate | None = None
 
     def lock(self, name: str) -> asyncio.Lock:
@@ -101,8 +103,8 @@ class ServerManager:
             progress = SpawnProgress()
             if self.dependencies is not None:
                 self.dependencies.require_docker()
-            await self._check_capacity(name)
-            async with self.sessions.begin() as session:
+            async with self._capacity, self.sessions.begin() as session:
+                await self._check_capacity(name)
                 user = await get_user(session, name)
                 if user is None:
                     raise HubError("Your user account does not exist any more.")
@@ -197,15 +199,24 @@ class ServerManager:
                 setattr(user.server, key, value)
 
     # -- stop --------------------------------------------------------------------------------
-    async def stop(self, name: str, reason: str | None = None) -> None:
+    async def stop(self, name: str, reason: str | None = None, only_if_started: dt.datetime | None = None) -> None:
         """Stop the user's server and keep its volume. Stopping a stopped server does nothing.
 
-        ``reason`` is shown to the user on their home page (idle culling, crashes).
+        ``reason`` is shown to the user on their home page (idle culling, crashes). With
+        ``only_if_started``, nothing happens unless the server is still the one started then
+        (the culler decided on an older look at it).
 
         The route goes first, so no request is sent to a container that is going away; if the
         container cannot be stopped (Docker away), the route comes back and the server stays usable.
         """
         async with self.lock(name):
+            if only_if_started is not None:
+                async with self.sessions() as session:
+                    user = await get_user(session, name)
+                    current = user.server if user else None
+                if (self.is_spawning(name) or current is None or current.state != ServerState.RUNNING
+                        or current.started != only_if_started):
+                    return
             task = self._spawns.get(name)
             if task is not None and not task.done():
                 task.cancel()

@@ -7,6 +7,7 @@ so forward auth and the API never query the database to check one.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import secrets
@@ -59,9 +60,10 @@ class TokenStore:
         self.sessions = sessions
         self._by_hash: dict[str, TokenOwner] = {}
         self._last_used: dict[int, dt.datetime] = {}
+        self._loading = asyncio.Lock()  # loads never overlap, so an older one cannot bring back a revoked token
 
     async def load(self) -> None:
-        async with self.sessions() as session:
+        async with self._loading, self.sessions() as session:
             tokens = (await session.execute(select(ApiToken))).scalars().all()
             self._by_hash = {
                 token.hashed: TokenOwner(token.id, token.owner.name, token.owner.admin, aware(token.expires_at))
@@ -87,12 +89,12 @@ class TokenStore:
         return owner
 
     async def _load_one(self, hashed: str) -> TokenOwner | None:
-        async with self.sessions() as session:
+        async with self._loading, self.sessions() as session:
             row = (await session.execute(select(ApiToken).where(ApiToken.hashed == hashed))).scalar_one_or_none()
             if row is None:
                 return None
             owner = TokenOwner(row.id, row.owner.name, row.owner.admin, aware(row.expires_at))
-        self._by_hash[hashed] = owner
+            self._by_hash[hashed] = owner
         return owner
 
     async def create(self, username: str, note: str = "", expires_in: int | None = None) -> tuple[TokenView, str]:
@@ -128,6 +130,7 @@ class TokenStore:
         await self.get(username, token_id)
         async with self.sessions.begin() as session:
             await session.execute(delete(ApiToken).where(ApiToken.id == token_id))
+        self._by_hash = {hashed: owner for hashed, owner in self._by_hash.items() if owner.token_id != token_id}
         await self.load()
 
     async def flush_activity(self) -> None:

@@ -48,7 +48,8 @@ async def admin_panel(request: web.Request) -> web.StreamResponse:
     sort = query.get("sort", "name")
     sort_key: SortKey = sort if sort in SORT_KEYS else "name"  # type: ignore[assignment]
     descending = query.get("order") == "desc"
-    page_number = max(int(query["page"]) if query.get("page", "").isdigit() else 1, 1)
+    raw_page = query.get("page", "")
+    page_number = max(int(raw_page) if raw_page.isascii() and raw_page.isdigit() and len(raw_page) < 7 else 1, 1)
     name_filter = query.get("filter", "")[:64]
     page = await request.app[USERS].page(name_filter=name_filter, sort=sort_key, descending=descending,
                                          offset=(page_number - 1) * PAGE_SIZE, limit=PAGE_SIZE)

@@ -45,8 +45,8 @@ def int_param(request: web.Request, key: str, default: int, maximum: int | None 
     raw = request.query.get(key)
     if raw is None:
         return default
-    if not raw.isdigit():
-        raise BadRequest(f"{key} must be a non-negative whole number.")
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
+        raise BadRequest(f"{key} must be a whole number from 0 to 999999999.")
     value = int(raw)
     return min(value, maximum) if maximum is not None else value
 
@@ -75,7 +75,7 @@ async def list_users(request: web.Request) -> web.StreamResponse:
     if state not in (None, "active", "inactive", "ready"):
         raise BadRequest("state must be one of active, inactive, ready.")
     offset = int_param(request, "offset", 0)
-    limit = int_param(request, "limit", DEFAULT_LIMIT if paginated else 10**9, MAX_LIMIT if paginated else None)
+    limit = max(1, int_param(request, "limit", DEFAULT_LIMIT if paginated else 10**9, MAX_LIMIT if paginated else None))
     page = await request.app[USERS].page(name_filter=request.query.get("name_filter", ""),
                                          state=state, offset=offset, limit=limit)  # type: ignore[arg-type]
     items = [model_of(request, row) for row in page.rows]

@@ -41,7 +41,7 @@ async def create_token(request: web.Request) -> web.StreamResponse:
 async def revoke_token(request: web.Request) -> web.StreamResponse:
     user = await require_user(request)
     raw = request.match_info["token_id"]
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise BadRequest("There is no such token.")
     await request.app[TOKENS].revoke(user.name, int(raw))
     raise web.HTTPSeeOther("/hub/token")

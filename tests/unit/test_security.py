@@ -69,3 +69,18 @@ def test_the_hub_session_cookie_is_removed_before_the_users_server() -> None:
     header = "_xsrf=abc; hub-session=SECRET; theme=dark"
     assert cookies_without_session(header) == "_xsrf=abc; theme=dark"
     assert cookies_without_session("hub-session=SECRET") == ""
+
+
+def test_an_empty_token_does_not_skip_the_csrf_check() -> None:
+    from aiohttp.test_utils import make_mocked_request
+
+    from hub.security import is_token_request
+
+    def request(header: str):  # type: ignore[no-untyped-def]
+        return make_mocked_request("POST", "/hub/api/users", headers={"Authorization": header})
+
+    assert is_token_request(request("token abc"))
+    assert is_token_request(request("Bearer abc"))
+    assert not is_token_request(request("token "))
+    assert not is_token_request(request("token"))
+    assert not is_token_request(request("Basic abc"))
