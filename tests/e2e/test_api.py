@@ -89,6 +89,8 @@ def test_admins_add_and_page_through_users(admin: Api, alice: Api) -> None:
         page = admin.http.get(following["url"], headers=PAGINATED, timeout=30).json()
         seen += [user["name"] for user in page["items"]]
         following = page["_pagination"]["next"]
+    assert admin.call("GET", "/users?offset=%C2%B2").status_code == 400
+    assert admin.call("GET", "/users?limit=0", headers=PAGINATED).json()["_pagination"]["next"]["offset"] == 1
     plain = admin.call("GET", "/users").json()
     assert isinstance(plain, list)
     assert seen == [user["name"] for user in plain]

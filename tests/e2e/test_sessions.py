@@ -51,3 +51,15 @@ def test_a_deleted_users_session_ends(hub: HubProcess) -> None:
     deleted = requests.delete(f"{hub.url}/hub/api/users/gone", headers={"Authorization": f"token {token}"}, timeout=30)
     assert deleted.status_code == 204
     assert not logged_in(gone)
+
+
+def test_an_old_session_does_not_open_an_account_made_again_with_the_same_name(hub: HubProcess) -> None:
+    token = hub.token("admin")
+    api = {"Authorization": f"token {token}"}
+    hub.add_user("reborn", password_of("reborn"))
+    old = HubUser(hub.url, "reborn")
+    old.login(password_of("reborn"))
+    assert requests.delete(f"{hub.url}/hub/api/users/reborn", headers=api, timeout=30).status_code == 204
+    assert requests.post(f"{hub.url}/hub/api/users/reborn", json={"admin": True}, headers=api,
+                         timeout=30).status_code == 201
+    assert not logged_in(old)
