@@ -1,55 +1,274 @@
-"""Who may hold a session right now: every user's admin flag and session cut-off, kept in memory.
+"""Accounts: the one owner of every write to users, and the in-memory view of who may hold a session.
 
-Sessions live in encrypted cookies, so the hub cannot delete one. Instead each cookie carries the
-time it was issued, and a session counts only if the user still exists and it was issued after
-the user's cut-off (moved by logging out). Admin rights are read from here, not from the cookie,
-so taking them away takes effect at once. Forward auth consults this map: no database query.
+Every change to an account (create, delete, admin flag, password, session cut-off) goes through
+``AccountService``, from the hub's pages, its API and the command line alike. Each write also
+sets a new *accounts generation* in the database. A running hub polls that value every second
+(one tiny query) and reloads its caches when it moved, so a change made with ``hub user ...``
+while the hub runs reaches it within seconds: a removed user's cookies and tokens stop working,
+a new password ends other sessions, admin rights follow the database.
+
+Sessions live in encrypted cookies, so the hub cannot delete one. Instead a cookie carries the
+account's id and the time it was issued, and it counts only while that account still exists and
+it was issued after the account's cut-off. Forward auth reads this map: no database query.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
+import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.db import Sessionmaker, get_user
-from hub.models import User
+from hub.errors import BadRequest, Conflict, NotFound
+from hub.models import HubState, User, utcnow
+from hub.names import normalize_username, validate_username
+
+log = logging.getLogger(__name__)
+GENERATION_KEY = "accounts_generation"
+SYNC_SECONDS = 1.0
+MISS_REFRESH_SECONDS = 0.25
+SIGNAL_FILE = "accounts.changed"
 
 
 @dataclass(frozen=True, slots=True)
 class Account:
+    id: int
     admin: bool
     sessions_valid_after: float
 
 
-class AccountRegistry:
-    def __init__(self, sessions: Sessionmaker) -> None:
+async def mark_changed(session: AsyncSession) -> str:
+    """Give accounts a new generation inside the caller's transaction; running hubs notice and reload."""
+    value = secrets.token_hex(8)
+    row = await session.get(HubState, GENERATION_KEY)
+    if row is None:
+        session.add(HubState(key=GENERATION_KEY, value=value))
+    else:
+        row.value = value
+    return value
+
+
+async def read_generation(sessions: Sessionmaker) -> str:
+    async with sessions() as session:
+        row = await session.get(HubState, GENERATION_KEY)
+        return row.value if row is not None else ""
+
+
+Listener = Callable[[], Awaitable[None]]
+
+
+class AccountService:
+    def __init__(self, sessions: Sessionmaker, signal_file: Path | None = None) -> None:
+        """``signal_file`` (in the data folder) is touched after every write, so a running hub that meets an
+        unknown token can tell with one ``stat`` whether another process just changed something."""
         self.sessions = sessions
+        self.signal_file = signal_file
+        self._signal_seen: float | None = None
         self._accounts: dict[str, Account] = {}
+        self._generation = ""
+        self._listeners: list[Listener] = []
+        self._loading = asyncio.Lock()
+        self._last_check = 0.0
+        self._refreshing: asyncio.Future[bool] | None = None
 
-    async def load(self) -> None:
-        async with self.sessions() as session:
-            rows = (await session.execute(select(User.name, User.admin, User.sessions_valid_after))).all()
-        self._accounts = {name: Account(admin, valid_after or 0.0) for name, admin, valid_after in rows}
-
+    # -- reading (from memory) ---------------------------------------------------------------
     def get(self, name: str) -> Account | None:
         return self._accounts.get(name)
 
-    def remember(self, name: str, admin: bool) -> None:
-        current = self._accounts.get(name)
-        # A name seen for the first time (or made again after a deletion) accepts no earlier session.
-        self._accounts[name] = Account(admin, current.sessions_valid_after if current else time.time())
+    def any(self) -> bool:
+        """Whether the hub has any account at all."""
+        return bool(self._accounts)
 
-    def forget(self, name: str) -> None:
-        self._accounts.pop(name, None)
+    def on_change(self, listener: Listener) -> None:
+        """Call ``listener`` after the accounts were reloaded because another process changed them."""
+        self._listeners.append(listener)
+
+    async def load(self) -> None:
+        async with self._loading:
+            self._signal_seen = self._signal_mtime()
+            generation = await read_generation(self.sessions)
+            async with self.sessions() as session:
+                rows = (await session.execute(select(User.id, User.name, User.admin, User.sessions_valid_after))).all()
+            self._accounts = {name: Account(uid, admin, valid_after or 0.0) for uid, name, admin, valid_after in rows}
+            self._generation = generation
+
+    async def sync(self) -> bool:
+        """Reload when another process (the CLI, a second hub) changed accounts; True when it did."""
+        self._last_check = time.monotonic()
+        self._signal_seen = self._signal_mtime()
+        if await read_generation(self.sessions) == self._generation:
+            return False
+        await self.load()
+        for listener in self._listeners:
+            await listener()
+        log.info("accounts changed outside this hub: reloaded")
+        return True
+
+    async def refresh_if_stale(self) -> None:
+        """Look for outside changes now, unless that was done in the last quarter second (a token made with
+        ``hub token create`` a moment ago works at once; a flood of unknown tokens costs at most four tiny
+        queries a second, all of them shared)."""
+        if self._refreshing is None:
+            if not self._signalled() and time.monotonic() - self._last_check < MISS_REFRESH_SECONDS:
+                return
+            self._refreshing = asyncio.ensure_future(self.sync())
+            self._refreshing.add_done_callback(lambda _: setattr(self, "_refreshing", None))
+        await asyncio.shield(self._refreshing)
+
+    def _signal_mtime(self) -> float | None:
+        try:
+            return self.signal_file.stat().st_mtime if self.signal_file is not None else None
+        except OSError:
+            return None
+
+    def _signalled(self) -> bool:
+        return self._signal_mtime() != self._signal_seen
+
+    def signal(self) -> None:
+        """Tell other processes on this host that accounts or tokens changed (after the commit)."""
+        if self.signal_file is None:
+            return
+        try:
+            self.signal_file.touch()
+            os.utime(self.signal_file)
+        except OSError as exc:
+            log.debug("could not touch %s: %s", self.signal_file, exc)
+
+    async def run_sync(self, interval: float = SYNC_SECONDS) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.sync()
+            except Exception:
+                log.exception("could not check for account changes")
+
+    # -- writing -------------------------------------------------------------------------------
+    def _remember(self, user: User) -> None:
+        self._accounts[user.name] = Account(user.id, user.admin, user.sessions_valid_after or 0.0)
+
+    async def _write(self, change: Callable[[AsyncSession], Awaitable[list[User]]]) -> list[User]:
+        async with self.sessions.begin() as session:
+            users = await change(session)
+            await session.flush()
+            generation = await mark_changed(session)
+        for user in users:
+            self._remember(user)
+        self._generation = generation
+        self.signal()
+        return users
+
+    async def add(self, raw_names: list[str], admin: bool = False) -> tuple[list[str], list[str]]:
+        """Create users; returns (created, already there). Any unusable name refuses the whole request."""
+        wanted: list[str] = []
+        for raw in raw_names:
+            name = validate_username(normalize_username(raw))
+            if name not in wanted:
+                wanted.append(name)
+        if not wanted:
+            raise BadRequest("Give at least one user name.")
+        existing: set[str] = set()
+
+        async def change(session: AsyncSession) -> list[User]:
+            existing.update((await session.execute(select(User.name).where(User.name.in_(wanted)))).scalars())
+            made = [User(name=name, admin=admin, sessions_valid_after=time.time()) for name in wanted
+                    if name not in existing]
+            session.add_all(made)
+            return made
+
+        created = [user.name for user in await self._write(change)]
+        log.info("added users %s", ", ".join(created) or "(none)")
+        return created, [name for name in wanted if name in existing]
+
+    async def add_one(self, raw_name: str, admin: bool = False) -> str:
+        created, existing = await self.add([raw_name], admin)
+        if existing:
+            raise Conflict(f"The user {existing[0]} already exists.")
+        return created[0]
+
+    async def ensure(self, name: str, *, admin: bool = False, logged_in: bool = False) -> Account:
+        """The account of ``name``, created when missing; ``admin`` only ever grants (config's admin lists)."""
+        async def change(session: AsyncSession) -> list[User]:
+            user = await get_user(session, name)
+            if user is None:
+                user = User(name=name, admin=admin, sessions_valid_after=time.time())
+                session.add(user)
+            user.admin = user.admin or admin
+            if logged_in:
+                user.last_activity = utcnow()
+            return [user]
+
+        current = self._accounts.get(name)
+        if logged_in and current is not None and (current.admin or not admin):
+            async with self.sessions.begin() as session:  # the common login: no account change to announce
+                user = await get_user(session, name)
+                if user is not None:
+                    user.last_activity = utcnow()
+                    return current
+        (user,) = await self._write(change)
+        return self._accounts[user.name]
+
+    async def set_admin(self, name: str, admin: bool) -> None:
+        async def change(session: AsyncSession) -> list[User]:
+            user = await self._existing(session, name)
+            user.admin = admin
+            return [user]
+
+        await self._write(change)
+        log.info("%s is %s", name, "now an admin" if admin else "no longer an admin")
+
+    async def set_password_hash(self, name: str, password_hash: str, *, create: bool = False,
+                                admin: bool = False, keep_sessions: bool = False) -> None:
+        """Store a new password (already hashed); every earlier session of the account ends.
+
+        ``create`` makes the account when missing; ``admin`` only grants.
+        """
+        async def change(session: AsyncSession) -> list[User]:
+            user = await get_user(session, name)
+            if user is None:
+                if not create:
+                    raise NotFound(f"There is no user {name}.")
+                user = User(name=name, admin=admin)
+                session.add(user)
+            user.password_hash = password_hash
+            user.admin = user.admin or admin
+            if not keep_sessions:
+                user.sessions_valid_after = time.time()
+            return [user]
+
+        await self._write(change)
 
     async def end_sessions(self, name: str) -> None:
         """Every session of the user issued until now stops counting (logging out ends them all)."""
-        now = time.time()
-        async with self.sessions.begin() as session:
+        async def change(session: AsyncSession) -> list[User]:
             user = await get_user(session, name)
             if user is None:
-                return
-            user.sessions_valid_after = now
-            self._accounts[name] = Account(user.admin, now)
+                return []
+            user.sessions_valid_after = time.time()
+            return [user]
+
+        await self._write(change)
+
+    async def delete(self, name: str) -> None:
+        """Delete the account, its tokens and its server record (the caller stops the server first)."""
+        async def change(session: AsyncSession) -> list[User]:
+            await session.delete(await self._existing(session, name))
+            return []
+
+        await self._write(change)
+        self._accounts.pop(name, None)
+        log.info("deleted user %s", name)
+
+    @staticmethod
+    async def _existing(session: AsyncSession, name: str) -> User:
+        user = await get_user(session, name)
+        if user is None:
+            raise NotFound(f"There is no user {name}.")
+        return user

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from hub.parsing import whole_number
 from hub.models import ServerState
 from hub.names import user_prefix
 from hub.tokens import TokenView, aware
@@ -89,4 +90,4 @@ def token_model(token: TokenView) -> dict[str, Any]:
 
 def parse_token_id(raw: str) -> int | None:
     digits = raw[1:] if raw.startswith("a") else raw
-    return int(digits) if digits.isascii() and digits.isdigit() and len(digits) <= 18 else None
+    return whole_number(digits)

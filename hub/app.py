@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp_jinja2
@@ -13,32 +13,35 @@ from aiohttp import web
 from aiohttp_session import get_session, session_middleware
 
 from hub import __version__
-from hub.accounts import AccountRegistry
+from hub.accounts import SIGNAL_FILE, AccountService
 from hub.activity import ActivityTracker
 from hub.auth import AccessPolicy, load_authenticator
 from hub.config import Settings
 from hub.culler import IdleCuller
 from hub.db import open_database
 from hub.dependencies import DependencyMonitor
-from hub.docker_spawner import DockerSpawner
-from hub.first_admin import FirstAdminSetup
 from hub.handlers import setup_routes
 from hub.handlers.errors import error_middleware
+from hub.handlers.headers import setup_security_headers
 from hub.keys import (
-    ACCESS_POLICY, ACCOUNTS, ACTIVITY, AUTHENTICATOR, DEPENDENCIES, FIRST_ADMIN, LOGIN_THROTTLE, METRICS, PROXY, SERVERS, SESSIONS, SETTINGS,
-    SPAWNER, TOKENS, USERS,
+    ACCESS_POLICY, ACCOUNTS, ACTIVITY, AUTHENTICATOR, DEPENDENCIES, LOGIN_THROTTLE, METRICS, PROXY, RECONCILER, SERVERS,
+    SESSIONS,
+    SETTINGS, SPAWNER, TOKENS, TRUSTED_PROXIES, USERS,
 )
-from hub.security import LoginThrottle, csrf_middleware, csrf_token, session_storage, session_user
+from hub.login_guard import LoginThrottle, TrustedProxies
 from hub.metrics import HubMetrics
+from hub.proxy import Proxy
 from hub.reconcile import Reconciler
+from hub.security import csrf_middleware, csrf_token, session_storage, session_user
 from hub.servers import ServerManager
+from hub.spawner import Spawner
 from hub.tokens import TokenStore
-from hub.traefik import TraefikFileProxy
 from hub.users import UserDirectory
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 ACTIVITY_FLUSH_SECONDS = 10.0
+Context = Callable[[web.Application], AsyncIterator[None]]
 
 
 async def template_context(request: web.Request) -> dict[str, object]:
@@ -67,67 +70,102 @@ async def flush_periodically(app: web.Application) -> None:
         await flush_once(app)
 
 
-async def resources(app: web.Application) -> AsyncIterator[None]:
-    """Open the database and the connections to Docker and Traefik; close them on shut-down."""
+async def database(app: web.Application) -> AsyncIterator[None]:
+    """The database (brought up to date) and what is read from it into memory: accounts and tokens."""
     settings = app[SETTINGS]
     engine, sessions = await open_database(settings.db_url)
     app[SESSIONS] = sessions
-    app[AUTHENTICATOR] = load_authenticator(settings.auth, sessions)
-    spawner = DockerSpawner(settings.spawner)
-    proxy = TraefikFileProxy(settings.traefik, settings.hub.reachable_url)
-    app[SPAWNER] = spawner
-    app[PROXY] = proxy
-    servers = ServerManager(settings, sessions, spawner, proxy, app[METRICS])
-    app[SERVERS] = servers
-    app[TOKENS] = TokenStore(sessions)
-    await app[TOKENS].load()
+    accounts = AccountService(sessions, settings.hub.data_dir / SIGNAL_FILE)
+    await accounts.load()
+    tokens = TokenStore(sessions, accounts)
+    await tokens.load()
+    accounts.on_change(tokens.load)
+    app[ACCOUNTS], app[TOKENS] = accounts, tokens
+    app[USERS] = UserDirectory(sessions)
     app[ACTIVITY] = ActivityTracker(sessions)
-    app[ACCOUNTS] = AccountRegistry(sessions)
-    await app[ACCOUNTS].load()
-    app[USERS] = UserDirectory(sessions, app[ACCOUNTS])
-    monitor = DependencyMonitor(spawner, proxy, settings.lifecycle.dependency_check_interval)
-    app[DEPENDENCIES] = monitor
-    servers.dependencies = monitor
-    await proxy.install_hub_route()
-    reconciler = Reconciler(settings, servers)
-    if await monitor.check():
-        await reconciler.run_once()
-    else:
-        log.error("starting without Docker or Traefik: %s", monitor.notice)
-    if settings.auth.type == "native":
-        await app[FIRST_ADMIN].prepare(sessions, settings.hub.public_url)
-    log.info("hub %s ready; authenticator %s; %d images", __version__, settings.auth.type, len(settings.images))
-    culler = IdleCuller(settings, servers, app[ACTIVITY])
-    tasks = [
-        asyncio.create_task(flush_periodically(app), name="flush-activity"),
-        asyncio.create_task(reconciler.run_periodically(), name="reconcile"),
-        asyncio.create_task(monitor.run(), name="dependencies"),
-    ]
+    app[AUTHENTICATOR] = load_authenticator(settings.auth, sessions)
+    if settings.auth.type == "native" and not accounts.any():
+        log.warning("this hub has no users yet: make the one-time link for the first admin with `hub setup-link` "
+                    "(under compose: docker compose exec hub hub setup-link)")
+    yield
+    await flush_once(app)
+    await engine.dispose()
+
+
+def backends(spawner: Spawner | None, proxy: Proxy | None) -> Context:
+    """Docker and Traefik (or the given spawner and proxy), the server manager over them, and a first reconcile."""
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        if spawner is None:
+            from hub.docker_spawner import DockerSpawner
+
+            made_spawner: Spawner = DockerSpawner(settings.spawner)
+        else:
+            made_spawner = spawner
+        if proxy is None:
+            from hub.traefik import TraefikFileProxy
+
+            made_proxy: Proxy = TraefikFileProxy(settings.traefik, settings.hub.reachable_url)
+        else:
+            made_proxy = proxy
+        app[SPAWNER], app[PROXY] = made_spawner, made_proxy
+        servers = ServerManager(settings, app[SESSIONS], made_spawner, made_proxy, app[METRICS])
+        await servers.load()
+        monitor = DependencyMonitor(made_spawner, made_proxy, settings.lifecycle.dependency_check_interval)
+        servers.dependencies = monitor
+        app[SERVERS], app[DEPENDENCIES] = servers, monitor
+        reconciler = Reconciler(settings, servers)
+        app[RECONCILER] = reconciler
+        await made_proxy.prepare()
+        if await monitor.check():
+            await reconciler.run_once(rewrite_routes=True)  # route files are a projection: rewrite them all
+        else:
+            log.warning("starting without Docker or Traefik (it may still be starting): %s", monitor.notice)
+        log.info("hub %s ready; authenticator %s; %d images", __version__, settings.auth.type, len(settings.images))
+        yield
+        try:
+            await asyncio.wait_for(servers.shutdown(settings.lifecycle.stop_servers_on_shutdown),
+                                   settings.lifecycle.shutdown_timeout)
+        except asyncio.TimeoutError:
+            log.error("shut-down took longer than %gs; leaving the rest", settings.lifecycle.shutdown_timeout)
+        await made_proxy.close()
+        await made_spawner.close()
+
+    return context
+
+
+async def background(app: web.Application) -> AsyncIterator[None]:
+    """The loops that run while the hub does; each belongs to the object whose work it is."""
+    settings = app[SETTINGS]
+    culler = IdleCuller(settings, app[SERVERS], app[ACTIVITY])
+    loops = {
+        "flush-activity": flush_periodically(app),
+        "reconcile": app[RECONCILER].run_periodically(),
+        "dependencies": app[DEPENDENCIES].run(),
+        "account-sync": app[ACCOUNTS].run_sync(),
+        "trusted-proxies": app[TRUSTED_PROXIES].run_refresh(),
+    }
     if culler.enabled:
-        tasks.append(asyncio.create_task(culler.run_periodically(), name="cull"))
+        loops["cull"] = culler.run_periodically()
+    tasks = [asyncio.create_task(loop, name=name) for name, loop in loops.items()]
     yield
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    await flush_once(app)
-    try:
-        await asyncio.wait_for(servers.shutdown(settings.lifecycle.stop_servers_on_shutdown),
-                               settings.lifecycle.shutdown_timeout)
-    except asyncio.TimeoutError:
-        log.error("shut-down took longer than %gs; leaving the rest", settings.lifecycle.shutdown_timeout)
-    await proxy.close()
-    await spawner.close()
-    await engine.dispose()
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, *, spawner: Spawner | None = None, proxy: Proxy | None = None) -> web.Application:
+    """The hub's application; tests may hand in another spawner and proxy (tests/fakes.py)."""
     # Order matters: sessions outermost (errors and CSRF read them), errors outside CSRF so its refusal renders.
     middlewares = [session_middleware(session_storage(settings)), error_middleware, csrf_middleware]
     app = web.Application(middlewares=middlewares, client_max_size=1024**2)
     app[SETTINGS] = settings
     app[ACCESS_POLICY] = AccessPolicy.from_settings(settings.auth)
-    app[LOGIN_THROTTLE] = LoginThrottle()
-    app[FIRST_ADMIN] = FirstAdminSetup()
+    auth = settings.auth
+    app[LOGIN_THROTTLE] = LoginThrottle(max_failures_per_account=auth.max_failed_logins,
+                                        max_failures_per_client=auth.max_failed_logins_per_client,
+                                        window=auth.login_window, lockout=auth.lockout_seconds)
+    app[TRUSTED_PROXIES] = TrustedProxies(settings.hub.trusted_proxies)
     app[METRICS] = HubMetrics()
     aiohttp_jinja2.setup(
         app,
@@ -137,5 +175,6 @@ def create_app(settings: Settings) -> web.Application:
     )
     setup_routes(app)
     app.router.add_static("/hub/static/", STATIC_DIR, name="static")
-    app.cleanup_ctx.append(resources)
+    setup_security_headers(app)  # on every response but forward-auth's, streams and raised errors included
+    app.cleanup_ctx.extend([database, backends(spawner, proxy), background])
     return app

@@ -1,4 +1,9 @@
-"""Command line: ``hub serve``, ``hub user add|list|remove``, ``hub token create``, ``hub check-config``."""
+"""Command line: ``hub serve``, ``hub user add|list|remove|admin|password``, ``hub token create``,
+``hub setup-link``, ``hub check-config``, ``hub socket-proxy``.
+
+Account changes go through the same accounts service as the hub's pages; a running hub sees them
+within a second or two (see accounts.py).
+"""
 
 from __future__ import annotations
 
@@ -12,23 +17,22 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from sqlalchemy import select
 
+from hub.accounts import SIGNAL_FILE, AccountService
 from hub.config import ConfigError, Settings, load_settings
 from hub.db import Sessionmaker
 from hub.errors import BadUsername
+from hub.logs import setup_logging
 from hub.names import normalize_username, validate_username
 
 log = logging.getLogger("hub")
 EXIT_CONFIG = 2
 EXIT_USAGE = 1
-
-
-def setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr)
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
 def traefik_binary() -> str:
@@ -60,10 +64,28 @@ def launch_traefik(settings: Settings) -> subprocess.Popen[bytes]:
     return process
 
 
+def protect_files(settings: Settings) -> None:
+    """Secrets readable by the hub's user only, also where an older version left them readable by all."""
+    data_dir = settings.hub.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    candidates = [data_dir, settings.hub.secret_path, settings.traefik.dynamic_dir]
+    candidates += [path for path in data_dir.glob("hub.sqlite*")]
+    if settings.traefik.dynamic_dir.is_dir():
+        candidates += list(settings.traefik.dynamic_dir.glob("*.yaml"))
+    for path in candidates:
+        try:
+            if path.exists() and path.stat().st_uid == os.getuid():
+                path.chmod(0o700 if path.is_dir() else 0o600)
+        except OSError as exc:
+            log.warning("could not protect %s: %s", path, exc)
+
+
 def serve(settings: Settings) -> int:
     from aiohttp import web
 
     from hub.app import create_app
+
+    protect_files(settings)
 
     traefik = launch_traefik(settings) if settings.traefik.launch else None
     try:
@@ -91,61 +113,80 @@ def read_password(from_stdin: bool) -> str:
     return first
 
 
-async def ensure_account(sessions: Sessionmaker, name: str, admin: bool) -> None:
-    """Create the user without a password if missing; make them an admin if asked."""
-    from hub.db import get_user
-    from hub.models import User
-
-    async with sessions.begin() as session:
-        user = await get_user(session, name)
-        if user is None:
-            session.add(User(name=name, admin=admin))
-        elif admin:
-            user.admin = True
-
-
-async def user_add(settings: Settings, name: str, admin: bool, password_stdin: bool) -> int:
-    from hub.auth.native import set_password
+@asynccontextmanager
+async def accounts_of(settings: Settings) -> AsyncIterator[tuple[Sessionmaker, AccountService]]:
     from hub.db import open_database
 
     engine, sessions = await open_database(settings.db_url)
+    accounts = AccountService(sessions, settings.hub.data_dir / SIGNAL_FILE)
     try:
+        await accounts.load()
+        yield sessions, accounts
+    finally:
+        await engine.dispose()
+
+
+async def user_add(settings: Settings, name: str, admin: bool, password_stdin: bool) -> int:
+    """Create a user (native: with a password; an existing user gets the new password and loses other sessions)."""
+    from hub.auth.native import set_password
+
+    async with accounts_of(settings) as (_, accounts):
         if settings.auth.type == "native":
             password = read_password(password_stdin)
             if len(password) < 8:
                 print("error: the password must have at least 8 characters", file=sys.stderr)
                 return EXIT_USAGE
-            await set_password(sessions, name, password, admin=admin)
+            await set_password(accounts, name, password, admin=admin)
         else:
-            await ensure_account(sessions, name, admin)
+            await accounts.ensure(name, admin=admin)
         print(f"user {name} saved{' (admin)' if admin else ''}")
         return 0
-    finally:
-        await engine.dispose()
+
+
+async def user_password(settings: Settings, name: str, password_stdin: bool) -> int:
+    """A new password for an existing user; their sessions everywhere end."""
+    from hub.auth.native import set_password
+
+    async with accounts_of(settings) as (_, accounts):
+        if accounts.get(name) is None:
+            print(f"error: there is no user {name}", file=sys.stderr)
+            return EXIT_USAGE
+        password = read_password(password_stdin)
+        if len(password) < 8:
+            print("error: the password must have at least 8 characters", file=sys.stderr)
+            return EXIT_USAGE
+        await set_password(accounts, name, password, create=False)
+        print(f"new password saved for {name}; their other sessions are ended")
+        return 0
+
+
+async def user_admin(settings: Settings, name: str, revoke: bool) -> int:
+    async with accounts_of(settings) as (_, accounts):
+        if accounts.get(name) is None:
+            print(f"error: there is no user {name}", file=sys.stderr)
+            return EXIT_USAGE
+        await accounts.set_admin(name, not revoke)
+        print(f"{name} is {'no longer' if revoke else 'now'} an admin")
+        return 0
 
 
 async def user_list(settings: Settings) -> int:
-    from hub.db import open_database
     from hub.models import User
 
-    engine, sessions = await open_database(settings.db_url)
-    try:
+    async with accounts_of(settings) as (sessions, _):
         async with sessions() as session:
             users = (await session.execute(select(User).order_by(User.name))).scalars().all()
             for user in users:
                 state = user.server.state.value if user.server else "no server"
                 print(f"{user.name}\t{'admin' if user.admin else 'user'}\t{state}")
         return 0
-    finally:
-        await engine.dispose()
 
 
 async def user_remove(settings: Settings, name: str) -> int:
-    from hub.db import get_user, open_database
+    from hub.db import get_user
 
-    engine, sessions = await open_database(settings.db_url)
-    try:
-        async with sessions.begin() as session:
+    async with accounts_of(settings) as (sessions, accounts):
+        async with sessions() as session:
             user = await get_user(session, name)
             if user is None:
                 print(f"error: there is no user {name}", file=sys.stderr)
@@ -153,32 +194,38 @@ async def user_remove(settings: Settings, name: str) -> int:
             if user.server is not None and user.server.state.value in ("running", "starting"):
                 print(f"error: {name}'s server is running; stop it first", file=sys.stderr)
                 return EXIT_USAGE
-            await session.delete(user)
-        print(f"user {name} removed (their volume is kept)")
+        await accounts.delete(name)
+        print(f"user {name} removed (their volume is kept); their sessions and tokens stop working")
         return 0
-    finally:
-        await engine.dispose()
+
+
+async def setup_link(settings: Settings) -> int:
+    from hub.first_admin import make_setup_link
+
+    async with accounts_of(settings) as (sessions, _):
+        link = await make_setup_link(sessions, settings.hub.public_url)
+        if link is None:
+            print("error: this hub has users already; log in as an admin instead", file=sys.stderr)
+            return EXIT_USAGE
+        print(link)
+        return 0
 
 
 async def token_create(settings: Settings, name: str, note: str, expires_in: int | None,
                        service: bool = False, admin: bool = False) -> int:
-    from hub.db import open_database
     from hub.errors import NotFound
     from hub.tokens import TokenStore
 
-    engine, sessions = await open_database(settings.db_url)
-    try:
+    async with accounts_of(settings) as (sessions, accounts):
         if service:  # an account for a script or service: no password, reached only with tokens
-            await ensure_account(sessions, name, admin)
+            await accounts.ensure(name, admin=admin)
         try:
-            _, token = await TokenStore(sessions).create(name, note, expires_in)
+            _, token = await TokenStore(sessions, accounts).create(name, note, expires_in)
         except NotFound as exc:
             print(f"error: {exc.user_message} Add it first with `hub user add`.", file=sys.stderr)
             return EXIT_USAGE
         print(token)
         return 0
-    finally:
-        await engine.dispose()
 
 
 def parser() -> argparse.ArgumentParser:
@@ -188,12 +235,19 @@ def parser() -> argparse.ArgumentParser:
     serve_cmd = commands.add_parser("serve", help="run the hub")
     serve_cmd.add_argument("--with-traefik", action="store_true", help="also start Traefik (development)")
     commands.add_parser("check-config", help="validate the configuration and exit")
+    commands.add_parser("setup-link", help="print a one-time link that creates the first admin (new hubs only)")
     user = commands.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
     add = user.add_parser("add", help="create a user (native: asks for the password, or reads it from stdin)")
     add.add_argument("name")
     add.add_argument("--admin", action="store_true")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     user.add_parser("list", help="list users")
+    password = user.add_parser("password", help="set a new password (native); the user's sessions end")
+    password.add_argument("name")
+    password.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    admin_cmd = user.add_parser("admin", help="make a user an admin (or, with --revoke, no longer one)")
+    admin_cmd.add_argument("name")
+    admin_cmd.add_argument("--revoke", action="store_true")
     remove = user.add_parser("remove", help="delete a user (their volume is kept)")
     remove.add_argument("name")
     token = commands.add_parser("token", help="manage API tokens").add_subparsers(dest="action", required=True)
@@ -203,13 +257,24 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--expires-in", type=int, default=None, metavar="SECONDS")
     create.add_argument("--service", action="store_true", help="create the account if missing (it has no password)")
     create.add_argument("--admin", action="store_true", help="with --service: the account is an admin")
+    db = commands.add_parser("db", help="the database schema").add_subparsers(dest="action", required=True)
+    db.add_parser("upgrade", help="bring the schema up to date (a SQLite file is copied first)")
+    db.add_parser("current", help="print the schema revision of the database")
+    proxy = commands.add_parser("socket-proxy", help="pass the hub's own Docker calls to the Docker socket, no others")
+    proxy.add_argument("--listen", default="127.0.0.1:2375", help="HOST:PORT or unix:/path (default 127.0.0.1:2375)")
+    proxy.add_argument("--docker-socket", default="/var/run/docker.sock")
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    os.umask(0o077)  # the database, the cookie key and route files: for the hub's user only
     setup_logging(os.environ.get("HUB_LOG_LEVEL", "INFO"))
     try:
+        if args.command == "socket-proxy":  # needs no hub configuration
+            from hub.socket_proxy import run
+
+            return run(args.listen, args.docker_socket)
         settings = load_settings(args.config)
         if args.command == "serve" and args.with_traefik:
             settings = settings.model_copy(update={"traefik": settings.traefik.model_copy(update={"launch": True})})
@@ -218,6 +283,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "serve":
             return serve(settings)
+        if args.command == "db":
+            from hub.migrate import run_command
+
+            return asyncio.run(run_command(args.action, settings.db_url))
+        if args.command == "setup-link":
+            return asyncio.run(setup_link(settings))
         if args.action == "list":
             return asyncio.run(user_list(settings))
         name = validate_username(normalize_username(args.name))
@@ -225,6 +296,10 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(token_create(settings, name, args.note, args.expires_in, args.service, args.admin))
         if args.action == "add":
             return asyncio.run(user_add(settings, name, args.admin, args.password_stdin))
+        if args.action == "password":
+            return asyncio.run(user_password(settings, name, args.password_stdin))
+        if args.action == "admin":
+            return asyncio.run(user_admin(settings, name, args.revoke))
         return asyncio.run(user_remove(settings, name))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,6 +38,14 @@ class HubSection(Section):
     cookie_secret_file: Path | None = None
     """Defaults to <data_dir>/cookie_secret; created on first start."""
     session_max_age: int = Field(14 * 24 * 3600, gt=0)
+    trusted_proxies: list[str] = ["127.0.0.1", "::1"]
+    """Addresses (IPs, networks in CIDR form, or host names) whose X-Forwarded-For the hub believes: Traefik's."""
+    disk_warn_free_percent: float = Field(10, ge=0, le=100)
+    """/hub/health warns when the data disk has less than this share free (0: never)."""
+    disk_warn_free_gb: float = Field(2, ge=0)
+    """... or less than this many gigabytes (10^9 bytes) free (0: never)."""
+    disk_watch_paths: list[Path] = []
+    """More folders whose disk /hub/health watches besides data_dir, e.g. /var/lib/docker for a hub on the host."""
 
     @property
     def reachable_url(self) -> str:
@@ -57,9 +66,18 @@ class AuthSection(Section):
     """When not empty, only these users may log in (admins always may)."""
     admin_users: list[str] = []
     admin_access: bool = False
-    """Whether admins may open other users' servers."""
+    """Whether admins may open other users' servers (and make API tokens for other users)."""
+    server_access_accounts: list[str] = []
+    """Accounts (usually service accounts made with `hub token create NAME --service`) that may open every
+    user's server, e.g. a grading service; nobody else but the owner may, unless admin_access is on."""
     dummy_password: SecretStr | None = None
     pam_service: str = "login"
+    max_failed_logins: int = Field(5, gt=0)
+    """Failed logins of one account within login_window seconds before it is locked for lockout_seconds."""
+    max_failed_logins_per_client: int = Field(20, gt=0)
+    """The same, counted per client address (from X-Forwarded-For of a trusted proxy)."""
+    login_window: float = Field(900, gt=0)
+    lockout_seconds: float = Field(300, gt=0)
     options: dict[str, Any] = {}
     """Options for a third-party authenticator."""
 
@@ -123,6 +141,36 @@ class SpawnerSection(Section):
     """Where the build folders of images with `build:` are."""
     build_args: dict[str, str] = {}
     """Build arguments for those builds, e.g. BASE_IMAGE for a site without registry access."""
+    isolation: Literal["shared", "per_user"] = "shared"
+    """shared: all user containers on `network`; per_user: each on a network of its own, so they cannot reach
+    each other (for web apps whose own login is off)."""
+    isolated_subnet_pool: IPv4Network = IPv4Network("10.213.0.0/16")
+    """per_user: the address range the hub cuts the users' networks from (not the daemon's default pools)."""
+    isolated_subnet_size: int = Field(28, ge=8, le=29)
+    """per_user: prefix length of each user's network; /28 gives 4096 networks of 14 addresses in a /16."""
+    connect_containers: list[str] = []
+    """per_user: containers (names or ids) joined to every user's network so they reach the servers: Traefik, and
+    the hub when it runs in a container (compose). They leave it before it is removed."""
+    log_driver: Literal["json-file", "local", "default"] = "json-file"
+    """Log driver of user containers; json-file and local rotate with log_max_size/log_max_files; default: the
+    daemon's own setting (no rotation by the hub)."""
+    log_max_size: str = Field("10m", pattern=r"^[0-9]+[kmg]?$")
+    """Size at which a container's log file is rotated."""
+    log_max_files: int = Field(3, ge=1)
+    """Rotated log files kept per container."""
+    volume_size: str | None = Field(None, pattern=r"^[0-9]+[kmgtKMGT]?$")
+    """Size limit of each new user volume (local driver `size` option): needs Docker's volumes on xfs with pquota."""
+    writable_layer_size: str | None = Field(None, pattern=r"^[0-9]+[kmgtKMGT]?$")
+    """Size limit of each container's own writable layer (outside the volume): overlay2 on xfs with pquota."""
+
+    @model_validator(mode="after")
+    def _check_subnets(self) -> SpawnerSection:
+        if self.isolated_subnet_size < self.isolated_subnet_pool.prefixlen:
+            raise ValueError(
+                f"spawner.isolated_subnet_size: /{self.isolated_subnet_size} networks do not fit into "
+                f"isolated_subnet_pool {self.isolated_subnet_pool}: use /{self.isolated_subnet_pool.prefixlen} or more"
+            )
+        return self
 
 
 class TraefikSection(Section):

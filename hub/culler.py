@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 
 import aiohttp
@@ -18,8 +19,8 @@ from hub.activity import ActivityTracker
 from hub.api_models import latest
 from hub.config import Settings
 from hub.models import Server, ServerState, User, utcnow
-from hub.names import user_prefix
-from hub.servers import ServerManager
+from hub.names import truncate, user_prefix
+from hub.servers import Seen, ServerManager
 from hub.tokens import aware
 
 log = logging.getLogger(__name__)
@@ -35,23 +36,104 @@ def human(seconds: float) -> str:
     return f"{seconds:g} seconds"
 
 
+# What the culler reads from a user's server, which the user controls: small, plain, quick.
+ANSWER_LIMIT = 64 * 1024
+"""Bytes of one answer; a longer one is refused, not cut."""
+ANSWER_DEPTH = 16
+"""Nesting of arrays and objects in one answer (Jupyter's have 2)."""
+ANSWER_TIMEOUT = aiohttp.ClientTimeout(total=3, sock_connect=2, sock_read=2)
+ASK_SECONDS = 5.0
+"""Both questions to one server together."""
+CLOCK_SLACK = dt.timedelta(minutes=1)
+"""Activity reported further in the future than this is a lie (containers share the host's clock)."""
+
+
+class UntrustedAnswer(ValueError):
+    """A user's server answered something the culler does not read."""
+
+
+def nesting_within(text: str, limit: int) -> bool:
+    """Whether the JSON text nests arrays and objects at most `limit` deep (brackets in strings ignored).
+
+    One pass, no regular expression: a crafted answer cannot make it slow.
+    """
+    depth, in_string, escaped = 0, False, False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return False
+        elif char in "]}":
+            depth -= 1
+    return True
+
+
+async def read_answer(http: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> object:
+    """The JSON at `url`, read without following redirects and refused when long, deep or slow."""
+    async with http.get(url, headers=headers, params={"no_track_activity": "1"}, allow_redirects=False,
+                        timeout=ANSWER_TIMEOUT, auto_decompress=False) as response:
+        if response.status != 200:
+            raise UntrustedAnswer(f"answered {response.status}")
+        if response.headers.get("Content-Encoding", "identity").lower() != "identity":
+            raise UntrustedAnswer("answered compressed")
+        if (response.content_length or 0) > ANSWER_LIMIT:
+            raise UntrustedAnswer(f"announced {response.content_length} bytes")
+        body = bytearray()
+        async for chunk in response.content.iter_chunked(16 * 1024):
+            body += chunk
+            if len(body) > ANSWER_LIMIT:
+                response.close()
+                raise UntrustedAnswer(f"answered more than {ANSWER_LIMIT} bytes")
+    text = body.decode("utf-8")
+    if not nesting_within(text, ANSWER_DEPTH):
+        raise UntrustedAnswer(f"answered JSON nested deeper than {ANSWER_DEPTH}")
+    return json.loads(text)
+
+
+def moment(value: object, now: dt.datetime) -> dt.datetime | None:
+    """A reported time, if it is a plain ISO time that is not in the future."""
+    if not isinstance(value, str) or not 0 < len(value) <= 64:
+        return None
+    try:
+        parsed = aware(dt.datetime.fromisoformat(value))
+    except ValueError:
+        return None
+    return parsed if parsed is not None and parsed <= now + CLOCK_SLACK else None
+
+
 async def jupyter_activity(http: aiohttp.ClientSession, server: Server, name: str) -> tuple[dt.datetime | None, bool]:
-    """(the Jupyter server's own last activity, whether a kernel is busy right now)."""
+    """(the Jupyter server's own last activity, whether a kernel is busy right now).
+
+    The server belongs to its user, so its answers are untrusted: when it redirects, answers
+    slowly, at length, compressed, deeply nested or not as JSON, it gives no information (None, False).
+    """
     base = f"{server.url}{user_prefix(name)}api"
-    headers = {"Authorization": f"token {server.route_secret}"}
-    quiet = {"no_track_activity": "1"}  # asking must not count as activity
-    async with http.get(f"{base}/status", headers=headers, params=quiet) as response:
-        status = await response.json() if response.status == 200 else {}
-    async with http.get(f"{base}/kernels", headers=headers, params=quiet) as response:
-        kernels = await response.json() if response.status == 200 else []
-    # The answers come from the user's container: trust nothing about their shape.
+    headers = {"Authorization": f"token {server.route_secret}", "Accept-Encoding": "identity"}
+    try:
+        async with asyncio.timeout(ASK_SECONDS):
+            status = await read_answer(http, f"{base}/status", headers)
+            kernels = await read_answer(http, f"{base}/kernels", headers)
+    except (aiohttp.ClientError, TimeoutError, ValueError, RecursionError, OSError) as exc:
+        log.info("no activity information from the server of %s: %s", name,
+                 truncate(str(exc) or type(exc).__name__, 120))
+        return None, False
     status = status if isinstance(status, dict) else {}
     kernels = [kernel for kernel in kernels if isinstance(kernel, dict)] if isinstance(kernels, list) else []
-    moments = [status.get("last_activity")] + [kernel.get("last_activity") for kernel in kernels]
-    parsed = [aware(dt.datetime.fromisoformat(moment.replace("Z", "+00:00")))
-              for moment in moments if isinstance(moment, str) and moment]
+    now = utcnow()
+    moments = [moment(status.get("last_activity"), now)] + [moment(kernel.get("last_activity"), now)
+                                                             for kernel in kernels]
+    parsed = [when for when in moments if when is not None]
     busy = any(kernel.get("execution_state") == "busy" for kernel in kernels)
-    return (max(parsed) if parsed else None), busy  # type: ignore[type-var]
+    return (max(parsed) if parsed else None), busy
 
 
 class IdleCuller:
@@ -80,8 +162,8 @@ class IdleCuller:
                     if reason is None:
                         continue
                     log.info("culling the server of %s: %s", name, reason)
-                    await self.servers.stop(name, reason=reason, only_if_started=server.started)
-                    culled.append(name)
+                    if await self.servers.cull(name, reason, Seen(server.state, aware(server.started))):
+                        culled.append(name)
                 except Exception:  # one server's trouble must not stop culling for everyone else
                     log.exception("could not check or cull the server of %s", name)
         return culled

@@ -9,7 +9,8 @@ from sqlalchemy import event, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from hub.models import Base, User
+from hub.migrate import upgrade
+from hub.models import User
 
 Sessionmaker = async_sessionmaker[AsyncSession]
 
@@ -33,10 +34,9 @@ def create_engine(url: str) -> AsyncEngine:
 
 
 async def open_database(url: str) -> tuple[AsyncEngine, Sessionmaker]:
-    """Connect and create the schema on first start."""
+    """Bring the schema up to date (create it, or migrate it: hub.migrate), then connect."""
+    await upgrade(url)
     engine = create_engine(url)
-    async with engine.begin() as connection:
-        await connection.run_sync(Base.metadata.create_all)
     return engine, async_sessionmaker(engine, expire_on_commit=False)
 
 

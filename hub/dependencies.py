@@ -6,16 +6,16 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from hub.docker_spawner import DockerSpawner
 from hub.errors import ServiceUnavailable
-from hub.traefik import TraefikFileProxy
+from hub.proxy import Proxy
+from hub.spawner import Spawner
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 60.0
 
 
 class DependencyMonitor:
-    def __init__(self, spawner: DockerSpawner, proxy: TraefikFileProxy, interval: float) -> None:
+    def __init__(self, spawner: Spawner, proxy: Proxy, interval: float) -> None:
         self.spawner = spawner
         self.proxy = proxy
         self.interval = interval
@@ -45,7 +45,7 @@ class DependencyMonitor:
             elif now and not was:
                 log.info("%s is reachable again", name)
         if traefik_ok and not self.traefik_ok:
-            await self.proxy.install_hub_route()  # a fresh Traefik reads every route file again by itself
+            await self.proxy.prepare()  # a fresh Traefik reads every route file again by itself
         self.docker_ok, self.traefik_ok = docker_ok, traefik_ok
         return docker_ok and traefik_ok
 

@@ -6,8 +6,9 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import aiohttp
@@ -19,6 +20,7 @@ from hub import names
 from hub.config import ImageSpec, SpawnerSection
 from hub.errors import ServiceUnavailable, SpawnError
 from hub.images import ImageProvider
+from hub.networks import UserNetworks
 from hub.spawner import Report, ServerHandle, ServerInfo, ServerStatus, SpawnRequest, Spawner
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,14 @@ T = TypeVar("T")
 READY_POLL_SECONDS = 0.05
 LOG_TAIL_LINES = 20
 DOCKER_DOWN = "Docker is not reachable right now, so servers cannot start or stop. Please try again in a minute."
+NO_QUOTA = (
+    "Your server cannot start: this hub is set to limit the size of {what} ({setting}: {size}), but Docker on "
+    "this host cannot enforce that limit. Please tell an admin."
+)
+QUOTA_HINT = {
+    "spawner.volume_size": "Docker's volumes must be on an xfs file system mounted with the pquota option",
+    "spawner.writable_layer_size": "Docker must use the overlay2 storage driver on xfs mounted with pquota",
+}
 
 
 def jupyter_command(image: ImageSpec, base_url: str) -> list[str]:
@@ -69,6 +79,29 @@ def readiness_url(handle_url: str, request: SpawnRequest) -> str:
     return f"{handle_url}{path}api" if request.image.jupyter else f"{handle_url}{path}"
 
 
+def log_config(settings: SpawnerSection) -> dict[str, Any] | None:
+    """Rotation of a container's log (json-file or local), or None for the daemon's own log settings."""
+    if settings.log_driver == "default":
+        return None
+    return {"type": settings.log_driver,
+            "config": {"max-size": settings.log_max_size, "max-file": str(settings.log_max_files)}}
+
+
+def is_quota_refusal(exc: docker.errors.APIError) -> bool:
+    """Docker's words for "this storage cannot limit sizes" (volumes: local driver; containers: overlay2)."""
+    text = str(exc.explanation or exc)
+    return "quota" in text or "storage-opt" in text
+
+
+def quota_error(setting: str, size: str, exc: docker.errors.APIError) -> SpawnError:
+    what = "each user's files" if setting == "spawner.volume_size" else "each container's own files"
+    return SpawnError(
+        NO_QUOTA.format(what=what, setting=setting, size=size),
+        f"{setting} is {size}, but Docker refused it: {exc.explanation or exc}. {QUOTA_HINT[setting]}; "
+        f"elsewhere remove {setting} from the configuration (see the README, 'Where data lives')",
+    )
+
+
 class DockerSpawner(Spawner):
     def __init__(self, settings: SpawnerSection, extra_labels: dict[str, str] | None = None) -> None:
         self.settings = settings
@@ -78,6 +111,7 @@ class DockerSpawner(Spawner):
         self._network_lock = asyncio.Lock()
         self._executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="docker")
         self.images = ImageProvider(settings, self.client, self._call)
+        self.networks = UserNetworks(settings, self.client, self._call)
 
     # -- plumbing ---------------------------------------------------------------------------
     def client(self) -> docker.DockerClient:
@@ -120,21 +154,18 @@ class DockerSpawner(Spawner):
         image = request.image
         await self.images.ensure(image, report)
         report(30, "Preparing the network and your storage")
-        volume = names.volume_name(self.settings.prefix, request.slug)
+        volume = request.volume_name or names.volume_name(self.settings.prefix, request.slug)
         labels = {**names.labels(self.settings.prefix, request.username, request.slug, self.extra_labels)}
-        async with self._network_lock:  # Docker allows two networks of one name: create it once
-            await self._call(self._ensure_network, labels)
-        await self._call(self._ensure_volume, volume, labels)
         name = names.container_name(self.settings.prefix, request.slug)
-        await self._call(self._remove_container, name)
-        report(40, "Creating your container")
         try:
-            container = await self._call(self._create, request, name, volume, labels)
-        except docker.errors.APIError as exc:
-            raise SpawnError(
-                f"Docker refused to create a container from the image {image.image}: {exc.explanation}",
-                f"create {name}: {exc}",
-            ) from exc
+            async with self._network_for(request.slug, name, labels) as network:
+                await self._call(self._ensure_volume, volume, labels)
+                await self._call(self._remove_container, name)
+                report(40, "Creating your container")
+                container = await self._call(self._create, request, name, volume, labels, network)
+        except BaseException:
+            await asyncio.shield(self._tidy_network(name))  # a per-user network made for nothing
+            raise
         try:
             report(50, "Starting your container")
             try:
@@ -142,14 +173,37 @@ class DockerSpawner(Spawner):
                 await self._call(container.reload)
             except docker.errors.APIError as exc:
                 raise SpawnError(f"Docker could not start your container: {exc.explanation}", str(exc)) from exc
-            handle = ServerHandle(container.id or "", name, volume, self._address(container, image))
+            handle = ServerHandle(container.id or "", name, volume, self._address(container, image, network))
             report(60, "Waiting for your server to answer")
             await self._wait_until_answering(container, handle, request)
             return handle
         except BaseException:
             # Cancelled or failed after the container exists: never leave it running unknown to the hub.
-            await asyncio.shield(self._call(self._remove_container, name))
+            await asyncio.shield(self._remove_container_and_network(name))
             raise
+
+    async def _remove_container_and_network(self, name: str) -> None:
+        await self._call(self._remove_container, name)
+        await self._tidy_network(name)
+
+    async def _tidy_network(self, container_name: str) -> None:
+        """Clean-up after a failed start: a network left behind now is removed by the next sweep."""
+        try:
+            await self.networks.remove_for(container_name)
+        except Exception as exc:
+            log.warning("network of %s not removed yet: %s", container_name, getattr(exc, "detail", exc))
+
+    @asynccontextmanager
+    async def _network_for(self, slug: str, container_name: str, labels: dict[str, str]) -> AsyncIterator[str]:
+        """The network the container joins; per user, its lock is held until the container exists."""
+        if self.settings.isolation == "per_user":
+            network = names.user_network_name(self.settings.prefix, slug)
+            async with self.networks.holding(network):
+                yield await self.networks.ensure(slug, container_name, labels)
+            return
+        async with self._network_lock:  # Docker allows two networks of one name: create it once
+            await self._call(self._ensure_network, labels)
+        yield self.settings.network
 
     def _ensure_network(self, labels: dict[str, str]) -> None:
         client = self.client()
@@ -166,10 +220,21 @@ class DockerSpawner(Spawner):
 
     def _ensure_volume(self, volume: str, labels: dict[str, str]) -> None:
         client = self.client()
+        size = self.settings.volume_size
         try:
-            client.volumes.get(volume)
+            found = client.volumes.get(volume)
         except docker.errors.NotFound:
-            client.volumes.create(volume, labels=labels)
+            pass
+        else:
+            if size and "size" not in (found.attrs.get("Options") or {}):
+                log.warning("volume %s was made before spawner.volume_size was set: it has no size limit", volume)
+            return
+        try:
+            client.volumes.create(volume, labels=labels, **({"driver_opts": {"size": size}} if size else {}))
+        except docker.errors.APIError as exc:
+            if size and is_quota_refusal(exc):
+                raise quota_error("spawner.volume_size", size, exc) from exc
+            raise
 
     def _remove_container(self, name: str) -> None:
         try:
@@ -180,14 +245,15 @@ class DockerSpawner(Spawner):
             if exc.status_code not in (404, 409):
                 raise
 
-    def _create(self, request: SpawnRequest, name: str, volume: str, labels: dict[str, str]) -> Container:
+    def _create(self, request: SpawnRequest, name: str, volume: str, labels: dict[str, str],
+                network: str) -> Container:
         image = request.image
         options: dict[str, Any] = {
             "name": name,
             "command": container_command(image, request.base_url),
             "environment": container_environment(request),
             "labels": {**labels, "hub.image": image.name},
-            "network": self.settings.network,
+            "network": network,
             "volumes": {volume: {"bind": image.volume_mount, "mode": "rw"}},
             "init": True,
             "detach": True,
@@ -200,14 +266,26 @@ class DockerSpawner(Spawner):
             options["mem_limit"] = image.mem_limit
         if image.cpu_limit:
             options["nano_cpus"] = int(image.cpu_limit * 1_000_000_000)
-        return self.client().containers.create(image.image, **options)
+        logging_options = log_config(self.settings)
+        if logging_options:
+            options["log_config"] = logging_options
+        if self.settings.writable_layer_size:
+            options["storage_opt"] = {"size": self.settings.writable_layer_size}
+        try:
+            return self.client().containers.create(image.image, **options)
+        except docker.errors.APIError as exc:
+            if self.settings.writable_layer_size and is_quota_refusal(exc):
+                raise quota_error("spawner.writable_layer_size", self.settings.writable_layer_size, exc) from exc
+            raise SpawnError(
+                f"Docker refused to create a container from the image {image.image}: {exc.explanation}",
+                f"create {name}: {exc}",
+            ) from exc
 
-    def _address(self, container: Container, image: ImageSpec) -> str:
+    def _address(self, container: Container, image: ImageSpec, network: str) -> str:
         if self.settings.address == "name":
             host = container.name
         else:
-            networks = container.attrs["NetworkSettings"]["Networks"]
-            host = networks[self.settings.network]["IPAddress"]
+            host = container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
         return f"http://{host}:{image.port}"
 
     async def _wait_until_answering(self, container: Container, handle: ServerHandle, request: SpawnRequest) -> None:
@@ -266,6 +344,7 @@ class DockerSpawner(Spawner):
             self._remove_container(handle.container_name)
 
         await self._call(stop_and_remove)
+        await self.networks.remove_for(handle.container_name)
 
     async def status(self, handle: ServerHandle) -> ServerStatus:
         def inspect() -> ServerStatus:
@@ -278,6 +357,8 @@ class DockerSpawner(Spawner):
         return await self._call(inspect)
 
     async def list_servers(self) -> list[ServerInfo]:
+        """Every container of this hub. Also removes per-user networks whose container is gone (and joins
+        ``connect_containers`` to the others again): reconcile calls this every round."""
         def scan() -> list[ServerInfo]:
             labels = ["hub.managed=true", f"hub.prefix={self.settings.prefix}"]
             found = []
@@ -296,10 +377,14 @@ class DockerSpawner(Spawner):
                 ))
             return found
 
-        return await self._call(scan)
+        found = await self._call(scan)
+        try:
+            await self.networks.sweep({info.container_name for info in found})
+        except (docker.errors.APIError, ServiceUnavailable, SpawnError) as exc:
+            log.warning("could not tidy the per-user networks: %s", getattr(exc, "detail", exc))
+        return found
 
-    async def remove_data(self, slug: str) -> None:
-        volume = names.volume_name(self.settings.prefix, slug)
+    async def remove_data(self, volume: str) -> None:
 
         def remove() -> None:
             try:

@@ -4,33 +4,34 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hub.accounts import AccountRegistry
+from hub.accounts import AccountService
 from hub.activity import ActivityTracker
 from hub.auth import AccessPolicy, Authenticator
 from hub.config import Settings
 from hub.db import Sessionmaker
 from hub.dependencies import DependencyMonitor
-from hub.docker_spawner import DockerSpawner
-from hub.first_admin import FirstAdminSetup
+from hub.login_guard import LoginThrottle, TrustedProxies
 from hub.metrics import HubMetrics
-from hub.security import LoginThrottle
+from hub.proxy import Proxy
+from hub.reconcile import Reconciler
 from hub.servers import ServerManager
+from hub.spawner import Spawner
 from hub.tokens import TokenStore
-from hub.traefik import TraefikFileProxy
 from hub.users import UserDirectory
 
 SETTINGS = web.AppKey("settings", Settings)
 SESSIONS = web.AppKey("sessions", Sessionmaker)
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 ACCESS_POLICY = web.AppKey("access_policy", AccessPolicy)
-SPAWNER = web.AppKey("spawner", DockerSpawner)
-PROXY = web.AppKey("proxy", TraefikFileProxy)
+SPAWNER = web.AppKey("spawner", Spawner)
+PROXY = web.AppKey("proxy", Proxy)
 SERVERS = web.AppKey("servers", ServerManager)
 LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)
-FIRST_ADMIN = web.AppKey("first_admin", FirstAdminSetup)
+TRUSTED_PROXIES = web.AppKey("trusted_proxies", TrustedProxies)
 TOKENS = web.AppKey("tokens", TokenStore)
 ACTIVITY = web.AppKey("activity", ActivityTracker)
 USERS = web.AppKey("users", UserDirectory)
 METRICS = web.AppKey("metrics", HubMetrics)
 DEPENDENCIES = web.AppKey("dependencies", DependencyMonitor)
-ACCOUNTS = web.AppKey("accounts", AccountRegistry)
+ACCOUNTS = web.AppKey("accounts", AccountService)
+RECONCILER = web.AppKey("reconciler", Reconciler)

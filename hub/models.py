@@ -37,6 +37,9 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(255), default=None)
     sessions_valid_after: Mapped[float] = mapped_column(default=time.time)
     """Sessions issued before this time (seconds since the epoch) no longer count: logging out moves it."""
+    volume_name: Mapped[str | None] = mapped_column(String(128), default=None)
+    """The Docker volume that holds this account's files, named with the account's id when first needed,
+    so an account deleted and made again under the same name never mounts the old account's files."""
     server: Mapped[Server | None] = relationship(
         back_populates="owner", cascade="all, delete-orphan", lazy="selectin", uselist=False
     )
@@ -61,6 +64,8 @@ class Server(Base):
     route_secret: Mapped[str] = mapped_column(String(128))
     error: Mapped[str | None] = mapped_column(Text, default=None)
     """Why the last start failed or the server stopped, in words for the user."""
+    error_log: Mapped[str | None] = mapped_column(Text, default=None)
+    """The last lines of the server's log that go with ``error``, kept apart from the message."""
     owner: Mapped[User] = relationship(back_populates="server", lazy="raise_on_sql")
 
 
@@ -78,3 +83,12 @@ class ApiToken(Base):
     expires_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     last_activity: Mapped[dt.datetime | None] = mapped_column(default=None)
     owner: Mapped[User] = relationship(lazy="joined")
+
+
+class HubState(Base):
+    """Small named values shared by the hub and the command line, such as the accounts generation."""
+
+    __tablename__ = "hub_state"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, default="")

@@ -20,6 +20,7 @@ USERNAME_RULES = (
 )
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
 MAX_SLUG = 40
+DIGEST_LENGTH = 16
 
 
 def normalize_username(raw: str) -> str:
@@ -45,12 +46,17 @@ def escape(text: str) -> str:
 
 
 def user_slug(name: str) -> str:
-    """The escaped form of a user name for Docker names, labels, route ids and file names."""
+    """The escaped form of a user name for Docker names, labels, route ids and file names.
+
+    Names whose escape is longer than ``MAX_SLUG`` keep the start of it and end in ``--`` and 16 hex
+    digits of the name's SHA-256. A plain escape never holds ``--`` (every ``-`` it writes is followed
+    by two hex digits), so a shortened slug can never equal the slug of another, shorter name.
+    """
     slug = escape(name)
-    if len(slug) > MAX_SLUG:
-        digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:10]
-        slug = f"{slug[:MAX_SLUG - 11]}-{digest}"
-    return slug
+    if len(slug) <= MAX_SLUG:
+        return slug
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:DIGEST_LENGTH]
+    return f"{slug[:MAX_SLUG - DIGEST_LENGTH - 2]}--{digest}"
 
 
 def container_name(prefix: str, slug: str) -> str:
@@ -59,6 +65,16 @@ def container_name(prefix: str, slug: str) -> str:
 
 def volume_name(prefix: str, slug: str) -> str:
     return f"{prefix}-vol-{slug}"
+
+
+def account_volume_name(prefix: str, slug: str, nonce: str) -> str:
+    """The volume of one account, with a random ``nonce`` drawn when the account first needs it.
+
+    A name used again (next term's ``jsmith``) is a new account and draws a new nonce, so it never
+    mounts the old account's files. (Not the account's id: SQLite hands a deleted last id out again.)
+    ``data`` (not ``vol``, the kind of names from before) keeps the two schemes apart.
+    """
+    return f"{prefix}-data-{slug}-{nonce}"
 
 
 def route_id(slug: str) -> str:
@@ -82,3 +98,8 @@ def truncate(text: str, limit: int = 40) -> str:
     """Untrusted text for logs: bounded and printable."""
     cleaned = "".join(char if char.isprintable() else "?" for char in text)
     return cleaned if len(cleaned) <= limit else cleaned[:limit] + "…"
+
+
+def user_network_name(prefix: str, slug: str) -> str:
+    """The Docker network of one user's server when servers are isolated (``spawner.isolation: per_user``)."""
+    return f"{prefix}-net-{slug}"

@@ -17,9 +17,8 @@ class Route:
     prefix: str
     """/user/<name>/"""
     target: str
-    """http://host:port of the user's server."""
-    token: str
-    """Secret the proxy adds to every request it forwards."""
+    """http://host:port of the user's server. (Its secret token is not part of the route: forward auth
+    hands it to the proxy with every request it allows.)"""
     strip_prefix: bool = False
 
 
@@ -33,6 +32,14 @@ class Proxy(abc.ABC):
     @abc.abstractmethod
     async def list_routes(self) -> set[str]:
         """Slugs of the users that have a route."""
+
+    async def prepare(self) -> None:
+        """Install what the proxy needs besides users' routes (the route to the hub); called again after
+        the proxy was away."""
+
+    async def ping(self) -> bool:
+        """Whether the proxy answers right now."""
+        return True
 
     async def close(self) -> None:
         """Release connections."""

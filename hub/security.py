@@ -1,4 +1,4 @@
-"""Sessions, CSRF tokens, safe redirects and login throttling."""
+"""Sessions, CSRF tokens and safe redirects."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp_session import Session, get_session
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
-from hub.accounts import AccountRegistry
+from hub.accounts import AccountService
 from hub.config import Settings
 from hub.errors import Forbidden
 
@@ -63,14 +63,20 @@ class SessionUser:
     admin: bool
 
 
-def session_user(session: Session, accounts: AccountRegistry) -> SessionUser | None:
-    """The user of a session that still counts (user exists, issued after their cut-off); admin rights are live."""
+def session_user(session: Session, accounts: AccountService) -> SessionUser | None:
+    """The user of a session that still counts (same account, issued after its cut-off); admin rights are live.
+
+    Cookies from before accounts had ids in them carry no ``uid``; the cut-off still applies to them.
+    """
     name = session.get("user")
     issued = session.get("iat")
+    uid = session.get("uid")
     if not isinstance(name, str) or not isinstance(issued, (int, float)):
         return None
     account = accounts.get(name)
     if account is None or issued <= account.sessions_valid_after:
+        return None
+    if uid is not None and uid != account.id:
         return None
     return SessionUser(name, account.admin)
 
@@ -83,9 +89,10 @@ def csrf_token(session: Session) -> str:
     return token
 
 
-def start_session(session: Session, name: str) -> None:
+def start_session(session: Session, name: str, uid: int) -> None:
     session.invalidate()
     session["user"] = name
+    session["uid"] = uid
     session["iat"] = time.time()
     session["csrf"] = secrets.token_urlsafe(24)
 
@@ -122,37 +129,3 @@ def safe_next_url(value: str | None, default: str) -> str:
     if parts.scheme or parts.netloc or not parts.path.startswith("/") or value.startswith("//"):
         return default
     return parts.path + (f"?{parts.query}" if parts.query else "")
-
-
-class LoginThrottle:
-    """Slows down repeated failed logins for a user name or a client address."""
-
-    FREE_ATTEMPTS = 3
-    MAX_DELAY = 8.0
-    FORGET_AFTER = 600.0
-
-    def __init__(self) -> None:
-        self._failures: dict[str, tuple[int, float]] = {}
-
-    def _count(self, key: str) -> int:
-        count, last = self._failures.get(key, (0, 0.0))
-        return 0 if time.monotonic() - last > self.FORGET_AFTER else count
-
-    def delay(self, *keys: str) -> float:
-        """Seconds to wait before answering the next attempt for these keys."""
-        count = max((self._count(key) for key in keys), default=0)
-        if count < self.FREE_ATTEMPTS:
-            return 0.0
-        return min(0.5 * 2 ** (count - self.FREE_ATTEMPTS), self.MAX_DELAY)
-
-    def failed(self, *keys: str) -> None:
-        now = time.monotonic()
-        for key in keys:
-            self._failures[key] = (self._count(key) + 1, now)
-        if len(self._failures) > 10_000:
-            cutoff = now - self.FORGET_AFTER
-            self._failures = {k: v for k, v in self._failures.items() if v[1] > cutoff}
-
-    def succeeded(self, *keys: str) -> None:
-        for key in keys:
-            self._failures.pop(key, None)

@@ -24,6 +24,8 @@ class SpawnRequest:
     """/user/<name>/"""
     token: str
     """The route secret the server must require on every request."""
+    volume_name: str = ""
+    """The account's volume for the user's files (named with the account's id)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +81,12 @@ class Spawner(abc.ABC):
         """Every server this hub's spawner made that still exists, running or not."""
 
     @abc.abstractmethod
-    async def remove_data(self, slug: str) -> None:
-        """Delete the user's stored files. Files already gone are not an error."""
+    async def remove_data(self, volume_name: str) -> None:
+        """Delete a user's stored files (their volume). Files already gone are not an error."""
+
+    async def ping(self) -> bool:
+        """Whether the backend answers right now."""
+        return True
 
     async def close(self) -> None:
         """Release connections."""

@@ -1,8 +1,11 @@
 """API tokens: made, listed, revoked, and checked from memory on every request.
 
 A token is 32 random bytes (URL-safe text). The database keeps its SHA-256 only; checking a
-token hashes it and looks the hash up in an in-memory map, refreshed whenever tokens change,
-so forward auth and the API never query the database to check one.
+token hashes it and looks the hash up in an in-memory map, so forward auth and the API never
+query the database for a token (a flood of junk tokens costs a hash each). Tokens made or revoked
+elsewhere (``hub token create``) reach the map through the accounts generation (see accounts.py);
+an unknown token asks for that check early, at most four times a second for all unknown tokens
+together. A token's rights are its owner's, read live.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, select
 
+from hub.accounts import AccountService, mark_changed
 from hub.db import Sessionmaker, get_user
 from hub.errors import NotFound
 from hub.models import ApiToken, User, utcnow
@@ -30,6 +34,7 @@ class TokenOwner:
     username: str
     admin: bool
     expires_at: dt.datetime | None
+    user_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +61,9 @@ def aware(moment: dt.datetime | None) -> dt.datetime | None:
 
 
 class TokenStore:
-    def __init__(self, sessions: Sessionmaker) -> None:
+    def __init__(self, sessions: Sessionmaker, accounts: AccountService | None = None) -> None:
         self.sessions = sessions
+        self.accounts = accounts
         self._by_hash: dict[str, TokenOwner] = {}
         self._last_used: dict[int, dt.datetime] = {}
         self._loading = asyncio.Lock()  # loads never overlap, so an older one cannot bring back a revoked token
@@ -66,35 +72,30 @@ class TokenStore:
         async with self._loading, self.sessions() as session:
             tokens = (await session.execute(select(ApiToken))).scalars().all()
             self._by_hash = {
-                token.hashed: TokenOwner(token.id, token.owner.name, token.owner.admin, aware(token.expires_at))
+                token.hashed: TokenOwner(token.id, token.owner.name, token.owner.admin, aware(token.expires_at),
+                                         token.owner.id)
                 for token in tokens
             }
 
     async def check(self, token: str) -> TokenOwner | None:
-        """The owner of a valid, unexpired token; None otherwise.
-
-        Answered from memory; only a token not seen before (made by `hub token create` while the
-        hub runs) costs one indexed query, after which it is in memory too.
-        """
+        """The owner of a valid, unexpired token, with the owner's admin rights as they are now; else None."""
         hashed = hash_token(token)
         owner = self._by_hash.get(hashed)
-        if owner is None:
-            owner = await self._load_one(hashed)
+        if owner is None and self.accounts is not None:
+            await self.accounts.refresh_if_stale()  # made by another process a moment ago?
+            owner = self._by_hash.get(hashed)
         if owner is None:
             return None
         now = utcnow()
         if owner.expires_at is not None and owner.expires_at <= now:
             return None
+        if self.accounts is not None:
+            account = self.accounts.get(owner.username)
+            if account is None or account.id != owner.user_id:
+                return None  # the account is gone (or is another account of the same name)
+            if account.admin != owner.admin:
+                owner = TokenOwner(owner.token_id, owner.username, account.admin, owner.expires_at, owner.user_id)
         self._last_used[owner.token_id] = now
-        return owner
-
-    async def _load_one(self, hashed: str) -> TokenOwner | None:
-        async with self._loading, self.sessions() as session:
-            row = (await session.execute(select(ApiToken).where(ApiToken.hashed == hashed))).scalar_one_or_none()
-            if row is None:
-                return None
-            owner = TokenOwner(row.id, row.owner.name, row.owner.admin, aware(row.expires_at))
-            self._by_hash[hashed] = owner
         return owner
 
     async def create(self, username: str, note: str = "", expires_in: int | None = None) -> tuple[TokenView, str]:
@@ -110,6 +111,9 @@ class TokenStore:
             session.add(row)
             await session.flush()
             view = TokenView.of(row)
+            await mark_changed(session)
+        if self.accounts is not None:
+            self.accounts.signal()
         await self.load()
         return view, token
 
@@ -130,6 +134,9 @@ class TokenStore:
         await self.get(username, token_id)
         async with self.sessions.begin() as session:
             await session.execute(delete(ApiToken).where(ApiToken.id == token_id))
+            await mark_changed(session)
+        if self.accounts is not None:
+            self.accounts.signal()
         self._by_hash = {hashed: owner for hashed, owner in self._by_hash.items() if owner.token_id != token_id}
         await self.load()
 

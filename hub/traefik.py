@@ -60,14 +60,14 @@ def render_route(route: Route, *, hub_url: str, entrypoint: str, tls: dict[str, 
                 "address": auth_address,
                 "trustForwardHeader": False,
                 "maxResponseBodySize": 65536,
-                # The hub answers with the request's cookies minus its own session cookie,
-                # so the user's server never sees the session of whoever visits it.
-                "authResponseHeaders": ["Cookie"],
+                # The hub answers an allowed request with the server's token (Authorization) and the
+                # request's cookies minus its own session cookie; Traefik puts both on the request.
+                # So no secret is in this file, and the server never sees its visitor's session.
+                "authResponseHeaders": ["Authorization", "Cookie"],
             }
         },
-        f"{rid}-token": {"headers": {"customRequestHeaders": {"Authorization": f"token {route.token}"}}},
     }
-    chain = [f"{rid}-auth", f"{rid}-token"]
+    chain = [f"{rid}-auth"]
     if route.strip_prefix:
         middlewares[f"{rid}-strip"] = {"stripPrefix": {"prefixes": [route.prefix.rstrip("/")]}}
         chain.append(f"{rid}-strip")
@@ -136,7 +136,7 @@ def atomic_write(path: Path, text: str, tmp_dir: Path) -> None:
             file.write(text)
             file.flush()
             os.fsync(file.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, 0o600)  # only the hub's user (and root, as which Traefik runs) reads routes
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -168,7 +168,7 @@ class TraefikFileProxy(Proxy):
         await asyncio.to_thread(self.directory.mkdir, parents=True, exist_ok=True)
         await asyncio.to_thread(atomic_write, self.directory / filename, text, self.tmp_dir)
 
-    async def install_hub_route(self) -> None:
+    async def prepare(self) -> None:
         """The catch-all route to the hub, and the password-protected API route when asked for."""
         if self._api_password:
             api = render_api_route(entrypoint=API_ENTRYPOINT, username=API_USER, password=self._api_password)

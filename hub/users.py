@@ -1,4 +1,4 @@
-"""The user directory: list, filter, sort and page users; add, delete, and change admin rights.
+"""The user directory: list, filter, sort and page users (reading only: accounts.py owns every write).
 
 Shared by the admin panel and the REST API. Listing is one SQL query with LIMIT/OFFSET, so it
 stays fast with thousands of users.
@@ -14,11 +14,9 @@ from typing import Literal
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import aliased
 
-from hub.accounts import AccountRegistry
 from hub.db import Sessionmaker, get_user
-from hub.errors import BadRequest, Conflict, NotFound
+from hub.errors import NotFound
 from hub.models import Server, ServerState, User
-from hub.names import normalize_username, validate_username
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +60,8 @@ def _filtered(query: Select, server: type[Server], name_filter: str, state: Stat
 
 
 class UserDirectory:
-    def __init__(self, sessions: Sessionmaker, accounts: AccountRegistry) -> None:
+    def __init__(self, sessions: Sessionmaker) -> None:
         self.sessions = sessions
-        self.accounts = accounts
 
     async def page(self, *, name_filter: str = "", state: StateFilter | None = None, sort: SortKey = "name",
                    descending: bool = False, offset: int = 0, limit: int = 50) -> UserPage:
@@ -103,45 +100,3 @@ class UserDirectory:
                 srv.started if srv and srv.state == ServerState.RUNNING else None,
                 srv.last_activity if srv else None, srv.error if srv else None,
             )
-
-    async def add(self, raw_names: list[str], admin: bool = False) -> tuple[list[str], list[str]]:
-        """Create users; returns (created, already there). Any unusable name refuses the whole request."""
-        names = []
-        for raw in raw_names:
-            name = validate_username(normalize_username(raw))
-            if name not in names:
-                names.append(name)
-        if not names:
-            raise BadRequest("Give at least one user name.")
-        async with self.sessions.begin() as session:
-            existing = set((await session.execute(select(User.name).where(User.name.in_(names)))).scalars())
-            created = [name for name in names if name not in existing]
-            session.add_all(User(name=name, admin=admin) for name in created)
-        for name in created:
-            self.accounts.remember(name, admin)
-        log.info("added users %s", ", ".join(created) or "(none)")
-        return created, [name for name in names if name in existing]
-
-    async def add_one(self, raw_name: str, admin: bool = False) -> str:
-        created, existing = await self.add([raw_name], admin)
-        if existing:
-            raise Conflict(f"The user {existing[0]} already exists.")
-        return created[0]
-
-    async def set_admin(self, name: str, admin: bool) -> None:
-        async with self.sessions.begin() as session:
-            user = await get_user(session, name)
-            if user is None:
-                raise NotFound(f"There is no user {name}.")
-            user.admin = admin
-        self.accounts.remember(name, admin)
-
-    async def delete(self, name: str) -> None:
-        """Delete the user's record (the caller stops the server first)."""
-        async with self.sessions.begin() as session:
-            user = await get_user(session, name)
-            if user is None:
-                raise NotFound(f"There is no user {name}.")
-            await session.delete(user)
-        self.accounts.forget(name)
-        log.info("deleted user %s", name)

@@ -12,6 +12,12 @@ import requests
 XSRF = re.compile(r'name="_xsrf" value="([^"]+)"')
 
 
+def origin_of(url: str) -> str:
+    """The origin (scheme, host and port) of an address, as a browser sends it in ``Origin``."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 class HubUser:
     def __init__(self, base_url: str, name: str) -> None:
         self.base_url = base_url
@@ -20,6 +26,15 @@ class HubUser:
 
     def get(self, path: str, **kwargs: object) -> requests.Response:
         return self.http.get(self.base_url + path, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+    def send(self, method: str, path: str, *, headers: dict[str, str] | None = None,
+             **kwargs: object) -> requests.Response:
+        """A change to a user's server as JupyterLab on the hub's pages sends it: with the hub's ``Origin``.
+
+        Forward-auth refuses a cookie-authenticated change without it (a page of another site could send it).
+        """
+        headers = {"Origin": origin_of(self.base_url), **(headers or {})}
+        return self.http.request(method, self.base_url + path, headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
 
     def xsrf(self, path: str = "/hub/home") -> str:
         match = XSRF.search(self.get(path).text)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from hub.accounts import AccountService
 from hub.auth import Authenticator, Identity
-from hub.db import Sessionmaker, get_user
-from hub.models import User
+from hub.auth.pool import auth_pool
+from hub.db import get_user
 
 _hasher = PasswordHasher()
 # Verified against when the user does not exist, so both cases take the same time.
@@ -17,7 +16,7 @@ _DUMMY_HASH = _hasher.hash("not a real password")
 
 
 async def hash_password(password: str) -> str:
-    return await asyncio.to_thread(_hasher.hash, password)
+    return await auth_pool.run(_hasher.hash, password)
 
 
 async def verify_password(password_hash: str | None, password: str) -> bool:
@@ -27,20 +26,13 @@ async def verify_password(password_hash: str | None, password: str) -> bool:
         except (VerificationError, InvalidHashError):
             return False
 
-    return await asyncio.to_thread(verify)
+    return await auth_pool.run(verify)
 
 
-async def set_password(sessions: Sessionmaker, name: str, password: str, *, admin: bool = False) -> User:
-    """Create the user or change their password."""
-    password_hash = await hash_password(password)
-    async with sessions.begin() as session:
-        user = await get_user(session, name)
-        if user is None:
-            user = User(name=name, admin=admin)
-            session.add(user)
-        user.password_hash = password_hash
-        user.admin = user.admin or admin
-    return user
+async def set_password(accounts: AccountService, name: str, password: str, *, admin: bool = False,
+                       create: bool = True) -> None:
+    """Create the user (when ``create``) or change their password; their earlier sessions end."""
+    await accounts.set_password_hash(name, await hash_password(password), create=create, admin=admin)
 
 
 class NativeAuthenticator(Authenticator):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import pamela
 
 from hub.auth import AuthUnavailable, Authenticator, Identity
+from hub.auth.pool import auth_pool
 from hub.names import truncate
 
 log = logging.getLogger(__name__)
@@ -19,7 +19,7 @@ class PamAuthenticator(Authenticator):
     async def check_password(self, username: str, password: str) -> Identity | None:
         service = self.settings.pam_service
         try:
-            await asyncio.to_thread(pamela.authenticate, username, password, service=service)
+            await auth_pool.run(pamela.authenticate, username, password, service=service)
         except pamela.PAMError as exc:
             log.warning("pam refused %s: %s", truncate(username), exc)
             return None

@@ -13,8 +13,9 @@ from aiohttp_session import get_session
 from hub.auth.native import set_password
 from hub.errors import BadRequest, Forbidden, UnknownImage
 from hub.handlers.login import require_user
-from hub.keys import ACTIVITY, SERVERS, SESSIONS, SETTINGS, TOKENS, USERS
+from hub.keys import ACCOUNTS, ACTIVITY, SERVERS, SETTINGS, USERS
 from hub.names import truncate
+from hub.parsing import whole_number
 from hub.security import SessionUser
 from hub.users import SortKey
 
@@ -49,7 +50,7 @@ async def admin_panel(request: web.Request) -> web.StreamResponse:
     sort_key: SortKey = sort if sort in SORT_KEYS else "name"  # type: ignore[assignment]
     descending = query.get("order") == "desc"
     raw_page = query.get("page", "")
-    page_number = max(int(raw_page) if raw_page.isascii() and raw_page.isdigit() and len(raw_page) < 7 else 1, 1)
+    page_number = max(whole_number(raw_page, maximum=999_999) or 1, 1)
     name_filter = query.get("filter", "")[:64]
     page = await request.app[USERS].page(name_filter=name_filter, sort=sort_key, descending=descending,
                                          offset=(page_number - 1) * PAGE_SIZE, limit=PAGE_SIZE)
@@ -79,12 +80,12 @@ async def add_users(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     names = [name for name in re.split(r"[\s,;]+", str(form.get("usernames", ""))) if name]
     admin = form.get("admin") == "on"
-    created, existing = await request.app[USERS].add(names, admin=admin)
+    created, existing = await request.app[ACCOUNTS].add(names, admin=admin)
     passwords: list[tuple[str, str]] = []
     if request.app[SETTINGS].auth.type == "native":
         for name in created:
             password = secrets.token_urlsafe(9)
-            await set_password(request.app[SESSIONS], name, password, admin=admin)
+            await set_password(request.app[ACCOUNTS], name, password, admin=admin)
             passwords.append((name, password))
     context = {"created": created, "existing": existing, "passwords": passwords, "admin": admin}
     return aiohttp_jinja2.render_template("admin_added.html", request, context)
@@ -97,8 +98,7 @@ async def set_admin(request: web.Request) -> web.StreamResponse:
     grant = (await request.post()).get("admin") == "1"
     if name == me.name and not grant:
         raise BadRequest("You cannot take away your own admin rights.")
-    await request.app[USERS].set_admin(name, grant)
-    await request.app[TOKENS].load()
+    await request.app[ACCOUNTS].set_admin(name, grant)
     await flash(request, f"{name} is {'now an admin' if grant else 'no longer an admin'}.")
     raise back_to_panel(request)
 
@@ -170,14 +170,9 @@ async def delete_user(request: web.Request) -> web.StreamResponse:
     if name == me.name:
         raise BadRequest("You cannot delete yourself.")
     await request.app[USERS].row(name)
-    servers = request.app[SERVERS]
-    await servers.stop(name)
-    await request.app[USERS].delete(name)
-    await request.app[TOKENS].load()
-    message = f"Deleted {name}; their files are kept."
-    if form.get("remove_volume") == "yes":
-        await servers.remove_data(name)
-        message = f"Deleted {name} and their files."
+    remove_files = form.get("remove_volume") == "yes"
+    await request.app[SERVERS].delete_user(name, request.app[ACCOUNTS].delete, remove_files=remove_files)
+    message = f"Deleted {name} and their files." if remove_files else f"Deleted {name}; their files are kept."
     await flash(request, message)
     raise web.HTTPSeeOther("/hub/admin")
 

@@ -11,9 +11,10 @@ from aiohttp import web
 from hub.api_models import API_VERSION, user_model
 from hub.errors import BadRequest, Conflict, HubError, UnknownImage
 from hub.handlers.api_auth import api_requester, require_admin, require_manager_of
-from hub.keys import ACTIVITY, SERVERS, SETTINGS, TOKENS, USERS
+from hub.keys import ACCOUNTS, ACTIVITY, SERVERS, SETTINGS, USERS
 from hub.models import ServerState
 from hub.names import truncate
+from hub.parsing import require_whole_number
 from hub.users import UserRow
 
 routes = web.RouteTableDef()
@@ -34,7 +35,7 @@ async def json_body(request: web.Request) -> dict[str, Any]:
         return {}
     try:
         body = json.loads(await request.text() or "{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser can follow
         raise BadRequest("The request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object.")
@@ -42,12 +43,7 @@ async def json_body(request: web.Request) -> dict[str, Any]:
 
 
 def int_param(request: web.Request, key: str, default: int, maximum: int | None = None) -> int:
-    raw = request.query.get(key)
-    if raw is None:
-        return default
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
-        raise BadRequest(f"{key} must be a whole number from 0 to 999999999.")
-    value = int(raw)
+    value = require_whole_number(request.query.get(key), key, default=default, maximum=999_999_999)
     return min(value, maximum) if maximum is not None else value
 
 
@@ -98,7 +94,7 @@ async def add_users(request: web.Request) -> web.StreamResponse:
     names = body.get("usernames")
     if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
         raise BadRequest('Send {"usernames": ["name", ...], "admin": false}.')
-    created, existing = await request.app[USERS].add(names, admin=bool(body.get("admin")))
+    created, existing = await request.app[ACCOUNTS].add(names, admin=bool(body.get("admin")))
     if not created:
         raise Conflict(f"All these users exist already: {', '.join(existing)}.")
     rows = [await request.app[USERS].row(name) for name in created]
@@ -116,7 +112,7 @@ async def get_user(request: web.Request) -> web.StreamResponse:
 async def add_user(request: web.Request) -> web.StreamResponse:
     await require_admin(request)
     body = await json_body(request)
-    name = await request.app[USERS].add_one(request.match_info["name"], admin=bool(body.get("admin")))
+    name = await request.app[ACCOUNTS].add_one(request.match_info["name"], admin=bool(body.get("admin")))
     return web.json_response(model_of(request, await request.app[USERS].row(name)), status=201)
 
 
@@ -135,8 +131,7 @@ async def patch_user(request: web.Request) -> web.StreamResponse:
             raise BadRequest("admin must be true or false.")
         if name == requester.name and not body["admin"]:
             raise BadRequest("You cannot take away your own admin rights.")
-        await request.app[USERS].set_admin(name, body["admin"])
-        await request.app[TOKENS].load()
+        await request.app[ACCOUNTS].set_admin(name, body["admin"])
     return web.json_response(model_of(request, await request.app[USERS].row(name)))
 
 
@@ -147,9 +142,7 @@ async def delete_user(request: web.Request) -> web.StreamResponse:
     if name == requester.name:
         raise BadRequest("You cannot delete yourself.")
     await request.app[USERS].row(name)
-    await request.app[SERVERS].stop(name)
-    await request.app[USERS].delete(name)
-    await request.app[TOKENS].load()
+    await request.app[SERVERS].delete_user(name, request.app[ACCOUNTS].delete)
     return web.Response(status=204)
 
 

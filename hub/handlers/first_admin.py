@@ -1,4 +1,4 @@
-"""/hub/setup: create the first admin with the one-time link from the hub's log."""
+"""/hub/setup: create the first admin with the one-time link that `hub setup-link` prints."""
 
 from __future__ import annotations
 
@@ -8,26 +8,27 @@ from aiohttp_session import new_session
 
 from hub.auth.native import set_password
 from hub.errors import BadUsername, Forbidden, NotFound
-from hub.keys import ACCOUNTS, FIRST_ADMIN, SESSIONS
+from hub.first_admin import consume_setup_link, has_users, setup_link_valid
+from hub.keys import ACCOUNTS, SESSIONS
 from hub.names import normalize_username, validate_username
 from hub.security import start_session
 
 routes = web.RouteTableDef()
 MIN_PASSWORD = 8
+INVALID = "This setup link is not valid (or was used already). Make a new one with `hub setup-link`."
 
 
-def check_link(request: web.Request, token: str) -> None:
-    setup = request.app[FIRST_ADMIN]
-    if not setup.pending:
+async def check_link(request: web.Request, token: str) -> None:
+    if await has_users(request.app[SESSIONS]):
         raise NotFound("This hub is already set up. Log in instead.")
-    if not setup.check(token):
-        raise Forbidden("This setup link is not valid. Use the link printed in the hub's log.")
+    if not await setup_link_valid(request.app[SESSIONS], token):
+        raise Forbidden(INVALID)
 
 
 @routes.get("/hub/setup", name="setup")
 async def setup_page(request: web.Request) -> web.StreamResponse:
     token = request.query.get("token", "")
-    check_link(request, token)
+    await check_link(request, token)
     return aiohttp_jinja2.render_template("setup.html", request, {"token": token, "error": None, "username": ""})
 
 
@@ -35,7 +36,7 @@ async def setup_page(request: web.Request) -> web.StreamResponse:
 async def setup_submit(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     token = str(form.get("token", ""))
-    check_link(request, token)
+    await check_link(request, token)
     username = str(form.get("username", ""))[:256]
     password = str(form.get("password", ""))
 
@@ -51,8 +52,11 @@ async def setup_submit(request: web.Request) -> web.StreamResponse:
         return again(f"The password must have at least {MIN_PASSWORD} characters.")
     if password != form.get("password_again"):
         return again("The two passwords differ.")
-    request.app[FIRST_ADMIN].done()
-    await set_password(request.app[SESSIONS], name, password, admin=True)
-    request.app[ACCOUNTS].remember(name, True)
-    start_session(await new_session(request), name)
+    if not await consume_setup_link(request.app[SESSIONS], token):
+        raise Forbidden(INVALID)
+    accounts = request.app[ACCOUNTS]
+    await set_password(accounts, name, password, admin=True)
+    account = accounts.get(name)
+    assert account is not None
+    start_session(await new_session(request), name, account.id)
     raise web.HTTPFound(request.app.router["home"].url_for())

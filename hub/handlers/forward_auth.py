@@ -1,6 +1,7 @@
 """The endpoint Traefik asks before it forwards a request to a user's server.
 
-It answers from the session cookie alone: no database, no I/O. The owner is part of the
+It answers from memory alone (the session cookie or an API token): no database, no I/O. An allowed
+request gets the server's secret token in the answer, which Traefik puts on the request. The owner is part of the
 address (each route has its own middleware), and the forwarded path must lie under that
 owner's prefix once decoded and normalised, so ``/user/alice/../bob/`` never counts as alice's.
 """
@@ -15,8 +16,10 @@ from aiohttp import web
 from aiohttp_session import get_session
 
 from hub.handlers.api_auth import bearer_token
-from hub.keys import ACCOUNTS, ACTIVITY, METRICS, SETTINGS, TOKENS
+from hub.config import AuthSection
+from hub.keys import ACCOUNTS, ACTIVITY, METRICS, SERVERS, SETTINGS, TOKENS
 from hub.names import truncate
+from hub.origin import ForwardedRequest, refusal
 from hub.security import SESSION_COOKIE, SessionUser, session_user
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,11 @@ async def token_user(request: web.Request) -> SessionUser | None:
     return SessionUser(owner.username, owner.admin) if owner else None
 
 
+def may_open(auth: AuthSection, user: SessionUser, owner: str) -> bool:
+    """The owner; admins only with ``auth.admin_access``; accounts named in ``auth.server_access_accounts``."""
+    return user.name == owner or (user.admin and auth.admin_access) or user.name in auth.server_access_accounts
+
+
 def login_location(request: web.Request, uri: str) -> str:
     """Absolute, because Traefik resolves a relative Location against the hub's internal address.
 
@@ -73,21 +81,34 @@ async def forward_auth(request: web.Request) -> web.StreamResponse:
     owner = request.match_info["owner"]
     uri = request.headers.get("X-Forwarded-Uri", "/")
     path = normalized_path(uri)
-    user = session_user(await get_session(request), request.app[ACCOUNTS]) or await token_user(request)
+    session = session_user(await get_session(request), request.app[ACCOUNTS])
+    user = session or await token_user(request)
     metrics = request.app[METRICS].forward_auth
     if user is None:
         metrics.labels("login").inc()
         if bearer_token(request) is None and request.headers.get("X-Forwarded-Method", "GET") in ("GET", "HEAD"):
             raise web.HTTPFound(login_location(request, uri))
         raise web.HTTPUnauthorized(text="Log in to the hub first, or send a valid token.\n")
-    allowed = user.name == owner or (user.admin and request.app[SETTINGS].auth.admin_access)
-    if not allowed or not is_under(path, owner):
+    if not may_open(request.app[SETTINGS].auth, user, owner) or not is_under(path, owner):
         metrics.labels("refused").inc()
         log.info("forward-auth refused %s for %s", user.name, truncate(uri, 80))
         raise web.HTTPForbidden(text="This server belongs to another user.\n")
+    facts = ForwardedRequest.from_headers(request.headers)
+    reason = refusal(facts, cookie_auth=session is not None)
+    if reason is not None:
+        metrics.labels("refused").inc()
+        log.info("forward-auth refused %s %s for %s from origin %s (Sec-Fetch-Site %s): %s",
+                 truncate(facts.method, 10), truncate(uri, 80), user.name, truncate(facts.origin or "-", 80),
+                 truncate(facts.fetch_site or "-", 20), reason)
+        raise web.HTTPForbidden(text=reason + "\n")
+    secret = request.app[SERVERS].route_secret(owner)
+    if secret is None:
+        metrics.labels("refused").inc()
+        raise web.HTTPServiceUnavailable(text="This server is not running. Start it from the hub's home page.\n")
     metrics.labels("allowed").inc()
     request.app[ACTIVITY].touch_server(owner)
-    return web.Response(text="ok\n", headers={"Cookie": cookies_without_session(request.headers.get("Cookie", ""))})
+    cookies = cookies_without_session(request.headers.get("Cookie", ""))
+    return web.Response(text="ok\n", headers={"Authorization": f"token {secret}", "Cookie": cookies})
 
 
 __all__ = ["routes", "normalized_path", "is_under", "cookies_without_session"]

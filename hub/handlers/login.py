@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import aiohttp_jinja2
@@ -10,11 +9,11 @@ from aiohttp import web
 from aiohttp_session import get_session, new_session
 
 from hub.auth import AuthUnavailable, login
-from hub.db import get_user
+from hub.auth.pool import AuthBusy
 from hub.errors import BadUsername, ServiceUnavailable
-from hub.keys import ACCESS_POLICY, ACCOUNTS, AUTHENTICATOR, FIRST_ADMIN, LOGIN_THROTTLE, SESSIONS
-from hub.models import User, utcnow
-from hub.names import truncate
+from hub.keys import ACCESS_POLICY, ACCOUNTS, AUTHENTICATOR, LOGIN_THROTTLE, SETTINGS, TRUSTED_PROXIES
+from hub.login_guard import LockedOut
+from hub.names import normalize_username, truncate
 from hub.security import SessionUser, safe_next_url, session_user, start_session
 
 log = logging.getLogger(__name__)
@@ -22,10 +21,9 @@ routes = web.RouteTableDef()
 HOME = "/hub/home"
 
 
-def client_address(request: web.Request) -> str:
-    """The browser's address: Traefik puts it first in X-Forwarded-For (it drops what clients send)."""
-    forwarded = request.headers.get("X-Forwarded-For", "")
-    return forwarded.split(",")[0].strip() or str(request.remote)
+def wait_text(seconds: float) -> str:
+    minutes = max(1, round(seconds / 60))
+    return "a few seconds" if seconds < 60 else f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
 async def current_user(request: web.Request) -> SessionUser | None:
@@ -47,7 +45,8 @@ async def login_page(request: web.Request) -> web.StreamResponse:
     next_url = safe_next_url(request.query.get("next"), HOME)
     if await current_user(request) is not None:
         raise web.HTTPFound(next_url)
-    context = {"next": next_url, "error": None, "username": "", "setup_pending": request.app[FIRST_ADMIN].pending}
+    pending = request.app[SETTINGS].auth.type == "native" and not request.app[ACCOUNTS].any()
+    context = {"next": next_url, "error": None, "username": "", "setup_pending": pending}
     return aiohttp_jinja2.render_template("login.html", request, context)
 
 
@@ -57,39 +56,40 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     username = str(form.get("username", ""))[:256]
     password = str(form.get("password", ""))
     next_url = safe_next_url(str(form.get("next", "")), HOME)
-    throttle = request.app[LOGIN_THROTTLE]
-    keys = (f"user:{username.strip().lower()}", f"addr:{client_address(request)}")
-    delay = throttle.delay(*keys)
-    if delay:
-        await asyncio.sleep(delay)
+    client = request.app[TRUSTED_PROXIES].client_address(request)
 
     def refuse(message: str, status: int) -> web.StreamResponse:
         context = {"next": next_url, "error": message, "username": username}
         return aiohttp_jinja2.render_template("login.html", request, context, status=status)
 
     try:
+        attempt = request.app[LOGIN_THROTTLE].claim(f"user:{normalize_username(username)[:64]}", f"addr:{client}")
+    except LockedOut as exc:
+        log.warning("login of %s from %s refused: too many failed attempts", truncate(username), truncate(client))
+        return refuse(f"Too many failed attempts. Please wait {wait_text(exc.seconds)} and try again.", 429)
+    try:
         identity = await login(request.app[AUTHENTICATOR], request.app[ACCESS_POLICY], username, password)
     except BadUsername as exc:
+        attempt.failed()
         return refuse(exc.user_message, 400)
+    except AuthBusy as exc:
+        attempt.abandoned()
+        log.warning("login of %s turned away: %s", truncate(username), exc)
+        raise ServiceUnavailable("Many people are logging in right now. Please try again in a few seconds.") from exc
     except AuthUnavailable as exc:
+        attempt.abandoned()
         log.error("authenticator unavailable: %s", exc)
         raise ServiceUnavailable("Logging in is not possible right now. Please try again in a minute.") from exc
+    except BaseException:
+        attempt.abandoned()
+        raise
     if identity is None:
-        throttle.failed(*keys)
-        log.info("failed login for %s from %s", truncate(username), request.remote)
+        attempt.failed()
+        log.info("failed login for %s from %s", truncate(username), truncate(client))
         return refuse("Invalid user name or password.", 403)
-    throttle.succeeded(*keys)
-    admin = bool(identity.admin)
-    async with request.app[SESSIONS].begin() as session:
-        user = await get_user(session, identity.username)
-        if user is None:
-            user = User(name=identity.username, admin=admin)
-            session.add(user)
-        user.admin = user.admin or admin
-        user.last_activity = utcnow()
-        admin = user.admin
-    request.app[ACCOUNTS].remember(identity.username, admin)
-    start_session(await new_session(request), identity.username)
+    attempt.succeeded()
+    account = await request.app[ACCOUNTS].ensure(identity.username, admin=bool(identity.admin), logged_in=True)
+    start_session(await new_session(request), identity.username, account.id)
     log.info("%s logged in", identity.username)
     raise web.HTTPFound(next_url)
 

@@ -1,4 +1,4 @@
-"""Operations endpoints: /hub/health (hub, Docker, Traefik) and /hub/metrics (Prometheus, admins only)."""
+"""Operations endpoints: /hub/health (hub, Docker, Traefik, free disk) and /hub/metrics (Prometheus, admins only)."""
 
 from __future__ import annotations
 
@@ -8,19 +8,42 @@ from aiohttp import web
 from sqlalchemy import func, select
 
 from hub import __version__
+from hub.disk import DiskWatch, measure_all
 from hub.handlers.api_auth import require_admin
-from hub.keys import METRICS, PROXY, SESSIONS, SPAWNER
+from hub.keys import METRICS, PROXY, SESSIONS, SETTINGS, SPAWNER
 from hub.metrics import CONTENT_TYPE
 from hub.models import Server, ServerState, User
 
 routes = web.RouteTableDef()
 
 
+DISK_WATCH = DiskWatch()
+"""Logs low-disk warnings found by health checks, at most hourly per disk."""
+
+
+def wants_text(request: web.Request) -> bool:
+    accept = request.headers.get("Accept", "")
+    return request.query.get("format") == "text" or ("text/plain" in accept and "json" not in accept)
+
+
 @routes.get("/hub/health", name="health")
 async def health(request: web.Request) -> web.StreamResponse:
-    docker_ok, traefik_ok = await asyncio.gather(request.app[SPAWNER].ping(), request.app[PROXY].ping())
-    status = "ok" if docker_ok and traefik_ok else "degraded"
-    return web.json_response({"status": status, "version": __version__, "docker": docker_ok, "traefik": traefik_ok})
+    """ok, warning (a disk is nearly full) or degraded (Docker or Traefik away); JSON, or text with ?format=text."""
+    (docker_ok, traefik_ok), disks = await asyncio.gather(
+        asyncio.gather(request.app[SPAWNER].ping(), request.app[PROXY].ping()),
+        asyncio.to_thread(measure_all, request.app[SETTINGS].hub),
+    )
+    DISK_WATCH.note(disks)
+    warnings = [disk.warning for disk in disks if disk.warning]
+    status = "degraded" if not (docker_ok and traefik_ok) else "warning" if warnings else "ok"
+    if wants_text(request):
+        lines = [f"status: {status}", f"version: {__version__}",
+                 f"docker: {'reachable' if docker_ok else 'NOT reachable'}",
+                 f"traefik: {'reachable' if traefik_ok else 'NOT reachable'}",
+                 *(disk.as_text() for disk in disks), *(f"WARNING: {warning}" for warning in warnings)]
+        return web.Response(text="\n".join(lines) + "\n")
+    return web.json_response({"status": status, "version": __version__, "docker": docker_ok, "traefik": traefik_ok,
+                              "disks": [disk.as_json() for disk in disks], "warnings": warnings})
 
 
 @routes.get("/hub/metrics", name="metrics")

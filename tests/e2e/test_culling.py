@@ -10,7 +10,7 @@ import uuid
 import aiohttp
 import pytest
 
-from tests.client import HubUser
+from tests.client import HubUser, origin_of
 from tests.fixtures.hub import HubFactory
 
 pytestmark = [pytest.mark.docker, pytest.mark.traefik]
@@ -20,12 +20,13 @@ LOOP = "import time\nfor step in range(600):\n    print(step, flush=True)\n    t
 
 async def keep_a_kernel_busy(base_url: str, cookies: dict[str, str], prefix: str) -> None:
     """Start a kernel on the user's server and make it run a long loop, then hang up: it keeps running."""
+    origin = origin_of(base_url)  # what a browser on the hub's pages sends; forward-auth requires it
     async with aiohttp.ClientSession(cookies=cookies) as http:
-        async with http.post(f"{base_url}{prefix}api/kernels", json={}) as response:
+        async with http.post(f"{base_url}{prefix}api/kernels", json={}, headers={"Origin": origin}) as response:
             assert response.status == 201, await response.text()
             kernel = await response.json()
         channels = f"{base_url.replace('http', 'ws', 1)}{prefix}api/kernels/{kernel['id']}/channels"
-        async with http.ws_connect(channels) as socket:
+        async with http.ws_connect(channels, origin=origin) as socket:
             message_id = uuid.uuid4().hex
             await socket.send_str(json.dumps({
                 "header": {"msg_id": message_id, "msg_type": "execute_request", "username": "", "session": uuid.uuid4().hex,

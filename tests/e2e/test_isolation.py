@@ -20,8 +20,8 @@ def alice(hub: HubProcess) -> HubUser:
     user = HubUser(hub.url, "alice")
     assert user.login(password_of("alice")).url.endswith("/hub/home")
     assert user.start("jupyterlab").get("ready") is True
-    response = user.http.put(f"{hub.url}/user/alice/api/contents/{SECRET_FILE}",
-                             json={"type": "file", "format": "text", "content": "only for alice"}, timeout=30)
+    response = user.send("PUT", f"/user/alice/api/contents/{SECRET_FILE}",
+                         json={"type": "file", "format": "text", "content": "only for alice"})
     assert response.status_code in (200, 201), response.text
     return user
 

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import docker
+import docker.errors
 import pytest
 
 from hub import names
@@ -63,6 +64,8 @@ async def test_a_server_answers_then_stops_and_keeps_its_volume(
     assert container.labels["hub.username"] == name
     assert container.attrs["HostConfig"]["Memory"] == 128 * 1024**2
     assert container.attrs["HostConfig"]["NanoCpus"] == 500_000_000
+    assert container.attrs["HostConfig"]["LogConfig"] == {"Type": "json-file",
+                                                          "Config": {"max-size": "10m", "max-file": "3"}}
     assert not any("docker.sock" in mount["Source"] for mount in container.attrs["Mounts"])
     assert await spawner.status(handle) is ServerStatus.RUNNING
 
@@ -113,3 +116,75 @@ async def test_docker_away_is_a_clear_message(tmp_path: object) -> None:
         await away.start(request_for("gina", image), Steps())
     assert await away.ping() is False
     await away.close()
+
+
+@pytest.mark.parametrize("driver", ["json-file", "local"])
+async def test_a_containers_log_is_rotated_as_configured(spawner: DockerSpawner, docker_client: docker.DockerClient,
+                                                         echo_image: ImageSpec, driver: str) -> None:
+    rotating = DockerSpawner(spawner.settings.model_copy(
+        update={"log_driver": driver, "log_max_size": "1m", "log_max_files": 2}))
+    handle = await rotating.start(request_for("hana", echo_image), Steps())
+    try:
+        log_config = docker_client.containers.get(handle.container_id).attrs["HostConfig"]["LogConfig"]
+        assert log_config == {"Type": driver, "Config": {"max-size": "1m", "max-file": "2"}}
+        assert "echo server listening on 8000" in await rotating.logs(handle)  # the hub still reads the log
+    finally:
+        await rotating.stop(handle)
+        await rotating.close()
+
+
+async def test_the_daemons_own_log_settings_can_be_kept(spawner: DockerSpawner, docker_client: docker.DockerClient,
+                                                        echo_image: ImageSpec) -> None:
+    plain = DockerSpawner(spawner.settings.model_copy(update={"log_driver": "default"}))
+    handle = await plain.start(request_for("hana", echo_image), Steps())
+    try:
+        daemon_driver = docker_client.info()["LoggingDriver"]
+        log_config = docker_client.containers.get(handle.container_id).attrs["HostConfig"]["LogConfig"]
+        assert log_config["Type"] == daemon_driver
+    finally:
+        await plain.stop(handle)
+        await plain.close()
+
+
+async def test_a_volume_size_limit_docker_cannot_enforce_is_refused_plainly(
+    spawner: DockerSpawner, docker_client: docker.DockerClient, echo_image: ImageSpec
+) -> None:
+    """Docker limits volume sizes only on xfs with project quotas; elsewhere the start says so (and leaves nothing)."""
+    limited = DockerSpawner(spawner.settings.model_copy(update={"volume_size": "1g"}))
+    request = request_for("ivy", echo_image)
+    try:
+        handle = await limited.start(request, Steps())
+    except SpawnError as refused:
+        assert refused.user_message == (
+            "Your server cannot start: this hub is set to limit the size of each user's files "
+            "(spawner.volume_size: 1g), but Docker on this host cannot enforce that limit. Please tell an admin.")
+        assert "xfs file system mounted with the pquota option" in refused.detail
+        assert "quota" in refused.detail  # Docker's own words
+        with pytest.raises(docker.errors.NotFound):
+            docker_client.volumes.get(names.volume_name(spawner.settings.prefix, request.slug))
+        assert not docker_client.containers.list(all=True, filters={"name": f"{spawner.settings.prefix}-user-ivy"})
+    else:  # this host's Docker can limit volumes: the limit is on the new volume
+        assert docker_client.volumes.get(handle.volume_name).attrs["Options"] == {"size": "1g"}
+        await limited.stop(handle)
+    finally:
+        await limited.close()
+
+
+async def test_a_writable_layer_limit_docker_cannot_enforce_is_refused_plainly(
+    spawner: DockerSpawner, docker_client: docker.DockerClient, echo_image: ImageSpec
+) -> None:
+    limited = DockerSpawner(spawner.settings.model_copy(update={"writable_layer_size": "2g"}))
+    try:
+        handle = await limited.start(request_for("jo", echo_image), Steps())
+    except SpawnError as refused:
+        assert refused.user_message == (
+            "Your server cannot start: this hub is set to limit the size of each container's own files "
+            "(spawner.writable_layer_size: 2g), but Docker on this host cannot enforce that limit. "
+            "Please tell an admin.")
+        assert "overlay2 storage driver on xfs mounted with pquota" in refused.detail
+        assert not docker_client.containers.list(all=True, filters={"name": f"{spawner.settings.prefix}-user-jo"})
+    else:  # overlay2 on xfs with pquota: the limit is on the container
+        assert docker_client.containers.get(handle.container_id).attrs["HostConfig"]["StorageOpt"] == {"size": "2g"}
+        await limited.stop(handle)
+    finally:
+        await limited.close()

@@ -33,13 +33,16 @@ async def echo(request: web.Request) -> web.Response:
     return web.json_response({"path": request.path, "headers": dict(request.headers)})
 
 
+SECRET = secrets.token_urlsafe(12)
+
+
 async def approve_cookie_ok(request: web.Request) -> web.Response:
-    """A stand-in hub: lets in requests that carry ok=1, passes the other cookies on."""
+    """A stand-in hub: lets in requests that carry ok=1 with the server's token, passes the other cookies on."""
     cookies = request.headers.get("Cookie", "")
     if "ok=1" not in cookies:
         return web.Response(status=401, text="log in")
     kept = "; ".join(part.strip() for part in cookies.split(";") if not part.strip().startswith("ok="))
-    return web.Response(text="ok", headers={"Cookie": kept})
+    return web.Response(text="ok", headers={"Cookie": kept, "Authorization": f"token {SECRET}"})
 
 
 @pytest.fixture
@@ -67,7 +70,7 @@ async def proxy(traefik: TraefikProcess, backends: tuple[str, str]) -> AsyncIter
 
 
 def route_for(name: str, target: str) -> Route:
-    return Route(name, names.user_slug(name), names.user_prefix(name), target, secrets.token_urlsafe(12))
+    return Route(name, names.user_slug(name), names.user_prefix(name), target)
 
 
 @pytest.mark.parametrize("name", ["alice", "has@example.org", "a--b", "bob.smith"])
@@ -81,7 +84,9 @@ async def test_a_route_is_live_when_add_route_returns(proxy: TraefikFileProxy, t
             assert response.status == 200
             seen = await response.json()
     assert seen["path"] == f"/user/{name}/tree"
-    assert seen["headers"]["Authorization"] == f"token {route.token}"
+    assert seen["headers"]["Authorization"] == f"token {SECRET}"  # the hub's answer, not what the client sent
+    route_file = (traefik.dynamic_dir / names.route_file(names.user_slug(name))).read_text()
+    assert SECRET not in route_file
     assert seen["headers"]["Cookie"] == "app=7"
     assert names.user_slug(name) in await proxy.list_routes()
 
@@ -98,7 +103,7 @@ async def test_without_the_auth_cookie_the_hub_answers(proxy: TraefikFileProxy, 
 async def test_a_deleted_route_goes_away_and_others_fall_through_to_the_hub(
     proxy: TraefikFileProxy, traefik: TraefikProcess, backends: tuple[str, str]
 ) -> None:
-    await proxy.install_hub_route()
+    await proxy.prepare()
     await proxy.wait_for_router("hub")
     await proxy.add_route(route_for("alice", backends[0]))
     await proxy.delete_route("alice")

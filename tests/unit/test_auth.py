@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from hub.accounts import AccountService
 from hub.auth import AccessPolicy, Identity, authenticator_class, login
 from hub.auth.dummy import DummyAuthenticator
 from hub.auth.native import NativeAuthenticator, set_password
@@ -30,7 +31,7 @@ def test_authenticators_are_found_by_their_entry_point_name() -> None:
 
 
 async def test_native_users_log_in_with_their_password_only(sessions: Sessionmaker) -> None:
-    await set_password(sessions, "alice", "correct horse")
+    await set_password(AccountService(sessions), "alice", "correct horse")
     async with sessions() as session:
         user = await get_user(session, "alice")
         assert user is not None and user.password_hash and "correct horse" not in user.password_hash

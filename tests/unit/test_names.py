@@ -50,16 +50,65 @@ def test_long_names_get_bounded_distinct_slugs() -> None:
     assert names.user_slug(first) != names.user_slug(second)
 
 
-def test_docker_and_route_names_come_from_the_slug() -> None:
-    slug = names.user_slug("bob.smith")
-    assert slug == "bob-2esmith"
-    assert names.container_name("hub", slug) == "hub-user-bob-2esmith"
-    assert names.volume_name("hub", slug) == "hub-vol-bob-2esmith"
-    assert names.route_file(slug) == "user-bob-2esmith.yaml"
-    assert names.user_prefix("bob.smith") == "/user/bob.smith/"
-    assert list(itertools.islice(names.labels("hub", "bob.smith", slug).items(), 2)) == [
-        ("hub.managed", "true"), ("hub.prefix", "hub")]
+def unescape(slug: str) -> str | None:
+    """The text whose plain escape is ``slug``, or None when no text escapes to it."""
+    out, i = bytearray(), 0
+    while i < len(slug):
+        if slug[i] == "-":
+            pair = slug[i + 1:i + 3]
+            if not re.fullmatch(r"[0-9a-f]{2}", pair):
+                return None
+            out.append(int(pair, 16))
+            i += 3
+        else:
+            out.extend(slug[i].encode())
+            i += 1
+    try:
+        text = out.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return text if names.escape(text) == slug else None
 
 
-def test_untrusted_text_is_truncated_for_logs() -> None:
-    assert names.truncate("a\nb" + "x" * 100, 10) == "a?bxxxxxxx…"
+def adversarial_names(rng: random.Random) -> set[str]:
+    """Valid names of every length around the cut, and names built to look like shortened slugs."""
+    alphabet = "ab0-._@+"
+    found = {"a" * n for n in range(1, 65)} | {"x" + "." * n for n in range(0, 63)}
+    for _ in range(20000):
+        length = rng.choice([rng.randint(1, 64), rng.randint(12, 22), rng.randint(30, 64)])
+        found.add(rng.choice("ab0_") + "".join(rng.choice(alphabet) for _ in range(length - 1)))
+    for long_name in list(found):
+        slug = names.user_slug(long_name)
+        if slug != names.escape(long_name):  # shortened: look for a valid name whose plain escape is that slug
+            head, digest = slug[:-names.DIGEST_LENGTH - 2], slug[-names.DIGEST_LENGTH:]
+            for forged in (unescape(slug), unescape(head + "-2d" + digest), unescape(head), head + "." + digest):
+                if forged:
+                    found.add(forged)
+    return {name for name in found if names.USERNAME_PATTERN.fullmatch(name)}
+
+
+def test_no_two_valid_names_share_a_slug_even_when_shortened() -> None:
+    seen: dict[str, str] = {}
+    for name in adversarial_names(random.Random(11)):
+        slug = names.user_slug(name)
+        assert len(slug) <= names.MAX_SLUG and re.fullmatch(r"[a-z0-9-]+", slug), slug
+        assert seen.setdefault(slug, name) == name, f"{name!r} and {seen[slug]!r} share {slug!r}"
+        if slug != names.escape(name):
+            assert unescape(slug) is None, f"the shortened slug of {name!r} is the plain escape of another name"
+    assert any(names.escape(name) != slug for slug, name in seen.items())
+
+
+def test_docker_names_of_any_two_users_differ() -> None:
+    rng = random.Random(3)
+    users = sorted(adversarial_names(rng))[:5000]
+    for make in (lambda slug: names.container_name("hub", slug), lambda slug: names.volume_name("hub", slug),
+                 names.route_id, names.route_file):
+        made = {make(names.user_slug(name)) for name in users}
+        assert len(made) == len(users)
+
+
+def test_account_volumes_never_match_the_old_scheme() -> None:
+    slug = names.user_slug("jsmith")
+    this_term, next_term = names.account_volume_name("hub", slug, "a1b2c3"), names.account_volume_name("hub", slug, "d4e5f6")
+    assert this_term != next_term
+    assert not this_term.startswith("hub-vol-") and names.volume_name("hub", slug) not in (this_term, next_term)

@@ -1,0 +1,388 @@
+"""Which Docker API calls the socket proxy lets through: exactly those the hub makes, nothing more.
+
+Whoever can call Docker freely is root on the host: one privileged container, one bind mount of ``/``
+or of the Docker socket is enough. :func:`decide` is the proxy's whole policy, a pure function of the
+request: the route must be one the hub uses (``hub/docker_spawner.py``, ``hub/images.py``), and the bodies
+and queries that could reach the host are checked field by field.
+
+Docker reads JSON with Go's decoder, which matches keys case-insensitively (``privileged`` sets
+``Privileged``) and lets the last duplicate win, so bodies are read the same way here: keys are folded,
+duplicates and non-ASCII keys (which Go may fold too) are refused. Docker also still reads host settings
+from the top level of a create body (a deprecated form), so only the fields of a container's ``Config``
+may be set there.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+MANAGED_LABEL = "hub.managed"
+"""Containers, volumes and networks the hub makes carry ``hub.managed=true`` (``hub/names.py:labels``)."""
+MAX_BODY = 1024 * 1024
+MIN_API_VERSION = (1, 24)  # older versions accept a HostConfig in the start call, after the create check
+VERSION_PREFIX = re.compile(r"^/v([0-9.]+)(/.*)$")
+NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+VOLUME_NAME = re.compile(rf"^{NAME}$")
+NO_BODY = b""
+
+# The fields of a container's Config (Docker's container.Config); the wrapper adds HostConfig and NetworkingConfig.
+CONFIG_FIELDS = frozenset(name.lower() for name in (
+    "Hostname", "Domainname", "User", "AttachStdin", "AttachStdout", "AttachStderr", "ExposedPorts", "Tty",
+    "OpenStdin", "StdinOnce", "Env", "Cmd", "Healthcheck", "ArgsEscaped", "Image", "Volumes", "WorkingDir",
+    "Entrypoint", "NetworkDisabled", "MacAddress", "OnBuild", "Labels", "StopSignal", "StopTimeout", "Shell",
+    "HostConfig", "NetworkingConfig",
+))
+# Host settings that cannot reach the host's files, devices or namespaces: any value is fine.
+FREE_HOST_FIELDS = frozenset(name.lower() for name in (
+    "Memory", "MemorySwap", "MemoryReservation", "MemorySwappiness", "KernelMemory", "NanoCpus", "CpuShares",
+    "CpuPeriod", "CpuQuota", "CpuRealtimePeriod", "CpuRealtimeRuntime", "CpusetCpus", "CpusetMems", "CpuCount",
+    "CpuPercent", "BlkioWeight", "PidsLimit", "Init", "LogConfig", "RestartPolicy", "AutoRemove", "ShmSize",
+    "Ulimits", "ReadonlyRootfs", "Dns", "DnsOptions", "DnsSearch", "ExtraHosts", "GroupAdd", "Tmpfs", "CapDrop",
+    "ConsoleSize", "Links", "OomScoreAdj", "ContainerIDFile",
+))
+# Host settings that are fine only while empty (null, false, 0, "", [] or {}).
+EMPTY_HOST_FIELDS = frozenset(name.lower() for name in (
+    "Privileged", "CapAdd", "Capabilities", "Devices", "DeviceRequests", "DeviceCgroupRules", "VolumesFrom",
+    "PortBindings", "PublishAllPorts", "Sysctls", "CgroupParent", "Cgroup", "VolumeDriver", "OomKillDisable",
+    "BlkioDeviceReadBps", "BlkioDeviceWriteBps", "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps",
+    "BlkioWeightDevice", "Isolation",
+))
+# These two are dangerous when empty ([] unmasks /proc and /sys): only absent or null.
+NULL_HOST_FIELDS = frozenset({"maskedpaths", "readonlypaths"})
+NAMESPACE_FIELDS = {"networkmode": "network", "pidmode": "pid", "ipcmode": "ipc", "utsmode": "uts",
+                    "usernsmode": "user", "cgroupnsmode": "cgroup"}
+SAFE_SECURITY_OPTS = frozenset({"no-new-privileges", "no-new-privileges:true", "no-new-privileges=true"})
+
+CREATE_QUERY = frozenset({"name", "platform"})
+PULL_QUERY = frozenset({"fromImage", "tag", "platform"})
+BUILD_QUERY = frozenset({
+    "t", "q", "nocache", "rm", "forcerm", "pull", "dockerfile", "buildargs", "shmsize", "labels", "cachefrom",
+    "target", "memory", "memswap", "cpushares", "cpusetcpus", "cpuperiod", "cpuquota", "networkmode",
+    "extrahosts", "platform", "squash", "version",
+})
+
+
+class Refused(Exception):
+    """A call the proxy does not let through; the text says why, in words an operator can act on."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the proxy does with an allowed call.
+
+    ``managed`` names an object (kind, id) that must carry this hub's label first, and the call then
+    goes to that object's full id, so the name cannot be re-pointed in between. ``plain_volumes`` must,
+    if they exist, be ordinary local volumes (a volume made with driver options can be a host folder).
+    """
+
+    route: str
+    managed: tuple[str, str] | None = None
+    plain_volumes: tuple[str, ...] = ()
+
+
+Check = Callable[[re.Match[str], Mapping[str, Sequence[str]], bytes], Decision]
+
+
+def api_path(path: str) -> str:
+    """The path without its ``/v1.xx`` prefix; too old a version is refused, and so are odd paths."""
+    if "//" in path or any(part in (".", "..") for part in path.split("/")):
+        raise Refused(f"the path {path!r} is not a plain API path")
+    match = VERSION_PREFIX.match(path)
+    if not match:
+        return path
+    try:
+        version = tuple(int(part) for part in match.group(1).split("."))
+    except ValueError:
+        raise Refused(f"{match.group(1)!r} is not an API version") from None
+    if version < MIN_API_VERSION:
+        raise Refused(f"API version {match.group(1)} is older than 1.24, which the hub never uses")
+    return match.group(2)
+
+
+class Folded(dict[str, Any]):
+    """A JSON object with lower-cased keys that remembers how the client spelled them (for messages)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spelled: dict[str, str] = {}
+
+    def name(self, key: str) -> str:
+        return self.spelled.get(key, key)
+
+
+def folded_json(body: bytes) -> Any:
+    """JSON read the way Docker's Go decoder matches it: keys lower-cased, duplicates refused."""
+    def pairs(items: list[tuple[str, Any]]) -> Folded:
+        folded = Folded()
+        for key, value in items:
+            if not key.isascii():
+                raise Refused(f"the key {key!r} is not ASCII")
+            if key.lower() in folded:
+                raise Refused(f"the key {key!r} appears twice")
+            folded[key.lower()] = value
+            folded.spelled[key.lower()] = key
+        return folded
+
+    if len(body) > MAX_BODY:
+        raise Refused("the request body is too large")
+    try:
+        return json.loads(body or b"{}", object_pairs_hook=pairs)
+    except (ValueError, RecursionError):
+        raise Refused("the request body is not valid JSON") from None
+
+
+def empty(value: Any) -> bool:
+    return value is None or value is False or value == 0 or value == "" or value == [] or value == {}
+
+
+def check_query(query: Mapping[str, Sequence[str]], allowed: frozenset[str], what: str) -> None:
+    unknown = sorted(set(query) - allowed)
+    if unknown:
+        raise Refused(f"{what} with the parameter {unknown[0]!r} is not a call the hub makes")
+
+
+def only(query: Mapping[str, Sequence[str]], key: str) -> list[str]:
+    return list(query.get(key, ()))
+
+
+def volume_source(bind: str) -> str | None:
+    """The named volume of a ``source:target[:mode]`` bind; a host path is refused."""
+    parts = bind.split(":")
+    if len(parts) == 1:
+        return None  # an anonymous volume at that path
+    source = parts[0]
+    if not VOLUME_NAME.match(source):
+        raise Refused(f"the bind {bind!r} mounts a host path; only named volumes are allowed")
+    return source
+
+
+def mount_source(mount: Any) -> str | None:
+    if not isinstance(mount, dict):
+        raise Refused("a mount is not an object")
+    kind = mount.get("type")
+    if kind == "tmpfs":
+        return None
+    if kind != "volume":
+        raise Refused(f"a mount of type {kind!r} is not allowed; only named volumes are")
+    if not empty(mount.get("bindoptions")):
+        raise Refused("a volume mount with bind options is not allowed")
+    options = mount.get("volumeoptions") or {}
+    if not isinstance(options, dict) or not empty(options.get("driverconfig")):
+        raise Refused("a volume mount with a driver configuration is not allowed")
+    source = mount.get("source") or ""
+    if source and (not isinstance(source, str) or not VOLUME_NAME.match(source)):
+        raise Refused(f"the mount source {source!r} is not a volume name")
+    return source or None
+
+
+def check_namespace(field: str, value: Any) -> None:
+    if empty(value):
+        return
+    if not isinstance(value, str):
+        raise Refused(f"the {NAMESPACE_FIELDS[field]} namespace setting is not a string")
+    if value == "host" or value.startswith("container:") or value.startswith("ns:"):
+        raise Refused(f"sharing the {NAMESPACE_FIELDS[field]} namespace of the host or of another container "
+                      f"({value!r}) is not allowed")
+
+
+def check_host_config(host: Any) -> tuple[str, ...]:
+    """Refuse every host setting that reaches the host; return the named volumes it mounts."""
+    if not isinstance(host, Folded):
+        raise Refused("HostConfig must be an object")
+    volumes: list[str] = []
+    for field, value in host.items():
+        if field in FREE_HOST_FIELDS:
+            continue
+        if field in EMPTY_HOST_FIELDS:
+            if not empty(value):
+                raise Refused(f"HostConfig.{host.name(field)} is not allowed (the hub never sets it)")
+        elif field in NULL_HOST_FIELDS:
+            if value is not None:
+                raise Refused(f"HostConfig.{host.name(field)} is not allowed (it would unmask host paths)")
+        elif field in NAMESPACE_FIELDS:
+            check_namespace(field, value)
+        elif field == "securityopt":
+            for option in value or []:
+                if option not in SAFE_SECURITY_OPTS:
+                    raise Refused(f"the security option {option!r} is not allowed")
+        elif field == "runtime":
+            if value not in (None, "", "runc"):
+                raise Refused(f"the runtime {value!r} is not allowed")
+        elif field == "storageopt":
+            if not isinstance(value or {}, dict) or set(value or {}) - {"size"}:
+                raise Refused("only the storage option 'size' is allowed")
+        elif field == "binds":
+            volumes += [name for bind in value or [] if (name := volume_source(str(bind)))]
+        elif field == "mounts":
+            volumes += [name for mount in value or [] if (name := mount_source(mount))]
+        else:
+            raise Refused(f"HostConfig.{host.name(field)} is not a setting the hub uses")
+    return tuple(volumes)
+
+
+def labelled(body: dict[str, Any]) -> bool:
+    labels = body.get("labels") or {}
+    return isinstance(labels, dict) and labels.get(MANAGED_LABEL) == "true"
+
+
+# -- the routes ------------------------------------------------------------------------------------
+def free(name: str) -> Check:
+    def allow(match: re.Match[str], query: Mapping[str, Sequence[str]], body: bytes) -> Decision:
+        return Decision(name)
+
+    return allow
+
+
+def without_body(name: str) -> Check:
+    def allow(match: re.Match[str], query: Mapping[str, Sequence[str]], body: bytes) -> Decision:
+        if body.strip() not in (b"", b"{}", b"null"):
+            raise Refused(f"{name} with a request body is not allowed")
+        return Decision(name)
+
+    return allow
+
+
+def managed(kind: str, name: str, body_allowed: bool = False) -> Check:
+    def allow(match: re.Match[str], query: Mapping[str, Sequence[str]], body: bytes) -> Decision:
+        if not body_allowed:
+            without_body(name)(match, query, body)
+        return Decision(name, managed=(kind, match.group("id")))
+
+    return allow
+
+
+def container_create(match: re.Match[str], query: Mapping[str, Sequence[str]], body: bytes) -> Decision:
+    check_query(query, CREATE_QUERY, "creating a container")
+    config = folded_json(body)
+    if not isinstance(config, Folded):
+        raise Refused("the container configuration must be an object")
+    for field, value in config.items():
+        if field not in CONFIG_FIELDS and value is not None:
+            raise Refused(f"{config.name(field)!r} at the top level of a container configuration is not allowed "
+                          "(Docker would read it as a host setting)")
+    if not labelled(config):
+        raise Refused(f"a container without the label {MANAGED_LABEL}=true is not one the hub makes")
+    host = config.get("hostconfig")
+    if host is None:
+        raise Refused("a container configuration without HostConfig is not one the hub makes")
+    return Decision("create a container", plain_volumes=check_host_config(host))
+
+
+def volume_create(match: re.Match[str], query: Mapping[str, Sequence[str]], body: bytes) -> Decision:
+    spec = folded_json(body)
+    if not isinstance(spec, dict):
+        raise Refused("the volume specification must be an object")
+    if spec.get("driver") not in (None, "", "local"):
+        raise Refused(f"the volume driver {spec.get('driver')!r} is not allowed")
+    options = spec.get("driveropts") or {}
+    if not isinstance(options, dict) or set(options) - {"size"}:
+        raise Refused("volume driver options (a volume that is a host folder) are not allowed")
+    if set(spec) - {"name", "driver", "driveropts", "labels", "clustervolumespec"}:
+        raise Refused("that volume specification is not one the hub makes")
+    if not empty(spec.get("clustervolumespec")):
+        raise Refused("cluster volumes are not allowed")
+    return Decision("create a volume")
+
+
+def network_create(match: re.Match[str], query: Mapping[str, Sequence[str]], body: bytes) -> Decision:
+    spec = folded_json(body)
+    if not isinstance(spec, dict):
+        raise Refused("the network specification must be an object")
+    if spec.get("driver") not in (None, "", "bridge"):
+        raise Refused(f"the network driver {spec.get('driver')!r} is not allowed; the hub makes bridge networks")
+    for field in ("configfrom", "configonly", "ingress", "scope"):
+        if not empty(spec.get(field)) and spec.get(field) != "local":
+            raise Refused(f"the network setting {field!r} is not allowed")
+    options = spec.get("options") or {}
+    if not isinstance(options, dict) or "com.docker.network.bridge.name" in options:
+        raise Refused("choosing the host's bridge interface is not allowed")
+    return Decision("create a network")
+
+
+def image_pull(match: re.Match[str], query: Mapping[str, Sequence[str]], body: bytes) -> Decision:
+    check_query(query, PULL_QUERY, "creating an image")
+    if not only(query, "fromImage"):
+        raise Refused("importing an image (no fromImage) is not a call the hub makes")
+    return Decision("pull an image")
+
+
+def image_build(match: re.Match[str], query: Mapping[str, Sequence[str]], body: bytes) -> Decision:
+    check_query(query, BUILD_QUERY, "building an image")
+    for mode in only(query, "networkmode"):
+        if mode not in ("", "default", "bridge"):
+            raise Refused(f"building with the network {mode!r} is not allowed")
+    for version in only(query, "version"):
+        if version != "1":
+            raise Refused("only the classic builder is allowed")
+    return Decision("build an image")
+
+
+ID = r"(?P<id>[^/]+)"
+ROUTES: list[tuple[str, re.Pattern[str], Check]] = [
+    (method, re.compile(f"^{pattern}$"), check) for method, pattern, check in (
+        ("GET", "/_ping", free("ping")),
+        ("HEAD", "/_ping", free("ping")),
+        ("GET", "/version", free("read the version")),
+        ("GET", "/images/(?P<id>.+)/json", free("inspect an image")),
+        ("POST", "/images/create", image_pull),
+        ("POST", "/build", image_build),
+        ("GET", "/networks", free("list networks")),
+        ("GET", f"/networks/{ID}", free("inspect a network")),
+        ("POST", "/networks/create", network_create),
+        ("POST", f"/networks/{ID}/connect", free("connect a container to a network")),
+        ("POST", f"/networks/{ID}/disconnect", free("disconnect a container from a network")),
+        ("DELETE", f"/networks/{ID}", managed("networks", "remove a network")),
+        ("GET", "/volumes", free("list volumes")),
+        ("GET", f"/volumes/{ID}", free("inspect a volume")),
+        ("POST", "/volumes/create", volume_create),
+        ("DELETE", f"/volumes/{ID}", managed("volumes", "remove a volume")),
+        ("GET", "/containers/json", free("list containers")),
+        ("POST", "/containers/create", container_create),
+        ("GET", f"/containers/{ID}/json", free("inspect a container")),
+        ("GET", f"/containers/{ID}/logs", free("read a container's log")),
+        ("POST", f"/containers/{ID}/wait", free("wait for a container")),
+        ("POST", f"/containers/{ID}/start", managed("containers", "start a container")),
+        ("POST", f"/containers/{ID}/stop", managed("containers", "stop a container")),
+        ("POST", f"/containers/{ID}/restart", managed("containers", "restart a container")),
+        ("POST", f"/containers/{ID}/kill", managed("containers", "kill a container")),
+        ("DELETE", f"/containers/{ID}", managed("containers", "remove a container")),
+    )
+]
+
+
+def decide(method: str, path: str, query: Mapping[str, Sequence[str]], body: bytes = NO_BODY) -> Decision:
+    """Allow the call (with what the proxy must verify first) or raise :class:`Refused`."""
+    path = api_path(path)
+    for route_method, pattern, check in ROUTES:
+        match = pattern.match(path)
+        if match and route_method == method:
+            return check(match, query, body)
+    raise Refused(f"{method} {path} is not a call the hub makes")
+
+
+def reads_body(method: str, path: str) -> bool:
+    """Calls whose whole body the policy reads (small JSON); other bodies stream through unread."""
+    try:
+        path = api_path(path)
+    except Refused:
+        return False
+    return not (method == "POST" and path == "/build")
+
+
+def carries_label(attrs: Mapping[str, Any]) -> bool:
+    """Whether an inspected container, volume or network is one this hub made."""
+    labels = (attrs.get("Config") or {}).get("Labels") if "Config" in attrs else attrs.get("Labels")
+    return isinstance(labels, dict) and labels.get(MANAGED_LABEL) == "true"
+
+
+def plain_volume(attrs: Mapping[str, Any]) -> bool:
+    """A local volume without driver options (with them, a volume can be any folder of the host)."""
+    options = attrs.get("Options") or {}
+    return attrs.get("Driver") in ("local", None) and set(options) <= {"size"}
+
+
+__all__ = ["Decision", "Refused", "carries_label", "decide", "plain_volume", "reads_body"]

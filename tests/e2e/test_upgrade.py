@@ -1,0 +1,120 @@
+"""Upgrading a hub: the hub of commit 56aa053 (the last one without migrations) makes users, passwords, a token
+and a running server; today's hub, started on the same data, upgrades the database and keeps all of it working."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+import requests
+import yaml
+
+from hub.migrate import head_revision
+from tests.client import HubUser
+from tests.fixtures.hub import ROOT, HubFactory, password_of
+
+pytestmark = [pytest.mark.docker, pytest.mark.traefik]
+OLD_COMMIT = "56aa053"
+PEOPLE = {"alice": False, "bob": False, "admin": True}
+
+
+@pytest.fixture(scope="module")
+def old_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The hub package of commit 56aa053, run from its own folder with the same virtual environment."""
+    folder = tmp_path_factory.mktemp("hub-56aa053")
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", OLD_COMMIT, "hub"], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    return folder
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def volume_of(container: Any) -> str:
+    container.reload()
+    return next(mount["Name"] for mount in container.attrs["Mounts"] if mount["Type"] == "volume")
+
+
+def container_of(client: docker.DockerClient, prefix: str, name: str) -> Any:
+    found = client.containers.list(filters={"label": [f"hub.prefix={prefix}", f"hub.username={name}"]})
+    assert len(found) == 1, found
+    return found[0]
+
+
+def tables(path: Path) -> set[str]:
+    with sqlite3.connect(path) as connection:
+        names = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    connection.close()
+    return names
+
+
+def test_an_upgrade_from_56aa053_keeps_passwords_tokens_and_running_servers(
+    hub_factory: HubFactory, old_source: Path, docker_client: docker.DockerClient
+) -> None:
+    # EVERY FUTURE SCHEMA CHANGE MUST ADD A MIGRATION (hub/migrations/README.md) AND GROW THIS TEST: make, with
+    # the old hub, the data the change touches, and check after the upgrade that users still see it working.
+    hub = hub_factory(pythonpath=old_source)
+    for name, admin in PEOPLE.items():
+        hub.add_user(name, password_of(name), admin=admin)
+    token = hub.token("alice")
+    alice = HubUser(hub.url, "alice")
+    assert alice.login(password_of("alice")).url.endswith("/hub/home")
+    assert alice.start("echo").get("ready") is True
+    assert alice.get("/user/alice/").status_code == 200
+    bob = HubUser(hub.url, "bob")
+    assert bob.login(password_of("bob")).url.endswith("/hub/home")
+    server = container_of(docker_client, hub.prefix, "alice")
+    assert server.exec_run(["sh", "-c", "echo kept across the upgrade > /data/note"], user="root").exit_code == 0
+    old_volume = volume_of(server)
+    database = Path(yaml.safe_load(hub.config_path.read_text())["hub"]["data_dir"]) / "hub.sqlite"
+    assert "users" in tables(database) and "alembic_version" not in tables(database)  # the old code made it
+
+    hub.stop()  # SIGTERM: the old hub goes, alice's server stays
+    assert hub.process is not None and hub.process.returncode == 0, hub.log()[-3000:]
+    server.reload()
+    assert server.status == "running"
+
+    hub.pythonpath = None  # today's hub, same configuration, data folder, database and Traefik
+    hub.start()
+    assert f"marked it as revision 0001 and upgraded it to revision {head_revision()}" in hub.log()
+    copies = list(database.parent.glob("hub.sqlite.bak-unversioned-*"))
+    assert len(copies) == 1 and copies[0].stat().st_mode & 0o777 == 0o600
+    assert "alembic_version" not in tables(copies[0])
+
+    for name in PEOPLE:
+        assert HubUser(hub.url, name).login(password_of(name)).url.endswith("/hub/home"), name
+    me = requests.get(f"{hub.url}/hub/api/user", headers={"Authorization": f"token {token}"}, timeout=30)
+    assert me.status_code == 200 and me.json()["name"] == "alice"
+    assert 'data-testid="username">bob' in bob.get("/hub/home").text  # still logged in from before
+
+    owner = HubUser(hub.url, "alice")
+    assert owner.login(password_of("alice")).url.endswith("/hub/home")
+    page = wait_for(lambda: (response := owner.get("/user/alice/")).status_code == 200 and response, 30,
+                    "alice's server to answer through the new hub")
+    assert page.json()["path"] == "/user/alice/"
+    assert container_of(docker_client, hub.prefix, "alice").id == server.id  # adopted, not started again
+    stranger = requests.get(f"{hub.url}/user/alice/", allow_redirects=False, timeout=30)
+    assert stranger.status_code != 200
+
+    # Her files stay hers: a new start after the upgrade mounts the same volume, with her note in it.
+    assert owner.stop().status_code == 200
+    assert owner.start("echo").get("ready") is True
+    restarted = container_of(docker_client, hub.prefix, "alice")
+    assert restarted.id != server.id and volume_of(restarted) == old_volume
+    assert restarted.exec_run(["cat", "/data/note"]).output.decode().strip() == "kept across the upgrade"
+
+    current = hub.cli("db", "current")
+    assert current.returncode == 0 and current.stdout == f"{head_revision()} (head)\n", current.stderr

@@ -1,0 +1,163 @@
+"""The hub's spawner through the socket proxy, against the real Docker daemon: what the hub does passes,
+what would reach the host does not."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import docker
+import docker.errors
+import pytest
+from aiohttp import web
+
+from hub import names
+from hub.config import ImageSpec, SpawnerSection
+from hub.docker_spawner import DockerSpawner
+from hub.socket_proxy import create_app
+from hub.spawner import SpawnRequest
+from tests.fixtures.docker import RUN_LABEL
+
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("dump_containers_on_failure")]
+DOCKER_SOCKET = "/var/run/docker.sock"
+
+
+@pytest.fixture
+def proxy_url() -> Iterator[str]:
+    """The proxy on a Unix socket of its own, served by a thread (Docker clients here block while they wait)."""
+    folder = Path(tempfile.mkdtemp(prefix="hubproxy"))  # short: Unix socket paths have a length limit
+    socket = folder / "docker.sock"
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="socket-proxy", daemon=True)
+    thread.start()
+
+    async def start() -> web.AppRunner:
+        runner = web.AppRunner(create_app(DOCKER_SOCKET))
+        await runner.setup()
+        await web.UnixSite(runner, str(socket)).start()
+        return runner
+
+    runner = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+    yield f"unix://{socket}"
+    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+    loop.close()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def through_proxy(proxy_url: str) -> Iterator[docker.DockerClient]:
+    """A plain Docker client that talks to the proxy, as anyone who took over the hub would."""
+    client = docker.DockerClient(base_url=proxy_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def images_dir(tmp_path: Path, base_image: str) -> Path:
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "tiny" / "Dockerfile").write_text(f"FROM {base_image}\nRUN echo built through the proxy > /built\n")
+    return tmp_path
+
+
+def spawner_for(proxy_url: str, run_prefix: str, images_dir: Path, **settings: object) -> DockerSpawner:
+    return DockerSpawner(SpawnerSection(
+        prefix=f"{run_prefix}-px", network=f"{run_prefix}-net", start_timeout=30, stop_timeout=2,
+        extra_labels={RUN_LABEL: run_prefix}, docker_url=proxy_url, images_dir=images_dir, **settings))
+
+
+class Steps(list[str]):
+    def __call__(self, progress: int, message: str) -> None:
+        self.append(message)
+
+
+@pytest.mark.parametrize("isolation", ["shared", "per_user"])
+async def test_the_hub_builds_starts_and_stops_a_server_through_the_proxy(
+    proxy_url: str, run_prefix: str, images_dir: Path, echo_command: list[str], isolation: str,
+    docker_client: docker.DockerClient,
+) -> None:
+    spawner = spawner_for(proxy_url, run_prefix, images_dir, isolation=isolation)
+    tag = f"{run_prefix}-tiny-{isolation.replace('_', '')}:latest"
+    image = ImageSpec(name="tiny", image=tag, build="tiny", jupyter=False, command=echo_command, port=8000,
+                      volume_mount="/data", mem_limit="128m")
+    request = SpawnRequest("alice", names.user_slug("alice"), image, "/user/alice/", secrets.token_urlsafe(16))
+    steps = Steps()
+    try:
+        handle = await spawner.start(request, steps)
+        assert any("Step 2/2" in step for step in steps), steps  # the build's progress streamed back
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{handle.url}/x", headers={"Authorization": f"token {request.token}"}) as answer:
+                assert answer.status == 200
+        assert "echo server listening" in await spawner.logs(handle)
+        assert [info.username for info in await spawner.list_servers()] == ["alice"]
+        await spawner.stop(handle)
+        assert not docker_client.containers.list(all=True, filters={"name": handle.container_name})
+        await spawner.remove_data(handle.volume_name)
+        with pytest.raises(docker.errors.NotFound):
+            docker_client.volumes.get(handle.volume_name)
+    finally:
+        await spawner.close()
+        try:
+            docker_client.images.remove(tag, force=True)
+        except docker.errors.ImageNotFound:
+            pass
+
+
+def refused(call: object) -> str:
+    with pytest.raises(docker.errors.APIError) as failure:
+        call()  # type: ignore[operator]
+    assert failure.value.status_code == 403, failure.value
+    return str(failure.value.explanation)
+
+
+def test_calls_that_reach_the_host_are_refused(
+    through_proxy: docker.DockerClient, docker_client: docker.DockerClient, base_image: str, run_prefix: str,
+) -> None:
+    labels = {"hub.managed": "true", RUN_LABEL: run_prefix}
+    server = through_proxy.containers.run(base_image, ["sleep", "60"], name=f"{run_prefix}-px-ok", labels=labels,
+                                          detach=True, init=True)
+    assert server.status in ("created", "running")
+
+    assert "exec" in refused(lambda: through_proxy.api.exec_create(server.id, "id"))
+    assert "Privileged" in refused(lambda: through_proxy.containers.create(
+        base_image, "id", name=f"{run_prefix}-px-priv", labels=labels, privileged=True))
+    assert "host path" in refused(lambda: through_proxy.containers.create(
+        base_image, "id", name=f"{run_prefix}-px-sock", labels=labels,
+        volumes={DOCKER_SOCKET: {"bind": DOCKER_SOCKET, "mode": "rw"}}))
+    assert "host path" in refused(lambda: through_proxy.containers.create(
+        base_image, "id", name=f"{run_prefix}-px-root", labels=labels, volumes={"/": {"bind": "/host"}}))
+    assert "namespace" in refused(lambda: through_proxy.containers.create(
+        base_image, "id", name=f"{run_prefix}-px-pid", labels=labels, pid_mode="host"))
+    assert "driver options" in refused(lambda: through_proxy.volumes.create(
+        f"{run_prefix}-px-hostdir", driver_opts={"type": "none", "o": "bind", "device": "/"}))
+    assert "label" in refused(lambda: through_proxy.containers.create(base_image, "id", name=f"{run_prefix}-px-x"))
+
+    # A volume made without the proxy as a folder of the host cannot be mounted through it.
+    host_folder = docker_client.volumes.create(f"{run_prefix}-px-hostdir", labels={RUN_LABEL: run_prefix},
+                                               driver_opts={"type": "none", "o": "bind", "device": "/etc"})
+    try:
+        assert "driver options" in refused(lambda: through_proxy.containers.create(
+            base_image, "id", name=f"{run_prefix}-px-vol", labels=labels,
+            volumes={host_folder.name: {"bind": "/x"}}))
+    finally:
+        host_folder.remove(force=True)
+
+    # Containers the hub did not make (Traefik, the proxy itself) cannot be stopped or removed through it.
+    other = docker_client.containers.run(base_image, ["sleep", "60"], name=f"{run_prefix}-px-other",
+                                         labels={RUN_LABEL: run_prefix}, detach=True, init=True)
+    assert "not a container this hub made" in refused(lambda: through_proxy.containers.get(other.id).stop(timeout=0))
+    assert "not a container this hub made" in refused(lambda: through_proxy.api.remove_container(other.id, force=True))
+    other.reload()
+    assert other.status == "running"
+
+    assert not docker_client.containers.list(all=True, filters={"name": f"{run_prefix}-px-priv"})
+    server.remove(force=True)  # the hub's own container: allowed
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.containers.get(server.id)

@@ -1,0 +1,104 @@
+"""The accounts service: every write goes through it, and a second process's writes reach a running hub."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from hub.accounts import AccountService
+from hub.auth.native import set_password
+from hub.db import Sessionmaker, database
+from hub.errors import Conflict
+from hub.tokens import TokenStore
+
+
+@pytest.fixture
+async def sessions(tmp_path: Path) -> AsyncIterator[Sessionmaker]:
+    async for factory in database(f"sqlite+aiosqlite:///{tmp_path / 'hub.sqlite'}"):
+        yield factory
+
+
+async def test_a_change_made_by_another_process_reaches_the_running_hub(sessions: Sessionmaker) -> None:
+    hub, cli = AccountService(sessions), AccountService(sessions)  # two processes, one database
+    hub_tokens = TokenStore(sessions, hub)
+    hub.on_change(hub_tokens.load)
+    await cli.load()
+    await cli.add(["root", "alice"], admin=False)
+    await cli.set_admin("root", True)
+    _, token = await TokenStore(sessions, cli).create("root", "script")
+    await hub.load()
+    await hub_tokens.load()
+    assert hub.get("root") is not None and hub.get("root").admin  # type: ignore[union-attr]
+    assert (await hub_tokens.check(token)) is not None
+
+    assert not await hub.sync()  # nothing changed: nothing reloaded
+    await cli.set_admin("root", False)
+    assert await hub.sync()
+    assert not hub.get("root").admin  # type: ignore[union-attr]
+    owner = await hub_tokens.check(token)
+    assert owner is not None and not owner.admin  # a token's rights are its owner's, as they are now
+
+    await cli.delete("root")
+    assert await hub.sync()
+    assert hub.get("root") is None
+    assert await hub_tokens.check(token) is None
+
+
+async def test_a_new_password_ends_earlier_sessions(sessions: Sessionmaker) -> None:
+    accounts = AccountService(sessions)
+    await accounts.load()
+    await set_password(accounts, "alice", "first password")
+    before = accounts.get("alice")
+    assert before is not None
+    await set_password(accounts, "alice", "second password", create=False)
+    after = accounts.get("alice")
+    assert after is not None and after.sessions_valid_after > before.sessions_valid_after
+
+
+async def test_a_name_made_again_accepts_no_session_of_the_old_account(sessions: Sessionmaker) -> None:
+    accounts = AccountService(sessions)
+    await accounts.load()
+    await accounts.add_one("jsmith")
+    old = accounts.get("jsmith")
+    await accounts.delete("jsmith")
+    await accounts.add_one("jsmith")
+    new = accounts.get("jsmith")
+    assert old is not None and new is not None and new.sessions_valid_after > old.sessions_valid_after
+    with pytest.raises(Conflict):
+        await accounts.add_one("jsmith")
+
+
+async def test_a_flood_of_unknown_tokens_costs_no_query_of_its_own(sessions: Sessionmaker) -> None:
+    accounts = AccountService(sessions)
+    await accounts.load()
+    tokens = TokenStore(sessions, accounts)
+    await tokens.load()
+    syncs = 0
+    real_sync = accounts.sync
+
+    async def counted_sync() -> bool:
+        nonlocal syncs
+        syncs += 1
+        return await real_sync()
+
+    accounts.sync = counted_sync  # type: ignore[method-assign]
+    results = await asyncio.gather(*(tokens.check(f"junk-{number}") for number in range(2000)))
+    assert results == [None] * 2000
+    assert syncs <= 2  # shared, rate-limited look for outside changes; no query per token
+
+
+async def test_a_token_made_by_another_process_works_at_once(sessions: Sessionmaker, tmp_path: Path) -> None:
+    hub = AccountService(sessions, tmp_path / "accounts.changed")
+    await hub.load()
+    hub_tokens = TokenStore(sessions, hub)
+    hub.on_change(hub_tokens.load)
+    await hub_tokens.load()
+    cli = AccountService(sessions, tmp_path / "accounts.changed")
+    await cli.load()
+    await cli.add(["script"])
+    _, token = await TokenStore(sessions, cli).create("script", "made by the CLI")
+    owner = await hub_tokens.check(token)
+    assert owner is not None and owner.username == "script"
