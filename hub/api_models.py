@@ -33,7 +33,8 @@ def pending_of(row: UserRow, spawning: bool) -> str | None:
     return None
 
 
-def server_model(row: UserRow, *, spawning: bool, server_activity: dt.datetime | None) -> dict[str, Any]:
+def server_model(row: UserRow, *, spawning: bool, server_activity: dt.datetime | None,
+                 progress_url: str) -> dict[str, Any]:
     prefix = user_prefix(row.name)
     ready = row.state == ServerState.RUNNING and not spawning
     return {
@@ -42,7 +43,7 @@ def server_model(row: UserRow, *, spawning: bool, server_activity: dt.datetime |
         "stopped": not ready and pending_of(row, spawning) is None,
         "pending": pending_of(row, spawning),
         "url": prefix,
-        "progress_url": f"/hub/api/users/{row.name}/server/progress",
+        "progress_url": progress_url,
         "started": iso(row.started),
         "last_activity": iso(latest(row.server_last_activity, server_activity)),
         "state": {},
@@ -55,7 +56,7 @@ def has_server(row: UserRow, spawning: bool) -> bool:
 
 
 def user_model(row: UserRow, *, spawning: bool, user_activity: dt.datetime | None,
-               server_activity: dt.datetime | None) -> dict[str, Any]:
+               server_activity: dt.datetime | None, progress_url: str) -> dict[str, Any]:
     active = has_server(row, spawning)
     ready = row.state == ServerState.RUNNING and not spawning
     return {
@@ -68,7 +69,8 @@ def user_model(row: UserRow, *, spawning: bool, user_activity: dt.datetime | Non
         "pending": pending_of(row, spawning),
         "created": iso(row.created),
         "last_activity": iso(latest(row.last_activity, user_activity, server_activity)),
-        "servers": {"": server_model(row, spawning=spawning, server_activity=server_activity)} if active else {},
+        "servers": {"": server_model(row, spawning=spawning, server_activity=server_activity,
+                                     progress_url=progress_url)} if active else {},
         "auth_state": None,
     }
 

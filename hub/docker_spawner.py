@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -112,6 +113,7 @@ class DockerSpawner(Spawner):
         self._executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="docker")
         self.images = ImageProvider(settings, self.client, self._call)
         self.networks = UserNetworks(settings, self.client, self._call)
+        self._storage_problems: list[str] | None = None
 
     # -- plumbing ---------------------------------------------------------------------------
     def client(self) -> docker.DockerClient:
@@ -143,6 +145,43 @@ class DockerSpawner(Spawner):
             return bool(await self._call(lambda: self.client().ping()))
         except (ServiceUnavailable, docker.errors.APIError):
             return False
+
+    async def storage_problems(self) -> list[str]:
+        """Size limits in the configuration that Docker here cannot enforce, in words for the admin.
+
+        Checked once (a probe volume for ``volume_size``; the storage driver and its file system for
+        ``writable_layer_size``) and logged as errors; /hub/health shows them as warnings.
+        """
+        if self._storage_problems is None:
+            self._storage_problems = await self._call(self._check_storage)
+            for problem in self._storage_problems:
+                log.error("%s", problem)
+        return self._storage_problems
+
+    def _check_storage(self) -> list[str]:
+        client, problems = self.client(), []
+        size = self.settings.volume_size
+        if size:
+            probe = f"{self.settings.prefix}-size-probe-{secrets.token_hex(4)}"
+            labels = {"hub.managed": "true", "hub.prefix": self.settings.prefix, **self.extra_labels}
+            try:
+                client.volumes.create(probe, labels=labels, driver_opts={"size": size}).remove()
+            except docker.errors.APIError as exc:
+                if not is_quota_refusal(exc):
+                    raise
+                problems.append(f"spawner.volume_size is {size}, but Docker here cannot limit volume sizes "
+                                f"({exc.explanation}): {QUOTA_HINT['spawner.volume_size']}. No server can start "
+                                "until the setting is removed or Docker's storage changed.")
+        layer = self.settings.writable_layer_size
+        if layer:
+            info = client.info()
+            backing = dict(info.get("DriverStatus") or []).get("Backing Filesystem")
+            if info.get("Driver") != "overlay2" or backing != "xfs":
+                problems.append(f"spawner.writable_layer_size is {layer}, but Docker here uses {info.get('Driver')} "
+                                f"on {backing or 'an unknown file system'}: "
+                                f"{QUOTA_HINT['spawner.writable_layer_size']}. No server can start until the "
+                                "setting is removed or Docker's storage changed.")
+        return problems
 
     async def close(self) -> None:
         if self._client is not None:

@@ -330,8 +330,10 @@ class ServerManager:
             await self.proxy.delete_route(names.user_slug(name))
             if handle.container_id or handle.container_name:
                 await self.spawner.stop(handle)
-            fields = {"error": reason, "error_log": None} if reason is not None or interrupted else {}
-            await self._set(name, ServerState.STOPPED, container_id=None, url=None, **fields)
+            if reason is not None or interrupted:  # a new reason (or none, after a cancelled start) replaces the old
+                await self._set(name, ServerState.STOPPED, container_id=None, url=None, error=reason, error_log=None)
+            else:
+                await self._set(name, ServerState.STOPPED, container_id=None, url=None)
             self._progress.pop(name, None)
             return
         await self._set(name, ServerState.STOPPING)

@@ -36,7 +36,6 @@ API_ENTRYPOINT = "traefik"
 API_USER = "hub"
 ROUTE_POLL_SECONDS = 0.02
 ROUTE_GONE_TIMEOUT = 5.0
-HUB_SESSION_COOKIE = "hub-session"
 
 
 def router_tls(resolver: str | None, domain: str | None) -> dict[str, Any]:

@@ -27,13 +27,18 @@ class HubUser:
     def get(self, path: str, **kwargs: object) -> requests.Response:
         return self.http.get(self.base_url + path, timeout=30, **kwargs)  # type: ignore[arg-type]
 
-    def send(self, method: str, path: str, *, headers: dict[str, str] | None = None,
-             **kwargs: object) -> requests.Response:
-        """A change to a user's server as JupyterLab on the hub's pages sends it: with the hub's ``Origin``.
+    @property
+    def origin_header(self) -> dict[str, str]:
+        """What a browser on the hub's pages sends with a change or a WebSocket to a user's server.
 
         Forward-auth refuses a cookie-authenticated change without it (a page of another site could send it).
         """
-        headers = {"Origin": origin_of(self.base_url), **(headers or {})}
+        return {"Origin": origin_of(self.base_url)}
+
+    def send(self, method: str, path: str, *, headers: dict[str, str] | None = None,
+             **kwargs: object) -> requests.Response:
+        """A change to a user's server as JupyterLab on the hub's pages sends it: with the hub's ``Origin``."""
+        headers = {**self.origin_header, **(headers or {})}
         return self.http.request(method, self.base_url + path, headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
 
     def xsrf(self, path: str = "/hub/home") -> str:

@@ -10,11 +10,12 @@ import aiohttp_jinja2
 from aiohttp import web
 from aiohttp_session import get_session
 
+from hub.urls import url
 from hub.auth.native import set_password
-from hub.errors import BadRequest, Forbidden, UnknownImage
+from hub.errors import BadRequest, Forbidden
 from hub.handlers.login import require_user
+from hub.image_choice import chosen_image
 from hub.keys import ACCOUNTS, ACTIVITY, SERVERS, SETTINGS, USERS
-from hub.names import truncate
 from hub.parsing import whole_number
 from hub.security import SessionUser
 from hub.users import SortKey
@@ -39,7 +40,7 @@ async def flash(request: web.Request, message: str, error: bool = False) -> None
 def back_to_panel(request: web.Request) -> web.HTTPSeeOther:
     referer = request.headers.get("Referer", "")
     match = re.search(r"(/hub/admin(\?[^#\s]*)?)$", referer)
-    return web.HTTPSeeOther(match.group(1) if match else "/hub/admin")
+    return web.HTTPSeeOther(match.group(1) if match else url(request, "admin"))
 
 
 @routes.get("/hub/admin", name="admin")
@@ -107,10 +108,7 @@ async def set_admin(request: web.Request) -> web.StreamResponse:
 async def start_for_user(request: web.Request) -> web.StreamResponse:
     await require_admin_user(request)
     name = request.match_info["name"]
-    choice = (await request.post()).get("image")
-    image = request.app[SETTINGS].image(choice) if isinstance(choice, str) else None
-    if image is None:
-        raise UnknownImage(f"The image {truncate(str(choice))!r} is not offered on this hub.")
+    image = chosen_image(request.app[SETTINGS], (await request.post()).get("image"))
     await request.app[USERS].row(name)
     await request.app[SERVERS].start(name, image)
     await flash(request, f"Starting {image.title} for {name}.")
@@ -131,7 +129,7 @@ async def stop_for_user(request: web.Request) -> web.StreamResponse:
 async def stop_all_confirm(request: web.Request) -> web.StreamResponse:
     await require_admin_user(request)
     active = await request.app[USERS].page(state="active", limit=10**6)
-    context = {"action": "/hub/admin/stop-all", "title": "Stop all servers?",
+    context = {"action": url(request, "admin_stop_all"), "title": "Stop all servers?",
                "question": f"This stops {active.total} running server(s). Users' files are kept.",
                "volume_choice": False, "button": "Stop all servers"}
     return aiohttp_jinja2.render_template("admin_confirm.html", request, context)
@@ -146,7 +144,7 @@ async def stop_all(request: web.Request) -> web.StreamResponse:
     for row in active.rows:
         await request.app[SERVERS].stop(row.name)
     await flash(request, f"Stopped {len(active.rows)} server(s).")
-    raise web.HTTPSeeOther("/hub/admin")
+    raise web.HTTPSeeOther(url(request, "admin"))
 
 
 @routes.get("/hub/admin/users/{name}/delete", name="admin_delete_confirm")
@@ -154,7 +152,7 @@ async def delete_confirm(request: web.Request) -> web.StreamResponse:
     await require_admin_user(request)
     name = request.match_info["name"]
     await request.app[USERS].row(name)
-    context = {"action": f"/hub/admin/users/{name}/delete", "title": f"Delete {name}?",
+    context = {"action": url(request, "admin_delete", name=name), "title": f"Delete {name}?",
                "question": f"This stops the server of {name} and deletes the account.",
                "volume_choice": True, "button": f"Delete {name}", "name": name}
     return aiohttp_jinja2.render_template("admin_confirm.html", request, context)
@@ -174,7 +172,7 @@ async def delete_user(request: web.Request) -> web.StreamResponse:
     await request.app[SERVERS].delete_user(name, request.app[ACCOUNTS].delete, remove_files=remove_files)
     message = f"Deleted {name} and their files." if remove_files else f"Deleted {name}; their files are kept."
     await flash(request, message)
-    raise web.HTTPSeeOther("/hub/admin")
+    raise web.HTTPSeeOther(url(request, "admin"))
 
 
 @routes.get("/hub/admin/users/{name}/log", name="admin_log")

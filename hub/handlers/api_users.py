@@ -9,11 +9,12 @@ from typing import Any
 from aiohttp import web
 
 from hub.api_models import API_VERSION, user_model
-from hub.errors import BadRequest, Conflict, HubError, UnknownImage
+from hub.errors import BadRequest, Conflict, HubError
 from hub.handlers.api_auth import api_requester, require_admin, require_manager_of
+from hub.image_choice import chosen_image
+from hub.urls import url
 from hub.keys import ACCOUNTS, ACTIVITY, SERVERS, SETTINGS, USERS
 from hub.models import ServerState
-from hub.names import truncate
 from hub.parsing import require_whole_number
 from hub.users import UserRow
 
@@ -27,7 +28,8 @@ START_WAIT_SECONDS = 10.0
 def model_of(request: web.Request, row: UserRow) -> dict[str, Any]:
     activity = request.app[ACTIVITY]
     return user_model(row, spawning=request.app[SERVERS].is_spawning(row.name),
-                      user_activity=activity.user_latest(row.name), server_activity=activity.server_latest(row.name))
+                      user_activity=activity.user_latest(row.name), server_activity=activity.server_latest(row.name),
+                      progress_url=url(request, "progress_stream", name=row.name))
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:
@@ -156,10 +158,7 @@ async def start_server(request: web.Request) -> web.StreamResponse:
     if row.state == ServerState.RUNNING and not servers.is_spawning(name):
         raise BadRequest(f"The server of {name} is already running.")
     body = await json_body(request)
-    choice = body.get("image", settings.default_image_name)
-    image = settings.image(choice) if isinstance(choice, str) else None
-    if image is None:
-        raise UnknownImage(f"The image {truncate(str(choice))!r} is not offered on this hub.")
+    image = chosen_image(settings, body.get("image", settings.default_image_name))
     progress = await servers.start(name, image)
 
     async def finished() -> None:

@@ -14,11 +14,11 @@ from hub.errors import BadUsername, ServiceUnavailable
 from hub.keys import ACCESS_POLICY, ACCOUNTS, AUTHENTICATOR, LOGIN_THROTTLE, SETTINGS, TRUSTED_PROXIES
 from hub.login_guard import LockedOut
 from hub.names import normalize_username, truncate
+from hub.urls import url
 from hub.security import SessionUser, safe_next_url, session_user, start_session
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
-HOME = "/hub/home"
 
 
 def wait_text(seconds: float) -> str:
@@ -34,7 +34,7 @@ async def require_user(request: web.Request) -> SessionUser:
     """The logged-in user; anyone else is sent to the login page and brought back afterwards."""
     user = await current_user(request)
     if user is None:
-        target = request.path_qs if request.method == "GET" else HOME
+        target = request.path_qs if request.method == "GET" else url(request, "home")
         location = request.app.router["login"].url_for().with_query(next=target)
         raise web.HTTPFound(location)
     return user
@@ -42,7 +42,7 @@ async def require_user(request: web.Request) -> SessionUser:
 
 @routes.get("/hub/login", name="login")
 async def login_page(request: web.Request) -> web.StreamResponse:
-    next_url = safe_next_url(request.query.get("next"), HOME)
+    next_url = safe_next_url(request.query.get("next"), url(request, "home"))
     if await current_user(request) is not None:
         raise web.HTTPFound(next_url)
     pending = request.app[SETTINGS].auth.type == "native" and not request.app[ACCOUNTS].any()
@@ -55,7 +55,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     username = str(form.get("username", ""))[:256]
     password = str(form.get("password", ""))
-    next_url = safe_next_url(str(form.get("next", "")), HOME)
+    next_url = safe_next_url(str(form.get("next", "")), url(request, "home"))
     client = request.app[TRUSTED_PROXIES].client_address(request)
 
     def refuse(message: str, status: int) -> web.StreamResponse:

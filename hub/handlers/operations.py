@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from aiohttp import web
 from sqlalchemy import func, select
@@ -13,12 +14,27 @@ from hub.handlers.api_auth import require_admin
 from hub.keys import METRICS, PROXY, SESSIONS, SETTINGS, SPAWNER
 from hub.metrics import CONTENT_TYPE
 from hub.models import Server, ServerState, User
+from hub.spawner import Spawner
 
+log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 
 DISK_WATCH = DiskWatch()
 """Logs low-disk warnings found by health checks, at most hourly per disk."""
+
+
+async def storage_problems(spawner: Spawner) -> list[str]:
+    """Size limits Docker cannot enforce (a spawner that has such settings says so; checked once)."""
+    check = getattr(spawner, "storage_problems", None)
+    if check is None:
+        return []
+    try:
+        problems: list[str] = await check()
+    except Exception as exc:  # Docker went away meanwhile: the docker field says so
+        log.warning("could not check the storage limits: %s", getattr(exc, "detail", exc))
+        return []
+    return problems
 
 
 def wants_text(request: web.Request) -> bool:
@@ -28,13 +44,16 @@ def wants_text(request: web.Request) -> bool:
 
 @routes.get("/hub/health", name="health")
 async def health(request: web.Request) -> web.StreamResponse:
-    """ok, warning (a disk is nearly full) or degraded (Docker or Traefik away); JSON, or text with ?format=text."""
+    """ok, warning (a disk nearly full, a size limit Docker cannot enforce) or degraded (Docker or Traefik away);
+    JSON, or plain text with ?format=text."""
     (docker_ok, traefik_ok), disks = await asyncio.gather(
         asyncio.gather(request.app[SPAWNER].ping(), request.app[PROXY].ping()),
         asyncio.to_thread(measure_all, request.app[SETTINGS].hub),
     )
     DISK_WATCH.note(disks)
     warnings = [disk.warning for disk in disks if disk.warning]
+    if docker_ok:
+        warnings += await storage_problems(request.app[SPAWNER])
     status = "degraded" if not (docker_ok and traefik_ok) else "warning" if warnings else "ok"
     if wants_text(request):
         lines = [f"status: {status}", f"version: {__version__}",

@@ -5,8 +5,10 @@ from __future__ import annotations
 import aiohttp_jinja2
 from aiohttp import web
 
-from hub.errors import BadUsername, Forbidden, UnknownImage
+from hub.urls import url
+from hub.errors import BadUsername, Forbidden
 from hub.handlers.login import require_user
+from hub.image_choice import chosen_image
 from hub.keys import SERVERS, SETTINGS
 from hub.models import ServerState
 from hub.names import truncate, user_prefix, validate_username
@@ -63,13 +65,8 @@ async def spawn_form(request: web.Request) -> web.StreamResponse:
 async def spawn_submit(request: web.Request) -> web.StreamResponse:
     user = await require_user(request)
     form = await request.post()
-    choice = form.get("image")
-    image = request.app[SETTINGS].image(choice) if isinstance(choice, str) else None
-    if image is None:
-        raise UnknownImage(
-            "That image is not offered on this hub. Go back to the spawn form and pick one of the images listed there.",
-            f"{user.name} asked for unknown image {truncate(str(choice))!r}",
-        )
+    image = chosen_image(request.app[SETTINGS], form.get("image"),
+                         hint=" Go back to the spawn form and pick one of the images listed there.")
     await request.app[SERVERS].start(user.name, image)
     raise web.HTTPSeeOther(pending_url(request, user.name))
 
@@ -92,7 +89,7 @@ async def spawn_pending(request: web.Request) -> web.StreamResponse:
         )
     if progress is None or view is None or view.state == ServerState.STOPPED:
         raise web.HTTPFound(request.app.router["home"].url_for())
-    context = {"owner": name, "events": progress.events, "progress_url": f"/hub/api/users/{name}/server/progress"}
+    context = {"owner": name, "events": progress.events, "progress_url": url(request, "progress_stream", name=name)}
     return aiohttp_jinja2.render_template("progress.html", request, context)
 
 

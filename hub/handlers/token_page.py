@@ -5,6 +5,7 @@ from __future__ import annotations
 import aiohttp_jinja2
 from aiohttp import web
 
+from hub.urls import url
 from hub.errors import BadRequest
 from hub.handlers.login import require_user
 from hub.parsing import whole_number
@@ -46,4 +47,4 @@ async def revoke_token(request: web.Request) -> web.StreamResponse:
     if token_id is None:
         raise BadRequest("There is no such token.")
     await request.app[TOKENS].revoke(user.name, token_id)
-    raise web.HTTPSeeOther("/hub/token")
+    raise web.HTTPSeeOther(url(request, "token_page"))

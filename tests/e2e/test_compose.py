@@ -302,6 +302,9 @@ def test_the_hub_starts_servers_through_the_socket_proxy(compose_with_socket_pro
         "except docker.errors.APIError as exc: print(exc.status_code, exc.explanation)\n"
     )], user=str(HUB_UID))
     assert refused.output.decode().startswith("403 The hub's Docker socket proxy refused"), refused.output
+    refusals = [line for line in project.run("logs", "--no-color", "socket-proxy").stdout.splitlines()
+                if "refused" in line]
+    assert len(refusals) == 1 and "/exec" in refusals[0], refusals  # every call of the hub's own passed
 
     stopped = requests.delete(f"{project.url}/hub/api/users/robot/server",
                               headers={"Authorization": f"token {token}"}, timeout=60)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import secrets
 
+import docker
+import docker.errors
 import pytest
 import requests
 
+from tests.fixtures.docker import RUN_LABEL
 from tests.fixtures.hub import HubFactory, HubProcess
 
 pytestmark = [pytest.mark.docker, pytest.mark.traefik]
@@ -28,7 +32,7 @@ def test_health_warns_when_the_data_disk_is_nearly_full(nearly_full: HubProcess)
     stat = os.statvfs(data_dir)
     assert disk["total_bytes"] == stat.f_blocks * stat.f_frsize
     assert abs(disk["free_bytes"] - stat.f_bavail * stat.f_frsize) < 2 * 10**9  # other tests write meanwhile
-    (warning,) = health["warnings"]
+    warning = health["warnings"][0]
     assert warning.startswith("The data disk is nearly full: ")
     assert "less than 100% (hub.disk_warn_free_percent)" in warning
     assert str(data_dir) not in warning  # the public page does not tell where the hub keeps its data
@@ -53,3 +57,20 @@ def test_the_admin_reads_the_warning_in_the_log_once(nearly_full: HubProcess) ->
     warned = [line for line in nearly_full.log().splitlines() if "The data disk is nearly full" in line]
     assert len(warned) == 1, warned
     assert "WARNING" in warned[0] and str(data_dir) in warned[0]  # the log names the folder
+
+
+def test_health_warns_of_a_volume_size_limit_docker_cannot_enforce(hub_factory: HubFactory, run_prefix: str,
+                                                                   docker_client: docker.DockerClient) -> None:
+    try:
+        docker_client.volumes.create(f"{run_prefix}-probe-{secrets.token_hex(2)}", driver_opts={"size": "1m"},
+                                     labels={RUN_LABEL: run_prefix}).remove()
+    except docker.errors.APIError:
+        pass
+    else:
+        pytest.skip("Docker on this host can limit volume sizes (xfs with pquota)")
+    hub = hub_factory(spawner={"volume_size": "10g"})
+    health = requests.get(f"{hub.url}/hub/health", timeout=30).json()
+    assert health["status"] == "warning"
+    assert any(warning.startswith("spawner.volume_size is 10g, but Docker here cannot limit volume sizes")
+               for warning in health["warnings"])
+    assert "spawner.volume_size is 10g" in hub.log()  # and the admin reads it in the log

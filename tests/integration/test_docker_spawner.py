@@ -188,3 +188,31 @@ async def test_a_writable_layer_limit_docker_cannot_enforce_is_refused_plainly(
         await limited.stop(handle)
     finally:
         await limited.close()
+
+
+async def test_size_limits_docker_cannot_enforce_are_named_before_anyone_starts(
+    spawner: DockerSpawner, docker_client: docker.DockerClient
+) -> None:
+    assert await spawner.storage_problems() == []  # no limits asked for: nothing to say
+    limited = DockerSpawner(spawner.settings.model_copy(update={"volume_size": "1g", "writable_layer_size": "2g"}))
+    try:
+        problems = await limited.storage_problems()
+    finally:
+        await limited.close()
+    info = docker_client.info()
+    layers_limited = info["Driver"] == "overlay2" and dict(info["DriverStatus"]).get("Backing Filesystem") == "xfs"
+    try:
+        docker_client.volumes.create(f"{spawner.settings.prefix}-probe", driver_opts={"size": "1m"},
+                                     labels={RUN_LABEL: spawner.settings.extra_labels[RUN_LABEL]}).remove()
+        volumes_limited = True
+    except docker.errors.APIError:
+        volumes_limited = False
+    if not volumes_limited:
+        assert problems[0].startswith("spawner.volume_size is 1g, but Docker here cannot limit volume sizes (")
+        assert "xfs file system mounted with the pquota option" in problems[0]
+    if not layers_limited:
+        assert problems[-1].startswith(
+            f"spawner.writable_layer_size is 2g, but Docker here uses {info['Driver']} on "
+            f"{dict(info['DriverStatus']).get('Backing Filesystem')}: Docker must use the overlay2 storage driver")
+    assert len(problems) == (not volumes_limited) + (not layers_limited)
+    assert not docker_client.volumes.list(filters={"name": f"{spawner.settings.prefix}-size-probe"})
