@@ -119,6 +119,12 @@ def backends(spawner: Spawner | None, proxy: Proxy | None) -> Context:
         await made_proxy.prepare()
         if await monitor.check():
             await reconciler.run_once(rewrite_routes=True)  # route files are a projection: rewrite them all
+            storage_problems = getattr(made_spawner, "storage_problems", None)
+            if storage_problems is not None:
+                try:
+                    await storage_problems()  # logs what this host cannot enforce (volume sizes), once
+                except Exception as exc:  # a check that cannot run must not keep the hub from starting
+                    log.warning("could not check Docker's storage limits: %s", exc)
         else:
             log.warning("starting without Docker or Traefik (it may still be starting): %s", monitor.notice)
         log.info("hub %s ready; authenticator %s; %d images", __version__, settings.auth.type, len(settings.images))

@@ -200,7 +200,8 @@ def test_admins_change_rights_and_delete_users(hub: HubProcess, admin: Api, bob:
 
 def test_health_and_metrics(hub: HubProcess, admin: Api, alice: Api, alice_running: None) -> None:
     health = requests.get(f"{hub.url}/hub/health", timeout=30).json()
-    assert health == {"status": "ok", "version": health["version"], "docker": True, "traefik": True}
+    assert {key: health[key] for key in ("docker", "traefik")} == {"docker": True, "traefik": True}
+    assert health["status"] in ("ok", "warning")  # warning: a low disk or a size limit this host cannot enforce
     assert requests.get(f"{hub.url}/hub/metrics", timeout=30).status_code == 401
     assert alice.http.get(f"{hub.url}/hub/metrics", timeout=30).status_code == 403
     metrics = admin.http.get(f"{hub.url}/hub/metrics", timeout=30)

@@ -44,7 +44,7 @@ async def keep_a_kernel_busy(base_url: str, cookies: dict[str, str], prefix: str
 def test_an_idle_server_is_culled_and_a_busy_kernel_is_not(hub_factory: HubFactory) -> None:
     hub = hub_factory(auth={"type": "dummy", "dummy_password": PASSWORD}, culler={"idle_timeout": 6, "interval": 1})
     users = {}
-    for name in ("worker", "sleeper"):
+    for name in ("sleeper", "worker"):  # the worker last: its kernel starts right after its server
         users[name] = HubUser(hub.url, name)
         users[name].login(PASSWORD)
         assert users[name].start("jupyterlab").get("ready") is True
