@@ -327,6 +327,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Check]] = [
         ("GET", "/_ping", free("ping")),
         ("HEAD", "/_ping", free("ping")),
         ("GET", "/version", free("read the version")),
+        ("GET", "/info", free("read the storage driver")),  # spawner.writable_layer_size is checked with it
         ("GET", "/images/(?P<id>.+)/json", free("inspect an image")),
         ("POST", "/images/create", image_pull),
         ("POST", "/build", image_build),

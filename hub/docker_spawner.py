@@ -22,7 +22,7 @@ from hub.config import ImageSpec, SpawnerSection
 from hub.errors import ServiceUnavailable, SpawnError
 from hub.images import ImageProvider
 from hub.networks import UserNetworks
-from hub.spawner import Report, ServerHandle, ServerInfo, ServerStatus, SpawnRequest, Spawner
+from hub.spawner import Report, ServerHandle, ServerInfo, SpawnRequest, Spawner
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -384,16 +384,6 @@ class DockerSpawner(Spawner):
 
         await self._call(stop_and_remove)
         await self.networks.remove_for(handle.container_name)
-
-    async def status(self, handle: ServerHandle) -> ServerStatus:
-        def inspect() -> ServerStatus:
-            try:
-                container = self.client().containers.get(handle.container_id or handle.container_name)
-            except docker.errors.NotFound:
-                return ServerStatus.MISSING
-            return ServerStatus.RUNNING if container.status == "running" else ServerStatus.EXITED
-
-        return await self._call(inspect)
 
     async def list_servers(self) -> list[ServerInfo]:
         """Every container of this hub. Also removes per-user networks whose container is gone (and joins

@@ -61,7 +61,8 @@ async def verify(session: aiohttp.ClientSession, path: str, decision: Decision) 
     kind, ident = decision.managed
     status, attrs = await inspect(session, kind, ident)
     if status != 200:
-        return path, web.json_response({"message": attrs.get("message", f"no such object: {ident}")}, status=status)
+        message = attrs.get("message") or f"Docker could not look up {ident!r} (status {status})"
+        return path, web.json_response({"message": message}, status=status)
     if not carries_label(attrs):
         raise Refused(f"{ident!r} is not a {kind[:-1]} this hub made, so it may not {decision.route}")
     full_id = str(attrs.get("Id") or attrs.get("Name") or ident)

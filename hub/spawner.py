@@ -1,6 +1,6 @@
 """What the hub needs from whatever starts users' servers.
 
-An implementation must provide ``start``, ``stop``, ``status`` and ``logs``, be idempotent
+An implementation must provide ``start``, ``stop``, ``logs``, ``list_servers`` and ``remove_data``, be idempotent
 (stopping a server that is gone is not an error) and keep no per-user state of its own:
 everything needed later is in the returned ``ServerHandle``, which the hub stores.
 """
@@ -8,7 +8,6 @@ everything needed later is in the returned ``ServerHandle``, which the hub store
 from __future__ import annotations
 
 import abc
-import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -49,12 +48,6 @@ class ServerInfo:
     oom_killed: bool = False
 
 
-class ServerStatus(enum.Enum):
-    RUNNING = "running"
-    EXITED = "exited"
-    MISSING = "missing"
-
-
 Report = Callable[[int, str], None]
 """Called with (percent done, what is happening) as a start proceeds."""
 
@@ -69,9 +62,6 @@ class Spawner(abc.ABC):
     @abc.abstractmethod
     async def stop(self, handle: ServerHandle) -> None:
         """Stop and remove the server and keep its data. A server already gone is not an error."""
-
-    @abc.abstractmethod
-    async def status(self, handle: ServerHandle) -> ServerStatus: ...
 
     @abc.abstractmethod
     async def logs(self, handle: ServerHandle, lines: int = 50) -> str: ...

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from hub.errors import SpawnError
 from hub.proxy import Proxy, Route
-from hub.spawner import Report, ServerHandle, ServerInfo, ServerStatus, SpawnRequest, Spawner
+from hub.spawner import Report, ServerHandle, ServerInfo, SpawnRequest, Spawner
 
 _ids = itertools.count(1)
 
@@ -68,12 +68,6 @@ class FakeSpawner(Spawner):
         for name, server in list(self.servers.items()):
             if server.handle.container_id == handle.container_id or server.handle.container_name == handle.container_name:
                 del self.servers[name]
-
-    async def status(self, handle: ServerHandle) -> ServerStatus:
-        for server in self.servers.values():
-            if server.handle.container_id == handle.container_id:
-                return ServerStatus.RUNNING if server.running else ServerStatus.EXITED
-        return ServerStatus.MISSING
 
     async def logs(self, handle: ServerHandle, lines: int = 50) -> str:
         for server in self.servers.values():

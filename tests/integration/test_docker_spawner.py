@@ -14,7 +14,7 @@ from hub import names
 from hub.config import ImageSpec, SpawnerSection
 from hub.docker_spawner import DockerSpawner
 from hub.errors import ServiceUnavailable, SpawnError
-from hub.spawner import ServerStatus, SpawnRequest
+from hub.spawner import SpawnRequest
 from tests.fixtures.docker import RUN_LABEL
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("dump_containers_on_failure")]
@@ -67,11 +67,11 @@ async def test_a_server_answers_then_stops_and_keeps_its_volume(
     assert container.attrs["HostConfig"]["LogConfig"] == {"Type": "json-file",
                                                           "Config": {"max-size": "10m", "max-file": "3"}}
     assert not any("docker.sock" in mount["Source"] for mount in container.attrs["Mounts"])
-    assert await spawner.status(handle) is ServerStatus.RUNNING
+    assert [info.running for info in await spawner.list_servers() if info.container_id == handle.container_id] == [True]
 
     await spawner.stop(handle)
     await spawner.stop(handle)  # stopping twice is fine
-    assert await spawner.status(handle) is ServerStatus.MISSING
+    assert not [info for info in await spawner.list_servers() if info.container_id == handle.container_id]
     assert docker_client.volumes.get(handle.volume_name).attrs["Labels"]["hub.username"] == name
 
 

@@ -140,7 +140,9 @@ async def test_a_database_from_before_migrations_keeps_every_row(tmp_path: Path,
     assert await migrate.current(sqlite_url(path)) == migrate.head_revision()
     assert await on_connection(sqlite_url(path), differences_from_models) == []
     with sqlite3.connect(path) as connection:
-        assert connection.execute("SELECT volume_name FROM users").fetchall() == [(None,), (None,)]
+        # alice's files stay in her volume of the old scheme; bob never started a server
+        assert connection.execute("SELECT name, volume_name FROM users ORDER BY name").fetchall() == [
+            ("alice", "hub-vol-alice"), ("bob", None)]
         assert connection.execute("SELECT error_log FROM servers").fetchall() == [(None,)]
         assert connection.execute("SELECT count(*) FROM hub_state").fetchone() == (0,)
     connection.close()

@@ -54,6 +54,7 @@ SDK_CALLS = [
     ("GET", "/_ping", {}),
     ("HEAD", "/_ping", {}),
     ("GET", "/version", {}),
+    ("GET", "/v1.41/info", {}),
     ("GET", "/v1.41/images/containerhub-jupyterlab:latest/json", {}),
     ("GET", "/v1.41/images/quay.io/jupyter/datascience-notebook:2024-01/json", {}),
     ("POST", "/v1.41/images/create", {"fromImage": ["quay.io/jupyter/base"], "tag": ["latest"]}),
@@ -108,7 +109,6 @@ def test_changing_an_object_needs_it_to_be_the_hubs(method: str, path: str, mana
     ("POST", "/v1.41/services/create"),
     ("POST", "/v1.41/plugins/pull"),
     ("POST", "/v1.41/session"),
-    ("GET", "/v1.41/info"),
     ("GET", "/v1.41/events"),
     ("POST", "/v1.23/containers/hub-user-alice/start"),  # old versions take a HostConfig at start
     ("POST", "/v1/containers/hub-user-alice/start"),
