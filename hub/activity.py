@@ -5,12 +5,22 @@ Forward auth calls ``touch`` on every request it lets through, so it must stay a
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
 import datetime as dt
 
 from sqlalchemy import select
 
 from hub.db import Sessionmaker
 from hub.models import ServerState, User, utcnow
+
+
+log = logging.getLogger(__name__)
+
+
+FLUSH_SECONDS = 10.0
 
 
 class ActivityTracker:
@@ -46,3 +56,19 @@ class ActivityTracker:
                     user.last_activity = users[user.name]
                 if user.name in servers and user.server is not None and user.server.state == ServerState.RUNNING:
                     user.server.last_activity = servers[user.name]
+
+    async def run_flush(self, also: Callable[[], Awaitable[None]] | None = None,
+                        interval: float = FLUSH_SECONDS) -> None:
+        """Save activity every ``interval`` seconds (forward auth must not touch the database), and run ``also``
+        (the tokens' last-use times) with it."""
+        while True:
+            await asyncio.sleep(interval)
+            await self.flush_safely(also)
+
+    async def flush_safely(self, also: Callable[[], Awaitable[None]] | None = None) -> None:
+        try:
+            await self.flush()
+            if also is not None:
+                await also()
+        except Exception:
+            log.exception("could not save activity")

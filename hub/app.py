@@ -40,7 +40,6 @@ from hub.users import UserDirectory
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
-ACTIVITY_FLUSH_SECONDS = 10.0
 Context = Callable[[web.Application], AsyncIterator[None]]
 
 
@@ -53,21 +52,6 @@ async def template_context(request: web.Request) -> dict[str, object]:
         "static": "/hub/static/",
         "service_notice": request.app[DEPENDENCIES].notice if DEPENDENCIES in request.app else None,
     }
-
-
-async def flush_once(app: web.Application) -> None:
-    try:
-        await app[ACTIVITY].flush()
-        await app[TOKENS].flush_activity()
-    except Exception:
-        log.exception("could not save activity")
-
-
-async def flush_periodically(app: web.Application) -> None:
-    """Activity is gathered in memory (forward auth must not touch the database) and saved in batches."""
-    while True:
-        await asyncio.sleep(ACTIVITY_FLUSH_SECONDS)
-        await flush_once(app)
 
 
 async def database(app: web.Application) -> AsyncIterator[None]:
@@ -88,7 +72,7 @@ async def database(app: web.Application) -> AsyncIterator[None]:
         log.warning("this hub has no users yet: make the one-time link for the first admin with `hub setup-link` "
                     "(under compose: docker compose exec hub hub setup-link)")
     yield
-    await flush_once(app)
+    await app[ACTIVITY].flush_safely(tokens.flush_activity)
     await engine.dispose()
 
 
@@ -145,7 +129,7 @@ async def background(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     culler = IdleCuller(settings, app[SERVERS], app[ACTIVITY])
     loops = {
-        "flush-activity": flush_periodically(app),
+        "flush-activity": app[ACTIVITY].run_flush(app[TOKENS].flush_activity),
         "reconcile": app[RECONCILER].run_periodically(),
         "dependencies": app[DEPENDENCIES].run(),
         "account-sync": app[ACCOUNTS].run_sync(),

@@ -29,41 +29,60 @@ NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
 VOLUME_NAME = re.compile(rf"^{NAME}$")
 NO_BODY = b""
 
+
+def _names(text: str, fold: bool = False) -> frozenset[str]:
+    """A set of names written as words (Docker's spelling; folded to lower case where Go's decoder folds)."""
+    return frozenset(word.lower() if fold else word for word in text.split())
+
+
 # The fields of a container's Config (Docker's container.Config); the wrapper adds HostConfig and NetworkingConfig.
-CONFIG_FIELDS = frozenset(name.lower() for name in (
-    "Hostname", "Domainname", "User", "AttachStdin", "AttachStdout", "AttachStderr", "ExposedPorts", "Tty",
-    "OpenStdin", "StdinOnce", "Env", "Cmd", "Healthcheck", "ArgsEscaped", "Image", "Volumes", "WorkingDir",
-    "Entrypoint", "NetworkDisabled", "MacAddress", "OnBuild", "Labels", "StopSignal", "StopTimeout", "Shell",
-    "HostConfig", "NetworkingConfig",
-))
+CONFIG_FIELDS = _names(
+    """
+    Hostname Domainname User AttachStdin AttachStdout AttachStderr ExposedPorts Tty OpenStdin StdinOnce Env
+    Cmd Healthcheck ArgsEscaped Image Volumes WorkingDir Entrypoint NetworkDisabled MacAddress OnBuild
+    Labels StopSignal StopTimeout Shell HostConfig NetworkingConfig
+    """,
+    fold=True,
+)
 # Host settings that cannot reach the host's files, devices or namespaces: any value is fine.
-FREE_HOST_FIELDS = frozenset(name.lower() for name in (
-    "Memory", "MemorySwap", "MemoryReservation", "MemorySwappiness", "KernelMemory", "NanoCpus", "CpuShares",
-    "CpuPeriod", "CpuQuota", "CpuRealtimePeriod", "CpuRealtimeRuntime", "CpusetCpus", "CpusetMems", "CpuCount",
-    "CpuPercent", "BlkioWeight", "PidsLimit", "Init", "LogConfig", "RestartPolicy", "AutoRemove", "ShmSize",
-    "Ulimits", "ReadonlyRootfs", "Dns", "DnsOptions", "DnsSearch", "ExtraHosts", "GroupAdd", "Tmpfs", "CapDrop",
-    "ConsoleSize", "Links", "OomScoreAdj", "ContainerIDFile",
-))
+FREE_HOST_FIELDS = _names(
+    """
+    Memory MemorySwap MemoryReservation MemorySwappiness KernelMemory NanoCpus CpuShares CpuPeriod CpuQuota
+    CpuRealtimePeriod CpuRealtimeRuntime CpusetCpus CpusetMems CpuCount CpuPercent BlkioWeight PidsLimit
+    Init LogConfig RestartPolicy AutoRemove ShmSize Ulimits ReadonlyRootfs Dns DnsOptions DnsSearch
+    ExtraHosts GroupAdd Tmpfs CapDrop ConsoleSize Links OomScoreAdj ContainerIDFile
+    """,
+    fold=True,
+)
 # Host settings that are fine only while empty (null, false, 0, "", [] or {}).
-EMPTY_HOST_FIELDS = frozenset(name.lower() for name in (
-    "Privileged", "CapAdd", "Capabilities", "Devices", "DeviceRequests", "DeviceCgroupRules", "VolumesFrom",
-    "PortBindings", "PublishAllPorts", "Sysctls", "CgroupParent", "Cgroup", "VolumeDriver", "OomKillDisable",
-    "BlkioDeviceReadBps", "BlkioDeviceWriteBps", "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps",
-    "BlkioWeightDevice", "Isolation",
-))
+EMPTY_HOST_FIELDS = _names(
+    """
+    Privileged CapAdd Capabilities Devices DeviceRequests DeviceCgroupRules VolumesFrom PortBindings
+    PublishAllPorts Sysctls CgroupParent Cgroup VolumeDriver OomKillDisable BlkioDeviceReadBps
+    BlkioDeviceWriteBps BlkioDeviceReadIOps BlkioDeviceWriteIOps BlkioWeightDevice Isolation
+    """,
+    fold=True,
+)
 # These two are dangerous when empty ([] unmasks /proc and /sys): only absent or null.
 NULL_HOST_FIELDS = frozenset({"maskedpaths", "readonlypaths"})
-NAMESPACE_FIELDS = {"networkmode": "network", "pidmode": "pid", "ipcmode": "ipc", "utsmode": "uts",
-                    "usernsmode": "user", "cgroupnsmode": "cgroup"}
+NAMESPACE_FIELDS = {
+    "networkmode": "network",
+    "pidmode": "pid",
+    "ipcmode": "ipc",
+    "utsmode": "uts",
+    "usernsmode": "user",
+    "cgroupnsmode": "cgroup",
+}
 SAFE_SECURITY_OPTS = frozenset({"no-new-privileges", "no-new-privileges:true", "no-new-privileges=true"})
 
 CREATE_QUERY = frozenset({"name", "platform"})
 PULL_QUERY = frozenset({"fromImage", "tag", "platform"})
-BUILD_QUERY = frozenset({
-    "t", "q", "nocache", "rm", "forcerm", "pull", "dockerfile", "buildargs", "shmsize", "labels", "cachefrom",
-    "target", "memory", "memswap", "cpushares", "cpusetcpus", "cpuperiod", "cpuquota", "networkmode",
-    "extrahosts", "platform", "squash", "version",
-})
+BUILD_QUERY = _names(
+    """
+    t q nocache rm forcerm pull dockerfile buildargs shmsize labels cachefrom target memory memswap
+    cpushares cpusetcpus cpuperiod cpuquota networkmode extrahosts platform squash version
+    """
+)
 
 
 class Refused(Exception):
@@ -116,6 +135,7 @@ class Folded(dict[str, Any]):
 
 def folded_json(body: bytes) -> Any:
     """JSON read the way Docker's Go decoder matches it: keys lower-cased, duplicates refused."""
+
     def pairs(items: list[tuple[str, Any]]) -> Folded:
         folded = Folded()
         for key, value in items:
@@ -185,8 +205,10 @@ def check_namespace(field: str, value: Any) -> None:
     if not isinstance(value, str):
         raise Refused(f"the {NAMESPACE_FIELDS[field]} namespace setting is not a string")
     if value == "host" or value.startswith("container:") or value.startswith("ns:"):
-        raise Refused(f"sharing the {NAMESPACE_FIELDS[field]} namespace of the host or of another container "
-                      f"({value!r}) is not allowed")
+        raise Refused(
+            f"sharing the {NAMESPACE_FIELDS[field]} namespace of the host or of another container "
+            f"({value!r}) is not allowed"
+        )
 
 
 def check_host_config(host: Any) -> tuple[str, ...]:
@@ -246,10 +268,11 @@ def without_body(name: str) -> Check:
     return allow
 
 
-def managed(kind: str, name: str, body_allowed: bool = False) -> Check:
+def managed(kind: str, name: str) -> Check:
+    """Start, stop, remove: no body (old API versions read settings from it), and only the hub's own objects."""
+
     def allow(match: re.Match[str], query: Mapping[str, Sequence[str]], body: bytes) -> Decision:
-        if not body_allowed:
-            without_body(name)(match, query, body)
+        without_body(name)(match, query, body)
         return Decision(name, managed=(kind, match.group("id")))
 
     return allow
@@ -262,8 +285,10 @@ def container_create(match: re.Match[str], query: Mapping[str, Sequence[str]], b
         raise Refused("the container configuration must be an object")
     for field, value in config.items():
         if field not in CONFIG_FIELDS and value is not None:
-            raise Refused(f"{config.name(field)!r} at the top level of a container configuration is not allowed "
-                          "(Docker would read it as a host setting)")
+            raise Refused(
+                f"{config.name(field)!r} at the top level of a container configuration is not allowed "
+                "(Docker would read it as a host setting)"
+            )
     if not labelled(config):
         raise Refused(f"a container without the label {MANAGED_LABEL}=true is not one the hub makes")
     host = config.get("hostconfig")
@@ -323,7 +348,8 @@ def image_build(match: re.Match[str], query: Mapping[str, Sequence[str]], body: 
 
 ID = r"(?P<id>[^/]+)"
 ROUTES: list[tuple[str, re.Pattern[str], Check]] = [
-    (method, re.compile(f"^{pattern}$"), check) for method, pattern, check in (
+    (method, re.compile(f"^{pattern}$"), check)
+    for method, pattern, check in (
         ("GET", "/_ping", free("ping")),
         ("HEAD", "/_ping", free("ping")),
         ("GET", "/version", free("read the version")),

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 READY_POLL_SECONDS = 0.05
+KILLED_EXIT_CODE = 137  # SIGKILL: what the kernel's out-of-memory killer sends
 LOG_TAIL_LINES = 20
 DOCKER_DOWN = "Docker is not reachable right now, so servers cannot start or stop. Please try again in a minute."
 NO_QUOTA = (
@@ -346,7 +347,7 @@ class DockerSpawner(Spawner):
                     next_state_check = now + 0.5
                     await self._call(container.reload)
                     if container.status in ("exited", "dead"):
-                        raise await self._exit_error(container, handle)
+                        raise await self._exit_error(container, handle, request.image.mem_limit)
                 if now > deadline:
                     tail = await self.logs(handle, LOG_TAIL_LINES)
                     await self.stop(handle)
@@ -357,13 +358,21 @@ class DockerSpawner(Spawner):
                     )
                 await asyncio.sleep(READY_POLL_SECONDS)
 
-    async def _exit_error(self, container: Container, handle: ServerHandle) -> SpawnError:
+    async def _exit_error(self, container: Container, handle: ServerHandle, mem_limit: str | None = None) -> SpawnError:
         state = container.attrs.get("State", {})
         code = state.get("ExitCode")
+        if code == KILLED_EXIT_CODE and not state.get("OOMKilled"):
+            # Docker may report the exit before the kernel's out-of-memory event: look once more.
+            await asyncio.sleep(0.3)
+            await self._call(container.reload)
+            state = container.attrs.get("State", {})
         tail = await self.logs(handle, LOG_TAIL_LINES)
         await self.stop(handle)
         if state.get("OOMKilled"):
             message = "Your server ran out of memory while starting and was stopped."
+        elif code == KILLED_EXIT_CODE and mem_limit:
+            message = (f"Your server was killed while starting (exit code {code}), most likely because it ran out "
+                       f"of memory (its limit is {mem_limit}).")
         else:
             message = f"Your server stopped while starting (exit code {code})."
         return SpawnError(message, f"{handle.container_name} exited with {code}", log_tail=tail)

@@ -22,8 +22,20 @@ from hub.docker_policy import MAX_BODY, Decision, Refused, carries_label, decide
 log = logging.getLogger(__name__)
 DOCKER = "http://docker"  # the host name is not used on a Unix socket
 CHUNK = 64 * 1024
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-                        "transfer-encoding", "upgrade", "host", "content-length"})
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+    }
+)
 SESSION = web.AppKey("docker_session", aiohttp.ClientSession)
 
 
@@ -67,7 +79,7 @@ async def verify(session: aiohttp.ClientSession, path: str, decision: Decision) 
         raise Refused(f"{ident!r} is not a {kind[:-1]} this hub made, so it may not {decision.route}")
     full_id = str(attrs.get("Id") or attrs.get("Name") or ident)
     prefix = path[: path.index(f"/{kind}/")]
-    rest = path[len(prefix) + len(f"/{kind}/{ident}"):]
+    rest = path[len(prefix) + len(f"/{kind}/{ident}") :]
     return f"{prefix}/{kind}/{full_id}{rest}", None
 
 
@@ -99,8 +111,13 @@ async def handle(request: web.Request) -> web.StreamResponse:
     data: Any = body or (stream(request) if request.can_read_body and not whole_body else None)
     log.debug("%s %s (%s)", request.method, path, decision.route)
     try:
-        upstream = await session.request(request.method, upstream_url(path, list(request.query.items())),
-                                         headers=forward_headers(request), data=data, allow_redirects=False)
+        upstream = await session.request(
+            request.method,
+            upstream_url(path, list(request.query.items())),
+            headers=forward_headers(request),
+            data=data,
+            allow_redirects=False,
+        )
     except aiohttp.ClientConnectionError as exc:
         return docker_away(exc)
     async with upstream:
@@ -149,9 +166,12 @@ def create_app(docker_socket: str) -> web.Application:
 def run(listen: str, docker_socket: str) -> int:
     """Serve until stopped. ``listen`` is ``HOST:PORT`` or ``unix:/path/to.sock``."""
     app = create_app(docker_socket)
-    say = lambda text: log.info("%s", text.strip().splitlines()[0] if text.strip() else "")  # noqa: E731
+
+    def say(text: str) -> None:
+        log.info("%s", text.strip().splitlines()[0] if text.strip() else "")
+
     if listen.startswith("unix:"):
-        web.run_app(app, path=listen[len("unix:"):], print=say, access_log=None)
+        web.run_app(app, path=listen[len("unix:") :], print=say, access_log=None)
     else:
         host, _, port = listen.rpartition(":")
         if not host or not port.isdigit():

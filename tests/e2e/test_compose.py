@@ -49,8 +49,9 @@ class ComposeProject:
 
     def run(self, *args: str, timeout: float = 600, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         command = ["docker", "compose", "-p", self.name, *(f"--file={ROOT / file}" for file in self.files), *args]
-        result = subprocess.run(command, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout,
-                                input=stdin)
+        result = subprocess.run(
+            command, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout, input=stdin
+        )
         assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
         return result
 
@@ -88,8 +89,9 @@ def traefik_image(client: docker.DockerClient, tag: str) -> str:
 
 
 @contextmanager
-def compose_project(name: str, files: tuple[str, ...], base_image: str,
-                    docker_client: docker.DockerClient) -> Iterator[ComposeProject]:
+def compose_project(
+    name: str, files: tuple[str, ...], base_image: str, docker_client: docker.DockerClient
+) -> Iterator[ComposeProject]:
     if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode != 0:
         pytest.fail("`docker compose` (v2 plugin) is missing; .ci/run installs it")
     port = free_port()
@@ -111,13 +113,36 @@ def compose_project(name: str, files: tuple[str, ...], base_image: str,
         project.wait_until_up()
         yield project
     finally:
-        print(f"--- {name} log\n{subprocess.run(['docker', 'compose', '-p', name, 'logs', '--no-color', '--tail', '80'], cwd=ROOT, env=env, capture_output=True, text=True).stdout}")
+        logs = subprocess.run(
+            ["docker", "compose", "-p", name, "logs", "--no-color", "--tail", "80"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        print(f"--- {name} log\n{logs.stdout}")
         for container in docker_client.containers.list(all=True, filters={"label": f"hub.prefix={name}"}):
             container.remove(force=True)
         for network in docker_client.networks.list(filters={"label": f"hub.prefix={name}"}):
             network.remove()
-        subprocess.run(["docker", "compose", "-p", name, *(f"--file={ROOT / file}" for file in files), "down",
-                        "--volumes", "--rmi", "all", "--timeout", "5"], cwd=ROOT, env=env, capture_output=True)
+        subprocess.run(
+            [
+                "docker",
+                "compose",
+                "-p",
+                name,
+                *(f"--file={ROOT / file}" for file in files),
+                "down",
+                "--volumes",
+                "--rmi",
+                "all",
+                "--timeout",
+                "5",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+        )
         for volume in docker_client.volumes.list(filters={"label": f"hub.prefix={name}"}):
             volume.remove(force=True)
         for image in (env["TRAEFIK_IMAGE"], env["HUB_IMAGE"]):
@@ -139,8 +164,9 @@ def compose(run_prefix: str, base_image: str, docker_client: docker.DockerClient
 
 
 @pytest.fixture(scope="module")
-def compose_with_socket_proxy(run_prefix: str, base_image: str,
-                              docker_client: docker.DockerClient) -> Iterator[ComposeProject]:
+def compose_with_socket_proxy(
+    run_prefix: str, base_image: str, docker_client: docker.DockerClient
+) -> Iterator[ComposeProject]:
     files = ("docker-compose.yml", "docker-compose.socket-proxy.yml")
     with compose_project(f"{run_prefix}p", files, base_image, docker_client) as project:
         yield project
@@ -162,8 +188,9 @@ def start_by_api(project: ComposeProject, name: str) -> str:
     api.headers["Authorization"] = f"token {token}"
     deadline = time.monotonic() + 15  # the running hub learns of accounts made by the CLI within seconds
     while True:
-        started = api.post(f"{project.url}/hub/api/users/{name}/server", data=json.dumps({"image": "jupyterlab"}),
-                           timeout=120)
+        started = api.post(
+            f"{project.url}/hub/api/users/{name}/server", data=json.dumps({"image": "jupyterlab"}), timeout=120
+        )
         if started.status_code != 401 or time.monotonic() > deadline:
             break
         time.sleep(0.5)
@@ -178,8 +205,9 @@ def start_by_api(project: ComposeProject, name: str) -> str:
     raise AssertionError(f"{name}'s server did not start:\n{project.hub_log()[-4000:]}")
 
 
-def test_compose_up_first_admin_notebook_and_restart(compose: ComposeProject, page: Page,
-                                                     docker_client: docker.DockerClient) -> None:
+def test_compose_up_first_admin_notebook_and_restart(
+    compose: ComposeProject, page: Page, docker_client: docker.DockerClient
+) -> None:
     page.goto(f"{compose.url}/hub/login")
     expect(page.locator("#setup-hint")).to_contain_text("docker compose exec hub hub setup-link")
 
@@ -257,30 +285,49 @@ def addresses(container: Container) -> dict[str, str]:
     return {name: net["IPAddress"] for name, net in container.attrs["NetworkSettings"]["Networks"].items()}
 
 
-def test_user_containers_reach_neither_the_hub_nor_traefiks_api(compose: ComposeProject,
-                                                                 docker_client: docker.DockerClient) -> None:
+def test_user_containers_reach_neither_the_hub_nor_traefiks_api(
+    compose: ComposeProject, docker_client: docker.DockerClient
+) -> None:
     start_by_api(compose, "prober")
     user = docker_client.containers.get(f"{compose.name}-user-prober")
     hub, traefik = addresses(compose.container("hub")), addresses(compose.container("traefik"))
     users_net, internal_net = f"{compose.name}-net", f"{compose.name}_internal"
     assert set(addresses(user)) == {users_net}
-    hub_targets = ["hub:8081", f"{hub[users_net]}:8081", "hub-internal:8081", f"{hub[internal_net]}:8081",
-                   "http://hub:8081/hub/login", f"http://{hub[internal_net]}:8081/hub/login"]
-    api_targets = ["traefik:8099", f"{traefik[users_net]}:8099", "traefik-internal:8099",
-                   f"{traefik[internal_net]}:8099"]
+    hub_targets = [
+        "hub:8081",
+        f"{hub[users_net]}:8081",
+        "hub-internal:8081",
+        f"{hub[internal_net]}:8081",
+        "http://hub:8081/hub/login",
+        f"http://{hub[internal_net]}:8081/hub/login",
+    ]
+    api_targets = [
+        "traefik:8099",
+        f"{traefik[users_net]}:8099",
+        "traefik-internal:8099",
+        f"{traefik[internal_net]}:8099",
+    ]
 
     from_user = probe(user, [*hub_targets, *api_targets, "traefik:8000"])
     assert from_user.pop("traefik:8000") == "open"  # the public entry point, as from anywhere
     assert not [target for target, answer in from_user.items() if answer == "open"], from_user
 
-    from_hub = probe(compose.container("hub"), ["hub-internal:8081", f"{hub[internal_net]}:8081",
-                                                "traefik-internal:8099", f"{traefik[internal_net]}:8099",
-                                                "http://hub-internal:8081/hub/login"])
+    from_hub = probe(
+        compose.container("hub"),
+        [
+            "hub-internal:8081",
+            f"{hub[internal_net]}:8081",
+            "traefik-internal:8099",
+            f"{traefik[internal_net]}:8099",
+            "http://hub-internal:8081/hub/login",
+        ],
+    )
     assert set(from_hub.values()) == {"open"}, from_hub
 
 
-def test_the_hub_starts_servers_through_the_socket_proxy(compose_with_socket_proxy: ComposeProject,
-                                                         docker_client: docker.DockerClient) -> None:
+def test_the_hub_starts_servers_through_the_socket_proxy(
+    compose_with_socket_proxy: ComposeProject, docker_client: docker.DockerClient
+) -> None:
     project = compose_with_socket_proxy
     hub = project.container("hub")
     assert "docker.sock" not in str(hub.attrs["Mounts"])
@@ -288,26 +335,36 @@ def test_the_hub_starts_servers_through_the_socket_proxy(compose_with_socket_pro
     assert set(hub_process_uids(project.container("socket-proxy"))) == {HUB_UID}
 
     token = start_by_api(project, "robot")
-    status = requests.get(f"{project.url}/user/robot/api/status", headers={"Authorization": f"token {token}"},
-                          timeout=30)
+    status = requests.get(
+        f"{project.url}/user/robot/api/status", headers={"Authorization": f"token {token}"}, timeout=30
+    )
     assert status.status_code == 200, status.text
     server = docker_client.containers.get(f"{project.name}-user-robot")
     assert server.labels["hub.username"] == "robot"
 
     # The hub's Docker client gets only what the proxy lets through.
-    refused = hub.exec_run(["python3", "-c", (
-        "import docker\n"
-        "client = docker.DockerClient(base_url='tcp://socket-proxy:2375')\n"
-        f"try: client.api.exec_create({server.id!r}, 'id')\n"
-        "except docker.errors.APIError as exc: print(exc.status_code, exc.explanation)\n"
-    )], user=str(HUB_UID))
+    refused = hub.exec_run(
+        [
+            "python3",
+            "-c",
+            (
+                "import docker\n"
+                "client = docker.DockerClient(base_url='tcp://socket-proxy:2375')\n"
+                f"try: client.api.exec_create({server.id!r}, 'id')\n"
+                "except docker.errors.APIError as exc: print(exc.status_code, exc.explanation)\n"
+            ),
+        ],
+        user=str(HUB_UID),
+    )
     assert refused.output.decode().startswith("403 The hub's Docker socket proxy refused"), refused.output
-    refusals = [line for line in project.run("logs", "--no-color", "socket-proxy").stdout.splitlines()
-                if "refused" in line]
+    refusals = [
+        line for line in project.run("logs", "--no-color", "socket-proxy").stdout.splitlines() if "refused" in line
+    ]
     assert len(refusals) == 1 and "/exec" in refusals[0], refusals  # every call of the hub's own passed
 
-    stopped = requests.delete(f"{project.url}/hub/api/users/robot/server",
-                              headers={"Authorization": f"token {token}"}, timeout=60)
+    stopped = requests.delete(
+        f"{project.url}/hub/api/users/robot/server", headers={"Authorization": f"token {token}"}, timeout=60
+    )
     assert stopped.status_code in (202, 204), stopped.text
     deadline = time.monotonic() + 60
     while docker_client.containers.list(all=True, filters={"name": f"{project.name}-user-robot"}):

@@ -6,7 +6,7 @@ import asyncio
 
 from aiohttp.test_utils import TestClient
 
-from hub.keys import SERVERS
+from hub.keys import SERVERS, TOKENS
 from tests.fakes import FakeProxy, FakeSpawner
 from tests.inprocess.conftest import TokenMaker
 
@@ -91,4 +91,29 @@ async def test_deleting_a_user_during_their_start_through_the_api_leaves_nothing
     assert (await app_client.delete("/hub/api/users/alice", headers=auth(admin))).status == 204
     await asyncio.sleep(0.4)
     assert spawner.running() == set() and proxy.routes == {}
+    assert (await app_client.get("/hub/api/user", headers=auth(alice))).status == 401
+
+
+async def test_admins_manage_users_and_users_do_not(app_client: TestClient, tokens_of: TokenMaker) -> None:
+    admin, alice = await tokens_of("admin"), await tokens_of("alice")
+    assert (await app_client.get("/hub/api/users", headers=auth(admin))).status == 200
+    made = await app_client.post("/hub/api/users", json={"usernames": ["carol"]}, headers=auth(admin))
+    assert made.status == 201
+    assert (await app_client.post("/hub/api/users", json={"usernames": ["eve"]}, headers=auth(alice))).status == 403
+    assert (await app_client.patch("/hub/api/users/carol", json={"admin": True}, headers=auth(admin))).status == 200
+    assert (await app_client.delete("/hub/api/users/carol", headers=auth(alice))).status == 403
+    assert (await app_client.delete("/hub/api/users/carol", headers=auth(admin))).status == 204
+    assert (await app_client.delete("/hub/api/users/admin", headers=auth(admin))).status == 400  # not yourself
+    assert (await app_client.patch("/hub/api/users/admin", json={"admin": False}, headers=auth(admin))).status == 400
+
+
+async def test_a_revoked_token_does_not_come_back(app_client: TestClient, tokens_of: TokenMaker) -> None:
+    alice = await tokens_of("alice")
+    listing = await (await app_client.get("/hub/api/users/alice/tokens", headers=auth(alice))).json()
+    token_id = listing["api_tokens"][0]["id"]
+    store = app_client.server.app[TOKENS]
+    reloading = asyncio.gather(*(store.load() for _ in range(20)))
+    revoked = await app_client.delete(f"/hub/api/users/alice/tokens/{token_id}", headers=auth(alice))
+    assert revoked.status == 204
+    await reloading
     assert (await app_client.get("/hub/api/user", headers=auth(alice))).status == 401

@@ -68,9 +68,18 @@ def images_dir(tmp_path: Path, base_image: str) -> Path:
 
 
 def spawner_for(proxy_url: str, run_prefix: str, images_dir: Path, **settings: object) -> DockerSpawner:
-    return DockerSpawner(SpawnerSection(
-        prefix=f"{run_prefix}-px", network=f"{run_prefix}-net", start_timeout=30, stop_timeout=2,
-        extra_labels={RUN_LABEL: run_prefix}, docker_url=proxy_url, images_dir=images_dir, **settings))
+    return DockerSpawner(
+        SpawnerSection(
+            prefix=f"{run_prefix}-px",
+            network=f"{run_prefix}-net",
+            start_timeout=30,
+            stop_timeout=2,
+            extra_labels={RUN_LABEL: run_prefix},
+            docker_url=proxy_url,
+            images_dir=images_dir,
+            **settings,
+        )
+    )
 
 
 class Steps(list[str]):
@@ -80,13 +89,25 @@ class Steps(list[str]):
 
 @pytest.mark.parametrize("isolation", ["shared", "per_user"])
 async def test_the_hub_builds_starts_and_stops_a_server_through_the_proxy(
-    proxy_url: str, run_prefix: str, images_dir: Path, echo_command: list[str], isolation: str,
+    proxy_url: str,
+    run_prefix: str,
+    images_dir: Path,
+    echo_command: list[str],
+    isolation: str,
     docker_client: docker.DockerClient,
 ) -> None:
     spawner = spawner_for(proxy_url, run_prefix, images_dir, isolation=isolation)
     tag = f"{run_prefix}-tiny-{isolation.replace('_', '')}:latest"
-    image = ImageSpec(name="tiny", image=tag, build="tiny", jupyter=False, command=echo_command, port=8000,
-                      volume_mount="/data", mem_limit="128m")
+    image = ImageSpec(
+        name="tiny",
+        image=tag,
+        build="tiny",
+        jupyter=False,
+        command=echo_command,
+        port=8000,
+        volume_mount="/data",
+        mem_limit="128m",
+    )
     request = SpawnRequest("alice", names.user_slug("alice"), image, "/user/alice/", secrets.token_urlsafe(16))
     steps = Steps()
     try:
@@ -118,40 +139,73 @@ def refused(call: object) -> str:
 
 
 def test_calls_that_reach_the_host_are_refused(
-    through_proxy: docker.DockerClient, docker_client: docker.DockerClient, base_image: str, run_prefix: str,
+    through_proxy: docker.DockerClient,
+    docker_client: docker.DockerClient,
+    base_image: str,
+    run_prefix: str,
 ) -> None:
     labels = {"hub.managed": "true", RUN_LABEL: run_prefix}
-    server = through_proxy.containers.run(base_image, ["sleep", "60"], name=f"{run_prefix}-px-ok", labels=labels,
-                                          detach=True, init=True)
+    server = through_proxy.containers.run(
+        base_image, ["sleep", "60"], name=f"{run_prefix}-px-ok", labels=labels, detach=True, init=True
+    )
     assert server.status in ("created", "running")
 
     assert "exec" in refused(lambda: through_proxy.api.exec_create(server.id, "id"))
-    assert "Privileged" in refused(lambda: through_proxy.containers.create(
-        base_image, "id", name=f"{run_prefix}-px-priv", labels=labels, privileged=True))
-    assert "host path" in refused(lambda: through_proxy.containers.create(
-        base_image, "id", name=f"{run_prefix}-px-sock", labels=labels,
-        volumes={DOCKER_SOCKET: {"bind": DOCKER_SOCKET, "mode": "rw"}}))
-    assert "host path" in refused(lambda: through_proxy.containers.create(
-        base_image, "id", name=f"{run_prefix}-px-root", labels=labels, volumes={"/": {"bind": "/host"}}))
-    assert "namespace" in refused(lambda: through_proxy.containers.create(
-        base_image, "id", name=f"{run_prefix}-px-pid", labels=labels, pid_mode="host"))
-    assert "driver options" in refused(lambda: through_proxy.volumes.create(
-        f"{run_prefix}-px-hostdir", driver_opts={"type": "none", "o": "bind", "device": "/"}))
+    assert "Privileged" in refused(
+        lambda: through_proxy.containers.create(
+            base_image, "id", name=f"{run_prefix}-px-priv", labels=labels, privileged=True
+        )
+    )
+    assert "host path" in refused(
+        lambda: through_proxy.containers.create(
+            base_image,
+            "id",
+            name=f"{run_prefix}-px-sock",
+            labels=labels,
+            volumes={DOCKER_SOCKET: {"bind": DOCKER_SOCKET, "mode": "rw"}},
+        )
+    )
+    assert "host path" in refused(
+        lambda: through_proxy.containers.create(
+            base_image, "id", name=f"{run_prefix}-px-root", labels=labels, volumes={"/": {"bind": "/host"}}
+        )
+    )
+    assert "namespace" in refused(
+        lambda: through_proxy.containers.create(
+            base_image, "id", name=f"{run_prefix}-px-pid", labels=labels, pid_mode="host"
+        )
+    )
+    assert "driver options" in refused(
+        lambda: through_proxy.volumes.create(
+            f"{run_prefix}-px-hostdir", driver_opts={"type": "none", "o": "bind", "device": "/"}
+        )
+    )
     assert "label" in refused(lambda: through_proxy.containers.create(base_image, "id", name=f"{run_prefix}-px-x"))
 
     # A volume made without the proxy as a folder of the host cannot be mounted through it.
-    host_folder = docker_client.volumes.create(f"{run_prefix}-px-hostdir", labels={RUN_LABEL: run_prefix},
-                                               driver_opts={"type": "none", "o": "bind", "device": "/etc"})
+    host_folder = docker_client.volumes.create(
+        f"{run_prefix}-px-hostdir",
+        labels={RUN_LABEL: run_prefix},
+        driver_opts={"type": "none", "o": "bind", "device": "/etc"},
+    )
     try:
-        assert "driver options" in refused(lambda: through_proxy.containers.create(
-            base_image, "id", name=f"{run_prefix}-px-vol", labels=labels,
-            volumes={host_folder.name: {"bind": "/x"}}))
+        assert "driver options" in refused(
+            lambda: through_proxy.containers.create(
+                base_image, "id", name=f"{run_prefix}-px-vol", labels=labels, volumes={host_folder.name: {"bind": "/x"}}
+            )
+        )
     finally:
         host_folder.remove(force=True)
 
     # Containers the hub did not make (Traefik, the proxy itself) cannot be stopped or removed through it.
-    other = docker_client.containers.run(base_image, ["sleep", "60"], name=f"{run_prefix}-px-other",
-                                         labels={RUN_LABEL: run_prefix}, detach=True, init=True)
+    other = docker_client.containers.run(
+        base_image,
+        ["sleep", "60"],
+        name=f"{run_prefix}-px-other",
+        labels={RUN_LABEL: run_prefix},
+        detach=True,
+        init=True,
+    )
     assert "not a container this hub made" in refused(lambda: through_proxy.containers.get(other.id).stop(timeout=0))
     assert "not a container this hub made" in refused(lambda: through_proxy.api.remove_container(other.id, force=True))
     other.reload()

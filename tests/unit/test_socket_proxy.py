@@ -33,8 +33,13 @@ def hub_create_body() -> tuple[dict[str, Any], str]:
     request = SpawnRequest("alice", names.user_slug("alice"), image, "/user/alice/", secrets.token_urlsafe(8))
     volume = names.volume_name("hub", request.slug)
     with pytest.raises(StopIteration):
-        spawner._create(request, names.container_name("hub", request.slug), volume,
-                        names.labels("hub", "alice", request.slug), "containerhub")
+        spawner._create(
+            request,
+            names.container_name("hub", request.slug),
+            volume,
+            names.labels("hub", "alice", request.slug),
+            "containerhub",
+        )
     spawner._executor.shutdown()
     return json.loads(json.dumps(captured)), volume
 
@@ -58,9 +63,19 @@ SDK_CALLS = [
     ("GET", "/v1.41/images/containerhub-jupyterlab:latest/json", {}),
     ("GET", "/v1.41/images/quay.io/jupyter/datascience-notebook:2024-01/json", {}),
     ("POST", "/v1.41/images/create", {"fromImage": ["quay.io/jupyter/base"], "tag": ["latest"]}),
-    ("POST", "/v1.41/build", {"t": ["containerhub-jupyterlab:latest"], "q": ["False"], "nocache": ["False"],
-                              "rm": ["True"], "forcerm": ["True"], "pull": ["False"],
-                              "buildargs": ['{"BASE_IMAGE": "python:3.12-slim"}']}),
+    (
+        "POST",
+        "/v1.41/build",
+        {
+            "t": ["containerhub-jupyterlab:latest"],
+            "q": ["False"],
+            "nocache": ["False"],
+            "rm": ["True"],
+            "forcerm": ["True"],
+            "pull": ["False"],
+            "buildargs": ['{"BASE_IMAGE": "python:3.12-slim"}'],
+        },
+    ),
     ("GET", "/v1.41/networks/containerhub", {}),
     ("POST", "/v1.41/networks/create", {}),
     ("POST", "/v1.41/networks/containerhub/connect", {}),
@@ -78,44 +93,50 @@ def test_every_call_the_hub_makes_passes(method: str, path: str, query: dict[str
     assert decide(method, path, query).managed is None
 
 
-@pytest.mark.parametrize(("method", "path", "managed"), [
-    ("POST", "/v1.41/containers/hub-user-alice/start", ("containers", "hub-user-alice")),
-    ("POST", "/v1.41/containers/hub-user-alice/stop", ("containers", "hub-user-alice")),
-    ("DELETE", "/v1.41/containers/hub-user-alice", ("containers", "hub-user-alice")),
-    ("DELETE", "/v1.41/volumes/hub-home-alice", ("volumes", "hub-home-alice")),
-    ("DELETE", "/v1.41/networks/hub-users", ("networks", "hub-users")),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "managed"),
+    [
+        ("POST", "/v1.41/containers/hub-user-alice/start", ("containers", "hub-user-alice")),
+        ("POST", "/v1.41/containers/hub-user-alice/stop", ("containers", "hub-user-alice")),
+        ("DELETE", "/v1.41/containers/hub-user-alice", ("containers", "hub-user-alice")),
+        ("DELETE", "/v1.41/volumes/hub-home-alice", ("volumes", "hub-home-alice")),
+        ("DELETE", "/v1.41/networks/hub-users", ("networks", "hub-users")),
+    ],
+)
 def test_changing_an_object_needs_it_to_be_the_hubs(method: str, path: str, managed: tuple[str, str]) -> None:
     """Start, stop and remove touch only what carries the hub's label (the proxy looks it up first)."""
     assert decide(method, path, {}).managed == managed
 
 
-@pytest.mark.parametrize(("method", "path"), [
-    ("POST", "/v1.41/containers/hub-user-alice/exec"),
-    ("POST", "/v1.41/exec/abc/start"),
-    ("POST", "/v1.41/containers/hub-user-alice/attach"),
-    ("GET", "/v1.41/containers/hub-user-alice/attach/ws"),
-    ("PUT", "/v1.41/containers/hub-user-alice/archive"),
-    ("GET", "/v1.41/containers/hub-user-alice/archive"),
-    ("GET", "/v1.41/containers/hub-user-alice/export"),
-    ("POST", "/v1.41/containers/hub-user-alice/update"),
-    ("POST", "/v1.41/commit"),
-    ("DELETE", "/v1.41/images/containerhub-jupyterlab:latest"),
-    ("POST", "/v1.41/images/containerhub-jupyterlab/push"),
-    ("POST", "/v1.41/images/load"),
-    ("POST", "/v1.41/containers/prune"),
-    ("POST", "/v1.41/volumes/prune"),
-    ("POST", "/v1.41/swarm/init"),
-    ("POST", "/v1.41/services/create"),
-    ("POST", "/v1.41/plugins/pull"),
-    ("POST", "/v1.41/session"),
-    ("GET", "/v1.41/events"),
-    ("POST", "/v1.23/containers/hub-user-alice/start"),  # old versions take a HostConfig at start
-    ("POST", "/v1/containers/hub-user-alice/start"),
-    ("POST", "/v1.41/containers/x/../../exec/abc/start"),
-    ("POST", "//containers/create"),
-    ("GET", "/v1.41/containers/a/json/"),
-])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/v1.41/containers/hub-user-alice/exec"),
+        ("POST", "/v1.41/exec/abc/start"),
+        ("POST", "/v1.41/containers/hub-user-alice/attach"),
+        ("GET", "/v1.41/containers/hub-user-alice/attach/ws"),
+        ("PUT", "/v1.41/containers/hub-user-alice/archive"),
+        ("GET", "/v1.41/containers/hub-user-alice/archive"),
+        ("GET", "/v1.41/containers/hub-user-alice/export"),
+        ("POST", "/v1.41/containers/hub-user-alice/update"),
+        ("POST", "/v1.41/commit"),
+        ("DELETE", "/v1.41/images/containerhub-jupyterlab:latest"),
+        ("POST", "/v1.41/images/containerhub-jupyterlab/push"),
+        ("POST", "/v1.41/images/load"),
+        ("POST", "/v1.41/containers/prune"),
+        ("POST", "/v1.41/volumes/prune"),
+        ("POST", "/v1.41/swarm/init"),
+        ("POST", "/v1.41/services/create"),
+        ("POST", "/v1.41/plugins/pull"),
+        ("POST", "/v1.41/session"),
+        ("GET", "/v1.41/events"),
+        ("POST", "/v1.23/containers/hub-user-alice/start"),  # old versions take a HostConfig at start
+        ("POST", "/v1/containers/hub-user-alice/start"),
+        ("POST", "/v1.41/containers/x/../../exec/abc/start"),
+        ("POST", "//containers/create"),
+        ("GET", "/v1.41/containers/a/json/"),
+    ],
+)
 def test_calls_the_hub_never_makes_are_refused(method: str, path: str) -> None:
     with pytest.raises(Refused):
         decide(method, path, {})
@@ -128,57 +149,72 @@ def modified(change: dict[str, Any], top: dict[str, Any] | None = None) -> dict[
     return body
 
 
-@pytest.mark.parametrize("change", [
-    {"Privileged": True},
-    {"CapAdd": ["SYS_ADMIN"]},
-    {"Capabilities": ["CAP_SYS_ADMIN"]},
-    {"NetworkMode": "host"},
-    {"NetworkMode": "container:hub-socket-proxy"},
-    {"PidMode": "host"},
-    {"IpcMode": "host"},
-    {"UTSMode": "host"},
-    {"UsernsMode": "host"},
-    {"CgroupnsMode": "host"},
-    {"Devices": [{"PathOnHost": "/dev/sda", "PathInContainer": "/dev/sda", "CgroupPermissions": "rwm"}]},
-    {"DeviceRequests": [{"Count": -1, "Capabilities": [["gpu"]]}]},
-    {"DeviceCgroupRules": ["b *:* rwm"]},
-    {"Binds": ["/var/run/docker.sock:/var/run/docker.sock"]},
-    {"Binds": ["/:/host"]},
-    {"Binds": ["hub-home-alice:/home/jovyan:rw", "/etc:/etc2:ro"]},
-    {"Binds": ["./relative:/x"]},
-    {"Mounts": [{"Type": "bind", "Source": "/var/run/docker.sock", "Target": "/var/run/docker.sock"}]},
-    {"Mounts": [{"Type": "volume", "Source": "v", "Target": "/x",
-                 "VolumeOptions": {"DriverConfig": {"Name": "local",
-                                                    "Options": {"type": "none", "o": "bind", "device": "/"}}}}]},
-    {"Mounts": [{"Type": "npipe", "Source": "x", "Target": "/x"}]},
-    {"VolumesFrom": ["hub-socket-proxy"]},
-    {"SecurityOpt": ["seccomp=unconfined"]},
-    {"SecurityOpt": ["apparmor=unconfined"]},
-    {"SecurityOpt": ["label=disable"]},
-    {"SecurityOpt": ["systempaths=unconfined"]},
-    {"MaskedPaths": []},
-    {"ReadonlyPaths": []},
-    {"PortBindings": {"8888/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8888"}]}},
-    {"PublishAllPorts": True},
-    {"Sysctls": {"net.ipv4.ip_forward": "1"}},
-    {"Runtime": "runsc-with-host-fs"},
-    {"CgroupParent": "/system.slice"},
-    {"StorageOpt": {"size": "1G", "dm.thinpooldev": "x"}},
-    {"SomethingNew": True},
-    {"privileged": True},       # Go's decoder matches keys without regard to case
-    {"PRIVILEGED": 1},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"Privileged": True},
+        {"CapAdd": ["SYS_ADMIN"]},
+        {"Capabilities": ["CAP_SYS_ADMIN"]},
+        {"NetworkMode": "host"},
+        {"NetworkMode": "container:hub-socket-proxy"},
+        {"PidMode": "host"},
+        {"IpcMode": "host"},
+        {"UTSMode": "host"},
+        {"UsernsMode": "host"},
+        {"CgroupnsMode": "host"},
+        {"Devices": [{"PathOnHost": "/dev/sda", "PathInContainer": "/dev/sda", "CgroupPermissions": "rwm"}]},
+        {"DeviceRequests": [{"Count": -1, "Capabilities": [["gpu"]]}]},
+        {"DeviceCgroupRules": ["b *:* rwm"]},
+        {"Binds": ["/var/run/docker.sock:/var/run/docker.sock"]},
+        {"Binds": ["/:/host"]},
+        {"Binds": ["hub-home-alice:/home/jovyan:rw", "/etc:/etc2:ro"]},
+        {"Binds": ["./relative:/x"]},
+        {"Mounts": [{"Type": "bind", "Source": "/var/run/docker.sock", "Target": "/var/run/docker.sock"}]},
+        {
+            "Mounts": [
+                {
+                    "Type": "volume",
+                    "Source": "v",
+                    "Target": "/x",
+                    "VolumeOptions": {
+                        "DriverConfig": {"Name": "local", "Options": {"type": "none", "o": "bind", "device": "/"}}
+                    },
+                }
+            ]
+        },
+        {"Mounts": [{"Type": "npipe", "Source": "x", "Target": "/x"}]},
+        {"VolumesFrom": ["hub-socket-proxy"]},
+        {"SecurityOpt": ["seccomp=unconfined"]},
+        {"SecurityOpt": ["apparmor=unconfined"]},
+        {"SecurityOpt": ["label=disable"]},
+        {"SecurityOpt": ["systempaths=unconfined"]},
+        {"MaskedPaths": []},
+        {"ReadonlyPaths": []},
+        {"PortBindings": {"8888/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8888"}]}},
+        {"PublishAllPorts": True},
+        {"Sysctls": {"net.ipv4.ip_forward": "1"}},
+        {"Runtime": "runsc-with-host-fs"},
+        {"CgroupParent": "/system.slice"},
+        {"StorageOpt": {"size": "1G", "dm.thinpooldev": "x"}},
+        {"SomethingNew": True},
+        {"privileged": True},  # Go's decoder matches keys without regard to case
+        {"PRIVILEGED": 1},
+    ],
+)
 def test_a_container_that_could_reach_the_host_is_refused(change: dict[str, Any]) -> None:
     with pytest.raises(Refused):
         create(modified(change))
 
 
-@pytest.mark.parametrize("top", [
-    {"Privileged": True},                                  # Docker still reads host settings at the top level
-    {"Binds": ["/:/host"]},
-    {"HostConfig": None},
-    {"Labels": {"other": "x"}},                            # not a container the hub makes
-])
+@pytest.mark.parametrize(
+    "top",
+    [
+        {"Privileged": True},  # Docker still reads host settings at the top level
+        {"Binds": ["/:/host"]},
+        {"HostConfig": None},
+        {"Labels": {"other": "x"}},  # not a container the hub makes
+    ],
+)
 def test_the_top_level_of_a_create_body_is_checked_too(top: dict[str, Any]) -> None:
     with pytest.raises(Refused):
         create(modified({}, top))
@@ -199,25 +235,45 @@ def test_case_and_duplicate_tricks_are_refused() -> None:
 
 
 def test_safe_host_settings_the_hub_may_add_later_pass() -> None:
-    body = modified({"LogConfig": {"Type": "json-file", "Config": {"max-size": "10m"}},
-                     "StorageOpt": {"size": "10G"}, "Mounts": [{"Type": "tmpfs", "Target": "/tmp"}],
-                     "SecurityOpt": ["no-new-privileges:true"], "ReadonlyRootfs": False, "Privileged": False,
-                     "CapAdd": None, "NetworkMode": "hub-users-alice"})
+    body = modified(
+        {
+            "LogConfig": {"Type": "json-file", "Config": {"max-size": "10m"}},
+            "StorageOpt": {"size": "10G"},
+            "Mounts": [{"Type": "tmpfs", "Target": "/tmp"}],
+            "SecurityOpt": ["no-new-privileges:true"],
+            "ReadonlyRootfs": False,
+            "Privileged": False,
+            "CapAdd": None,
+            "NetworkMode": "hub-users-alice",
+        }
+    )
     assert create(body).plain_volumes
 
 
-@pytest.mark.parametrize(("path", "body", "allowed"), [
-    ("/volumes/create", {"Name": "hub-home-alice", "Labels": {"hub.managed": "true"}}, True),
-    ("/volumes/create", {"Name": "v", "Driver": "local", "DriverOpts": {"size": "1G"}}, True),
-    ("/volumes/create", {"Name": "v", "DriverOpts": {"type": "none", "o": "bind", "device": "/"}}, False),
-    ("/volumes/create", {"Name": "v", "Driver": "some-plugin"}, False),
-    ("/networks/create", {"Name": "hub-users", "Driver": "bridge", "CheckDuplicate": True, "Internal": True,
-                          "Options": {"com.docker.network.bridge.enable_icc": "false"}}, True),
-    ("/networks/create", {"Name": "n", "Driver": "macvlan", "Options": {"parent": "eth0"}}, False),
-    ("/networks/create", {"Name": "n", "Driver": "host"}, False),
-    ("/networks/create", {"Name": "n", "Options": {"com.docker.network.bridge.name": "docker0"}}, False),
-    ("/networks/create", {"Name": "n", "ConfigFrom": {"Network": "other"}}, False),
-])
+@pytest.mark.parametrize(
+    ("path", "body", "allowed"),
+    [
+        ("/volumes/create", {"Name": "hub-home-alice", "Labels": {"hub.managed": "true"}}, True),
+        ("/volumes/create", {"Name": "v", "Driver": "local", "DriverOpts": {"size": "1G"}}, True),
+        ("/volumes/create", {"Name": "v", "DriverOpts": {"type": "none", "o": "bind", "device": "/"}}, False),
+        ("/volumes/create", {"Name": "v", "Driver": "some-plugin"}, False),
+        (
+            "/networks/create",
+            {
+                "Name": "hub-users",
+                "Driver": "bridge",
+                "CheckDuplicate": True,
+                "Internal": True,
+                "Options": {"com.docker.network.bridge.enable_icc": "false"},
+            },
+            True,
+        ),
+        ("/networks/create", {"Name": "n", "Driver": "macvlan", "Options": {"parent": "eth0"}}, False),
+        ("/networks/create", {"Name": "n", "Driver": "host"}, False),
+        ("/networks/create", {"Name": "n", "Options": {"com.docker.network.bridge.name": "docker0"}}, False),
+        ("/networks/create", {"Name": "n", "ConfigFrom": {"Network": "other"}}, False),
+    ],
+)
 def test_volumes_and_networks_are_plain(path: str, body: dict[str, Any], allowed: bool) -> None:
     call = lambda: decide("POST", f"/v1.41{path}", {}, json.dumps(body).encode())  # noqa: E731
     if allowed:
@@ -227,12 +283,15 @@ def test_volumes_and_networks_are_plain(path: str, body: dict[str, Any], allowed
             call()
 
 
-@pytest.mark.parametrize("query", [
-    {"t": ["x"], "networkmode": ["host"]},
-    {"t": ["x"], "remote": ["https://example.org/context.tar"]},
-    {"t": ["x"], "cgroupparent": ["/"]},
-    {"t": ["x"], "version": ["2"]},
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"t": ["x"], "networkmode": ["host"]},
+        {"t": ["x"], "remote": ["https://example.org/context.tar"]},
+        {"t": ["x"], "cgroupparent": ["/"]},
+        {"t": ["x"], "version": ["2"]},
+    ],
+)
 def test_builds_stay_on_their_own_network(query: dict[str, list[str]]) -> None:
     with pytest.raises(Refused):
         decide("POST", "/v1.41/build", query)
