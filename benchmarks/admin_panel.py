@@ -14,8 +14,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fixtures.hub import HubProcess, hub_config  # noqa: E402
-from tests.fixtures.traefik import free_port, start_traefik  # noqa: E402
+from tests.fixtures.hub import HubProcess, hub_config
+from tests.fixtures.traefik import free_port, start_traefik
 
 USERS = 5000
 
@@ -34,22 +34,36 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp())
     traefik = start_traefik(workdir / "traefik")
     port = free_port()
-    config = hub_config(port=port, traefik=traefik, data_dir=workdir / "data", prefix="benchadm", run_prefix="benchadm",
-                        images=[{"name": "x", "image": "x"}],
-                        auth={"type": "dummy", "dummy_password": "bench-pass", "admin_users": ["boss"]})
+    config = hub_config(
+        port=port,
+        traefik=traefik,
+        data_dir=workdir / "data",
+        prefix="benchadm",
+        run_prefix="benchadm",
+        images=[{"name": "x", "image": "x"}],
+        auth={"type": "dummy", "dummy_password": "bench-pass", "admin_users": ["boss"]},
+    )
     (workdir / "hub.yaml").write_text(yaml.safe_dump(config))
-    hub = HubProcess(traefik.web_url, f"http://127.0.0.1:{port}", workdir / "hub.yaml", workdir / "hub.log", "benchadm", traefik)
+    hub = HubProcess(
+        traefik.web_url, f"http://127.0.0.1:{port}", workdir / "hub.yaml", workdir / "hub.log", "benchadm", traefik
+    )
     hub.start()
     try:
         http = requests.Session()
         page = http.get(f"{hub.url}/hub/login", timeout=30).text
         xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
-        http.post(f"{hub.url}/hub/login", data={"_xsrf": xsrf, "username": "boss", "password": "bench-pass"}, timeout=30)
+        http.post(
+            f"{hub.url}/hub/login", data={"_xsrf": xsrf, "username": "boss", "password": "bench-pass"}, timeout=30
+        )
         token = hub.token("boss")
         names = [f"learner{number:05d}" for number in range(USERS)]
         for start in range(0, USERS, 500):
-            created = http.post(f"{hub.url}/hub/api/users", json={"usernames": names[start:start + 500]},
-                                headers={"Authorization": f"token {token}"}, timeout=120)
+            created = http.post(
+                f"{hub.url}/hub/api/users",
+                json={"usernames": names[start : start + 500]},
+                headers={"Authorization": f"token {token}"},
+                timeout=120,
+            )
             assert created.status_code == 201
         for label, path in [
             ("admin panel, page 1", "/hub/admin"),

@@ -20,12 +20,12 @@ from aiohttp_session import SESSION_KEY, STORAGE_KEY
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hub.app import create_app  # noqa: E402
-from hub.config import Settings  # noqa: E402
-from hub.handlers.forward_auth import forward_auth  # noqa: E402
-from hub.keys import ACCOUNTS, SERVERS  # noqa: E402
-from hub.security import SESSION_COOKIE, session_storage  # noqa: E402
-from tests.fakes import FakeProxy, FakeSpawner  # noqa: E402
+from hub.app import create_app
+from hub.config import Settings
+from hub.handlers.forward_auth import forward_auth
+from hub.keys import ACCOUNTS, SERVERS
+from hub.security import SESSION_COOKIE, session_storage
+from tests.fakes import FakeProxy, FakeSpawner
 
 ROUNDS = 20_000
 HTTP_ROUNDS = 2_000
@@ -38,8 +38,11 @@ def percentiles(samples: list[float], scale: float) -> tuple[float, float]:
 
 async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(hub={"data_dir": Path(tmp) / "data"}, images=[{"name": "x", "image": "x"}],  # type: ignore[arg-type]
-                            traefik={"dynamic_dir": Path(tmp) / "routes"})  # type: ignore[arg-type]
+        settings = Settings(
+            hub={"data_dir": Path(tmp) / "data"},
+            images=[{"name": "x", "image": "x"}],  # type: ignore[arg-type]
+            traefik={"dynamic_dir": Path(tmp) / "routes"},
+        )  # type: ignore[arg-type]
         app = create_app(settings, spawner=FakeSpawner(), proxy=FakeProxy())
         server = TestServer(app)
         await server.start_server()
@@ -51,16 +54,24 @@ async def main() -> None:
             account = app[ACCOUNTS].get("alice")
             assert account is not None
             storage = session_storage(settings)
-            session = {"session": {"user": "alice", "uid": account.id, "iat": time.time() + 1},
-                       "created": int(time.time())}
+            session = {
+                "session": {"user": "alice", "uid": account.id, "iat": time.time() + 1},
+                "created": int(time.time()),
+            }
             cookie = storage._fernet.encrypt(storage._encoder(session).encode()).decode()  # as the browser sends it
-            headers = {"Cookie": f"{SESSION_COOKIE}={cookie}; _xsrf=1", "X-Forwarded-Uri": "/user/alice/api/kernels",
-                       "X-Forwarded-Method": "GET", "X-Forwarded-Proto": "http", "X-Forwarded-Host": "localhost:8000"}
+            headers = {
+                "Cookie": f"{SESSION_COOKIE}={cookie}; _xsrf=1",
+                "X-Forwarded-Uri": "/user/alice/api/kernels",
+                "X-Forwarded-Method": "GET",
+                "X-Forwarded-Proto": "http",
+                "X-Forwarded-Host": "localhost:8000",
+            }
 
             samples = []
             for _ in range(ROUNDS):
-                request = make_mocked_request("GET", "/hub/forward-auth/alice", app=app, match_info={"owner": "alice"},
-                                              headers=headers)
+                request = make_mocked_request(
+                    "GET", "/hub/forward-auth/alice", app=app, match_info={"owner": "alice"}, headers=headers
+                )
                 request[STORAGE_KEY] = storage
                 began = time.perf_counter()
                 request.pop(SESSION_KEY, None)

@@ -15,8 +15,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fixtures.hub import HubProcess, hub_config  # noqa: E402
-from tests.fixtures.traefik import free_port, start_traefik  # noqa: E402
+from tests.fixtures.hub import HubProcess, hub_config
+from tests.fixtures.traefik import free_port, start_traefik
 
 
 def memory_mb(pid: int) -> dict[str, float]:
@@ -33,10 +33,19 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp())
     traefik = start_traefik(workdir / "traefik")
     port = free_port()
-    config = hub_config(port=port, traefik=traefik, data_dir=workdir / "data", prefix="benchmem", run_prefix="benchmem",
-                        images=[{"name": "x", "image": "x"}], auth={"type": "dummy", "dummy_password": "bench-pass"})
+    config = hub_config(
+        port=port,
+        traefik=traefik,
+        data_dir=workdir / "data",
+        prefix="benchmem",
+        run_prefix="benchmem",
+        images=[{"name": "x", "image": "x"}],
+        auth={"type": "dummy", "dummy_password": "bench-pass"},
+    )
     (workdir / "hub.yaml").write_text(yaml.safe_dump(config))
-    hub = HubProcess(traefik.web_url, f"http://127.0.0.1:{port}", workdir / "hub.yaml", workdir / "hub.log", "benchmem", traefik)
+    hub = HubProcess(
+        traefik.web_url, f"http://127.0.0.1:{port}", workdir / "hub.yaml", workdir / "hub.log", "benchmem", traefik
+    )
     hub.start()
     try:
         opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))

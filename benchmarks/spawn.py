@@ -28,11 +28,11 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hub.config import ImageSpec  # noqa: E402
-from hub.docker_spawner import container_command  # noqa: E402
-from tests.fixtures.docker import ROOT, build_cached, remove_run_objects  # noqa: E402
-from tests.fixtures.hub import HubProcess, hub_config  # noqa: E402
-from tests.fixtures.traefik import free_port, start_traefik  # noqa: E402
+from hub.config import ImageSpec
+from hub.docker_spawner import container_command
+from tests.fixtures.docker import ROOT, build_cached, remove_run_objects
+from tests.fixtures.hub import HubProcess, hub_config
+from tests.fixtures.traefik import free_port, start_traefik
 
 
 def baseline(client: docker.DockerClient, image: str, prefix: str, users: int) -> list[float]:
@@ -53,15 +53,23 @@ def bare_start(client: docker.DockerClient, image: str, network: str, prefix: st
     token = secrets.token_hex(8)
     began = time.perf_counter()
     container = client.containers.create(
-        image, container_command(spec, "/user/base/"), name=f"{prefix}-base-{number}", network=network,
-        environment={"JUPYTER_TOKEN": token}, labels={"hub.test-run": prefix}, init=True, user="1000:1000")
+        image,
+        container_command(spec, "/user/base/"),
+        name=f"{prefix}-base-{number}",
+        network=network,
+        environment={"JUPYTER_TOKEN": token},
+        labels={"hub.test-run": prefix},
+        init=True,
+        user="1000:1000",
+    )
     container.start()
     container.reload()
     address = container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
     while True:
         try:
-            request = urllib.request.Request(f"http://{address}:8888/user/base/api",
-                                             headers={"Authorization": f"token {token}"})
+            request = urllib.request.Request(
+                f"http://{address}:8888/user/base/api", headers={"Authorization": f"token {token}"}
+            )
             urllib.request.urlopen(request, timeout=1)
             break
         except OSError:
@@ -102,20 +110,30 @@ async def main() -> None:
     workdir = Path(tempfile.mkdtemp())
     traefik = start_traefik(workdir / "traefik")
     port = free_port()
-    config = hub_config(port=port, traefik=traefik, data_dir=workdir / "data", prefix=prefix, run_prefix=prefix,
-                        images=[{"name": "jupyterlab", "image": image}],
-                        auth={"type": "dummy", "dummy_password": "bench-pass"})
+    config = hub_config(
+        port=port,
+        traefik=traefik,
+        data_dir=workdir / "data",
+        prefix=prefix,
+        run_prefix=prefix,
+        images=[{"name": "jupyterlab", "image": image}],
+        auth={"type": "dummy", "dummy_password": "bench-pass"},
+    )
     config["lifecycle"] = {"concurrent_spawns": args.slots}
     (workdir / "hub.yaml").write_text(yaml.safe_dump(config))
-    hub = HubProcess(traefik.web_url, f"http://127.0.0.1:{port}", workdir / "hub.yaml", workdir / "hub.log", prefix, traefik)
+    hub = HubProcess(
+        traefik.web_url, f"http://127.0.0.1:{port}", workdir / "hub.yaml", workdir / "hub.log", prefix, traefik
+    )
     try:
         base_times = baseline(client, image, prefix, users=args.users)
         hub.start()
         hub_times = await asyncio.gather(*(user_spawn(hub, f"user{n}") for n in range(args.users)))
         container_alone = statistics.median(base_times)
         print(f"bare containers, {args.users} at once: median {container_alone:.2f} s, max {max(base_times):.2f} s")
-        print(f"through the hub, {args.users} at once: median {statistics.median(hub_times):.2f} s, "
-              f"max {max(hub_times):.2f} s")
+        print(
+            f"through the hub, {args.users} at once: median {statistics.median(hub_times):.2f} s, "
+            f"max {max(hub_times):.2f} s"
+        )
         print(f"ratio (hub median / bare median): {statistics.median(hub_times) / container_alone:.2f}")
     finally:
         hub.stop()

@@ -178,8 +178,11 @@ class AccountService:
 
         async def change(session: AsyncSession) -> list[User]:
             existing.update((await session.execute(select(User.name).where(User.name.in_(wanted)))).scalars())
-            made = [User(name=name, admin=admin, sessions_valid_after=time.time()) for name in wanted
-                    if name not in existing]
+            made = [
+                User(name=name, admin=admin, sessions_valid_after=time.time())
+                for name in wanted
+                if name not in existing
+            ]
             session.add_all(made)
             return made
 
@@ -195,6 +198,7 @@ class AccountService:
 
     async def ensure(self, name: str, *, admin: bool = False, logged_in: bool = False) -> Account:
         """The account of ``name``, created when missing; ``admin`` only ever grants (config's admin lists)."""
+
         async def change(session: AsyncSession) -> list[User]:
             user = await get_user(session, name)
             if user is None:
@@ -224,12 +228,14 @@ class AccountService:
         await self._write(change)
         log.info("%s is %s", name, "now an admin" if admin else "no longer an admin")
 
-    async def set_password_hash(self, name: str, password_hash: str, *, create: bool = False,
-                                admin: bool = False, keep_sessions: bool = False) -> None:
+    async def set_password_hash(
+        self, name: str, password_hash: str, *, create: bool = False, admin: bool = False, keep_sessions: bool = False
+    ) -> None:
         """Store a new password (already hashed); every earlier session of the account ends.
 
         ``create`` makes the account when missing; ``admin`` only grants.
         """
+
         async def change(session: AsyncSession) -> list[User]:
             user = await get_user(session, name)
             if user is None:
@@ -247,6 +253,7 @@ class AccountService:
 
     async def end_sessions(self, name: str) -> None:
         """Every session of the user issued until now stops counting (logging out ends them all)."""
+
         async def change(session: AsyncSession) -> list[User]:
             user = await get_user(session, name)
             if user is None:
@@ -258,6 +265,7 @@ class AccountService:
 
     async def delete(self, name: str) -> None:
         """Delete the account, its tokens and its server record (the caller stops the server first)."""
+
         async def change(session: AsyncSession) -> list[User]:
             await session.delete(await self._existing(session, name))
             return []

@@ -6,16 +6,14 @@ Forward auth calls ``touch`` on every request it lets through, so it must stay a
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
-
-import datetime as dt
 
 from sqlalchemy import select
 
 from hub.db import Sessionmaker
 from hub.models import ServerState, User, utcnow
-
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +55,9 @@ class ActivityTracker:
                 if user.name in servers and user.server is not None and user.server.state == ServerState.RUNNING:
                     user.server.last_activity = servers[user.name]
 
-    async def run_flush(self, also: Callable[[], Awaitable[None]] | None = None,
-                        interval: float = FLUSH_SECONDS) -> None:
+    async def run_flush(
+        self, also: Callable[[], Awaitable[None]] | None = None, interval: float = FLUSH_SECONDS
+    ) -> None:
         """Save activity every ``interval`` seconds (forward auth must not touch the database), and run ``also``
         (the tokens' last-use times) with it."""
         while True:

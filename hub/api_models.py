@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from hub.parsing import whole_number
 from hub.models import ServerState
 from hub.names import user_prefix
+from hub.parsing import whole_number
 from hub.tokens import TokenView, aware
 from hub.users import UserRow
 
@@ -33,8 +33,9 @@ def pending_of(row: UserRow, spawning: bool) -> str | None:
     return None
 
 
-def server_model(row: UserRow, *, spawning: bool, server_activity: dt.datetime | None,
-                 progress_url: str) -> dict[str, Any]:
+def server_model(
+    row: UserRow, *, spawning: bool, server_activity: dt.datetime | None, progress_url: str
+) -> dict[str, Any]:
     prefix = user_prefix(row.name)
     ready = row.state == ServerState.RUNNING and not spawning
     return {
@@ -55,8 +56,14 @@ def has_server(row: UserRow, spawning: bool) -> bool:
     return spawning or row.state in (ServerState.STARTING, ServerState.RUNNING, ServerState.STOPPING)
 
 
-def user_model(row: UserRow, *, spawning: bool, user_activity: dt.datetime | None,
-               server_activity: dt.datetime | None, progress_url: str) -> dict[str, Any]:
+def user_model(
+    row: UserRow,
+    *,
+    spawning: bool,
+    user_activity: dt.datetime | None,
+    server_activity: dt.datetime | None,
+    progress_url: str,
+) -> dict[str, Any]:
     active = has_server(row, spawning)
     ready = row.state == ServerState.RUNNING and not spawning
     return {
@@ -69,8 +76,11 @@ def user_model(row: UserRow, *, spawning: bool, user_activity: dt.datetime | Non
         "pending": pending_of(row, spawning),
         "created": iso(row.created),
         "last_activity": iso(latest(row.last_activity, user_activity, server_activity)),
-        "servers": {"": server_model(row, spawning=spawning, server_activity=server_activity,
-                                     progress_url=progress_url)} if active else {},
+        "servers": {
+            "": server_model(row, spawning=spawning, server_activity=server_activity, progress_url=progress_url)
+        }
+        if active
+        else {},
         "auth_state": None,
     }
 

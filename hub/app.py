@@ -24,9 +24,22 @@ from hub.handlers import setup_routes
 from hub.handlers.errors import error_middleware
 from hub.handlers.headers import setup_security_headers
 from hub.keys import (
-    ACCESS_POLICY, ACCOUNTS, ACTIVITY, AUTHENTICATOR, DEPENDENCIES, LOGIN_THROTTLE, METRICS, PROXY, RECONCILER, SERVERS,
+    ACCESS_POLICY,
+    ACCOUNTS,
+    ACTIVITY,
+    AUTHENTICATOR,
+    DEPENDENCIES,
+    LOGIN_THROTTLE,
+    METRICS,
+    PROXY,
+    RECONCILER,
+    SERVERS,
     SESSIONS,
-    SETTINGS, SPAWNER, TOKENS, TRUSTED_PROXIES, USERS,
+    SETTINGS,
+    SPAWNER,
+    TOKENS,
+    TRUSTED_PROXIES,
+    USERS,
 )
 from hub.login_guard import LoginThrottle, TrustedProxies
 from hub.metrics import HubMetrics
@@ -69,8 +82,10 @@ async def database(app: web.Application) -> AsyncIterator[None]:
     app[ACTIVITY] = ActivityTracker(sessions)
     app[AUTHENTICATOR] = load_authenticator(settings.auth, sessions)
     if settings.auth.type == "native" and not accounts.any():
-        log.warning("this hub has no users yet: make the one-time link for the first admin with `hub setup-link` "
-                    "(under compose: docker compose exec hub hub setup-link)")
+        log.warning(
+            "this hub has no users yet: make the one-time link for the first admin with `hub setup-link` "
+            "(under compose: docker compose exec hub hub setup-link)"
+        )
     yield
     await app[ACTIVITY].flush_safely(tokens.flush_activity)
     await engine.dispose()
@@ -78,6 +93,7 @@ async def database(app: web.Application) -> AsyncIterator[None]:
 
 def backends(spawner: Spawner | None, proxy: Proxy | None) -> Context:
     """Docker and Traefik (or the given spawner and proxy), the server manager over them, and a first reconcile."""
+
     async def context(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
         if spawner is None:
@@ -114,9 +130,10 @@ def backends(spawner: Spawner | None, proxy: Proxy | None) -> Context:
         log.info("hub %s ready; authenticator %s; %d images", __version__, settings.auth.type, len(settings.images))
         yield
         try:
-            await asyncio.wait_for(servers.shutdown(settings.lifecycle.stop_servers_on_shutdown),
-                                   settings.lifecycle.shutdown_timeout)
-        except asyncio.TimeoutError:
+            await asyncio.wait_for(
+                servers.shutdown(settings.lifecycle.stop_servers_on_shutdown), settings.lifecycle.shutdown_timeout
+            )
+        except TimeoutError:
             log.error("shut-down took longer than %gs; leaving the rest", settings.lifecycle.shutdown_timeout)
         await made_proxy.close()
         await made_spawner.close()
@@ -152,9 +169,12 @@ def create_app(settings: Settings, *, spawner: Spawner | None = None, proxy: Pro
     app[SETTINGS] = settings
     app[ACCESS_POLICY] = AccessPolicy.from_settings(settings.auth)
     auth = settings.auth
-    app[LOGIN_THROTTLE] = LoginThrottle(max_failures_per_account=auth.max_failed_logins,
-                                        max_failures_per_client=auth.max_failed_logins_per_client,
-                                        window=auth.login_window, lockout=auth.lockout_seconds)
+    app[LOGIN_THROTTLE] = LoginThrottle(
+        max_failures_per_account=auth.max_failed_logins,
+        max_failures_per_client=auth.max_failed_logins_per_client,
+        window=auth.login_window,
+        lockout=auth.lockout_seconds,
+    )
     app[TRUSTED_PROXIES] = TrustedProxies(settings.hub.trusted_proxies)
     app[METRICS] = HubMetrics()
     aiohttp_jinja2.setup(

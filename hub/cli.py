@@ -59,8 +59,9 @@ def launch_traefik(settings: Settings) -> subprocess.Popen[bytes]:
                 return process
         except OSError:
             time.sleep(0.1)
-    log.warning("traefik did not answer at %s within 15 s; the hub goes on and keeps checking",
-                settings.traefik.api_url)
+    log.warning(
+        "traefik did not answer at %s within 15 s; the hub goes on and keeps checking", settings.traefik.api_url
+    )
     return process
 
 
@@ -211,8 +212,9 @@ async def setup_link(settings: Settings) -> int:
         return 0
 
 
-async def token_create(settings: Settings, name: str, note: str, expires_in: int | None,
-                       service: bool = False, admin: bool = False) -> int:
+async def token_create(
+    settings: Settings, name: str, note: str, expires_in: int | None, service: bool = False, admin: bool = False
+) -> int:
     from hub.errors import NotFound
     from hub.tokens import TokenStore
 

@@ -79,8 +79,14 @@ def nesting_within(text: str, limit: int) -> bool:
 
 async def read_answer(http: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> object:
     """The JSON at `url`, read without following redirects and refused when long, deep or slow."""
-    async with http.get(url, headers=headers, params={"no_track_activity": "1"}, allow_redirects=False,
-                        timeout=ANSWER_TIMEOUT, auto_decompress=False) as response:
+    async with http.get(
+        url,
+        headers=headers,
+        params={"no_track_activity": "1"},
+        allow_redirects=False,
+        timeout=ANSWER_TIMEOUT,
+        auto_decompress=False,
+    ) as response:
         if response.status != 200:
             raise UntrustedAnswer(f"answered {response.status}")
         if response.headers.get("Content-Encoding", "identity").lower() != "identity":
@@ -123,14 +129,16 @@ async def jupyter_activity(http: aiohttp.ClientSession, server: Server, name: st
             status = await read_answer(http, f"{base}/status", headers)
             kernels = await read_answer(http, f"{base}/kernels", headers)
     except (aiohttp.ClientError, TimeoutError, ValueError, RecursionError, OSError) as exc:
-        log.info("no activity information from the server of %s: %s", name,
-                 truncate(str(exc) or type(exc).__name__, 120))
+        log.info(
+            "no activity information from the server of %s: %s", name, truncate(str(exc) or type(exc).__name__, 120)
+        )
         return None, False
     status = status if isinstance(status, dict) else {}
     kernels = [kernel for kernel in kernels if isinstance(kernel, dict)] if isinstance(kernels, list) else []
     now = utcnow()
-    moments = [moment(status.get("last_activity"), now)] + [moment(kernel.get("last_activity"), now)
-                                                             for kernel in kernels]
+    moments = [moment(status.get("last_activity"), now)] + [
+        moment(kernel.get("last_activity"), now) for kernel in kernels
+    ]
     parsed = [when for when in moments if when is not None]
     busy = any(kernel.get("execution_state") == "busy" for kernel in kernels)
     return (max(parsed) if parsed else None), busy
@@ -149,9 +157,11 @@ class IdleCuller:
     async def run_once(self) -> list[str]:
         """Stop what is idle or too old; returns the names of the users whose servers were stopped."""
         async with self.servers.sessions() as session:
-            rows = (await session.execute(
-                select(User.name, Server).join(Server.owner).where(Server.state == ServerState.RUNNING)
-            )).all()
+            rows = (
+                await session.execute(
+                    select(User.name, Server).join(Server.owner).where(Server.state == ServerState.RUNNING)
+                )
+            ).all()
         culled = []
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
             for name, server in rows:
@@ -173,8 +183,10 @@ class IdleCuller:
         culler = self.settings.culler
         started = aware(server.started)
         if culler.max_age is not None and started is not None and (now - started).total_seconds() > culler.max_age:
-            return (f"Your server was stopped because it reached the maximum age of {human(culler.max_age)}. "
-                    "Your files are kept.")
+            return (
+                f"Your server was stopped because it reached the maximum age of {human(culler.max_age)}. "
+                "Your files are kept."
+            )
         if culler.idle_timeout is None:
             return None
         last = latest(server.last_activity, self.activity.server_latest(name), started)
@@ -182,15 +194,17 @@ class IdleCuller:
         if image is not None and image.jupyter and server.url:
             try:
                 own, busy = await jupyter_activity(http, server, name)
-            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, OSError) as exc:
+            except (TimeoutError, aiohttp.ClientError, ValueError, OSError) as exc:
                 log.info("could not ask the server of %s for its activity: %s", name, exc)
                 own, busy = None, False
             if busy:
                 return None
             last = latest(last, own)
         if last is not None and (now - last).total_seconds() > culler.idle_timeout:
-            return (f"Your server was stopped after {human(culler.idle_timeout)} without activity. "
-                    "Your files are kept: start it again whenever you like.")
+            return (
+                f"Your server was stopped after {human(culler.idle_timeout)} without activity. "
+                "Your files are kept: start it again whenever you like."
+            )
         return None
 
     async def run_periodically(self) -> None:

@@ -26,11 +26,15 @@ class DependencyMonitor:
     def notice(self) -> str | None:
         """What users should know right now, or None when all is well."""
         if not self.docker_ok:
-            return ("Servers cannot start or stop right now: the hub cannot reach Docker. "
-                    "It keeps trying by itself; please try again in a minute.")
+            return (
+                "Servers cannot start or stop right now: the hub cannot reach Docker. "
+                "It keeps trying by itself; please try again in a minute."
+            )
         if not self.traefik_ok:
-            return ("Servers cannot be reached right now: the hub cannot reach its proxy. "
-                    "It keeps trying by itself; running servers keep their work.")
+            return (
+                "Servers cannot be reached right now: the hub cannot reach its proxy. "
+                "It keeps trying by itself; running servers keep their work."
+            )
         return None
 
     def require_docker(self) -> None:

@@ -35,12 +35,18 @@ class DiskReport:
         return 100.0 * self.free_bytes / self.total_bytes if self.total_bytes else 0.0
 
     def as_json(self) -> dict[str, object]:
-        return {"disk": self.label, "free_bytes": self.free_bytes, "total_bytes": self.total_bytes,
-                "free_percent": round(self.free_percent, 1), "low": self.warning is not None}
+        return {
+            "disk": self.label,
+            "free_bytes": self.free_bytes,
+            "total_bytes": self.total_bytes,
+            "free_percent": round(self.free_percent, 1),
+            "low": self.warning is not None,
+        }
 
     def as_text(self) -> str:
-        return (f"{self.label} disk: {human(self.free_bytes)} free of {human(self.total_bytes)} "
-                f"({self.free_percent:.1f}%)")
+        return (
+            f"{self.label} disk: {human(self.free_bytes)} free of {human(self.total_bytes)} ({self.free_percent:.1f}%)"
+        )
 
 
 def human(size: float) -> str:
@@ -62,8 +68,10 @@ def low_space_warning(label: str, total: int, free: int, warn_percent: float, wa
         reasons.append(f"less than {warn_gb:g} GB (hub.disk_warn_free_gb)")
     if not reasons:
         return None
-    return (f"The {label} disk is nearly full: {human(free)} free of {human(total)} ({percent:.1f}%), "
-            f"{' and '.join(reasons)}. Free space or add disk before the database or users' files fill it.")
+    return (
+        f"The {label} disk is nearly full: {human(free)} free of {human(total)} ({percent:.1f}%), "
+        f"{' and '.join(reasons)}. Free space or add disk before the database or users' files fill it."
+    )
 
 
 def measure(label: str, path: Path, settings: HubSection) -> DiskReport:
@@ -107,6 +115,10 @@ class DiskWatch:
                     log.warning("%s (%s)", report.warning, report.path)
                     self._logged[report.path] = now
             elif last is not None:
-                log.info("the %s disk (%s) has enough free space again: %s", report.label, report.path,
-                         human(report.free_bytes))
+                log.info(
+                    "the %s disk (%s) has enough free space again: %s",
+                    report.label,
+                    report.path,
+                    human(report.free_bytes),
+                )
                 del self._logged[report.path]

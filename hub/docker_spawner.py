@@ -22,7 +22,7 @@ from hub.config import ImageSpec, SpawnerSection
 from hub.errors import ServiceUnavailable, SpawnError
 from hub.images import ImageProvider
 from hub.networks import UserNetworks
-from hub.spawner import Report, ServerHandle, ServerInfo, SpawnRequest, Spawner
+from hub.spawner import Report, ServerHandle, ServerInfo, Spawner, SpawnRequest
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -85,8 +85,10 @@ def log_config(settings: SpawnerSection) -> dict[str, Any] | None:
     """Rotation of a container's log (json-file or local), or None for the daemon's own log settings."""
     if settings.log_driver == "default":
         return None
-    return {"type": settings.log_driver,
-            "config": {"max-size": settings.log_max_size, "max-file": str(settings.log_max_files)}}
+    return {
+        "type": settings.log_driver,
+        "config": {"max-size": settings.log_max_size, "max-file": str(settings.log_max_files)},
+    }
 
 
 def is_quota_refusal(exc: docker.errors.APIError) -> bool:
@@ -170,18 +172,22 @@ class DockerSpawner(Spawner):
             except docker.errors.APIError as exc:
                 if not is_quota_refusal(exc):
                     raise
-                problems.append(f"spawner.volume_size is {size}, but Docker here cannot limit volume sizes "
-                                f"({exc.explanation}): {QUOTA_HINT['spawner.volume_size']}. No server can start "
-                                "until the setting is removed or Docker's storage changed.")
+                problems.append(
+                    f"spawner.volume_size is {size}, but Docker here cannot limit volume sizes "
+                    f"({exc.explanation}): {QUOTA_HINT['spawner.volume_size']}. No server can start "
+                    "until the setting is removed or Docker's storage changed."
+                )
         layer = self.settings.writable_layer_size
         if layer:
             info = client.info()
             backing = dict(info.get("DriverStatus") or []).get("Backing Filesystem")
             if info.get("Driver") != "overlay2" or backing != "xfs":
-                problems.append(f"spawner.writable_layer_size is {layer}, but Docker here uses {info.get('Driver')} "
-                                f"on {backing or 'an unknown file system'}: "
-                                f"{QUOTA_HINT['spawner.writable_layer_size']}. No server can start until the "
-                                "setting is removed or Docker's storage changed.")
+                problems.append(
+                    f"spawner.writable_layer_size is {layer}, but Docker here uses {info.get('Driver')} "
+                    f"on {backing or 'an unknown file system'}: "
+                    f"{QUOTA_HINT['spawner.writable_layer_size']}. No server can start until the "
+                    "setting is removed or Docker's storage changed."
+                )
         return problems
 
     async def close(self) -> None:
@@ -270,7 +276,10 @@ class DockerSpawner(Spawner):
                 log.warning("volume %s was made before spawner.volume_size was set: it has no size limit", volume)
             return
         try:
-            client.volumes.create(volume, labels=labels, **({"driver_opts": {"size": size}} if size else {}))
+            if size:
+                client.volumes.create(volume, labels=labels, driver_opts={"size": size})
+            else:
+                client.volumes.create(volume, labels=labels)
         except docker.errors.APIError as exc:
             if size and is_quota_refusal(exc):
                 raise quota_error("spawner.volume_size", size, exc) from exc
@@ -285,8 +294,7 @@ class DockerSpawner(Spawner):
             if exc.status_code not in (404, 409):
                 raise
 
-    def _create(self, request: SpawnRequest, name: str, volume: str, labels: dict[str, str],
-                network: str) -> Container:
+    def _create(self, request: SpawnRequest, name: str, volume: str, labels: dict[str, str], network: str) -> Container:
         image = request.image
         options: dict[str, Any] = {
             "name": name,
@@ -340,7 +348,7 @@ class DockerSpawner(Spawner):
                     async with http.get(url, headers=headers, allow_redirects=False) as response:
                         if response.status < 500:
                             return
-                except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+                except (TimeoutError, aiohttp.ClientError, OSError):
                     pass
                 now = time.monotonic()
                 if now >= next_state_check:
@@ -352,7 +360,8 @@ class DockerSpawner(Spawner):
                     tail = await self.logs(handle, LOG_TAIL_LINES)
                     await self.stop(handle)
                     raise SpawnError(
-                        f"Your server did not answer within {self.settings.start_timeout:g} seconds, so it was stopped.",
+                        f"Your server did not answer within {self.settings.start_timeout:g} seconds, "
+                        "so it was stopped.",
                         f"{handle.container_name} not answering at {url}",
                         log_tail=tail,
                     )
@@ -371,8 +380,10 @@ class DockerSpawner(Spawner):
         if state.get("OOMKilled"):
             message = "Your server ran out of memory while starting and was stopped."
         elif code == KILLED_EXIT_CODE and mem_limit:
-            message = (f"Your server was killed while starting (exit code {code}), most likely because it ran out "
-                       f"of memory (its limit is {mem_limit}).")
+            message = (
+                f"Your server was killed while starting (exit code {code}), most likely because it ran out "
+                f"of memory (its limit is {mem_limit})."
+            )
         else:
             message = f"Your server stopped while starting (exit code {code})."
         return SpawnError(message, f"{handle.container_name} exited with {code}", log_tail=tail)
@@ -397,6 +408,7 @@ class DockerSpawner(Spawner):
     async def list_servers(self) -> list[ServerInfo]:
         """Every container of this hub. Also removes per-user networks whose container is gone (and joins
         ``connect_containers`` to the others again): reconcile calls this every round."""
+
         def scan() -> list[ServerInfo]:
             labels = ["hub.managed=true", f"hub.prefix={self.settings.prefix}"]
             found = []
@@ -405,14 +417,16 @@ class DockerSpawner(Spawner):
                     container.reload()  # the list gives a summary; exit code and OOM need the full record
                 state = container.attrs.get("State")
                 state = state if isinstance(state, dict) else {}
-                found.append(ServerInfo(
-                    username=container.labels.get("hub.username", ""),
-                    container_id=container.id or "",
-                    container_name=container.name or "",
-                    running=container.status == "running",
-                    exit_code=state.get("ExitCode"),
-                    oom_killed=bool(state.get("OOMKilled")),
-                ))
+                found.append(
+                    ServerInfo(
+                        username=container.labels.get("hub.username", ""),
+                        container_id=container.id or "",
+                        container_name=container.name or "",
+                        running=container.status == "running",
+                        exit_code=state.get("ExitCode"),
+                        oom_killed=bool(state.get("OOMKilled")),
+                    )
+                )
             return found
 
         found = await self._call(scan)

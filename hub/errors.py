@@ -1,17 +1,17 @@
 """Errors the hub explains to users.
 
-    HubError                 user_message for the page, detail for the admin's log
-    ├── BadRequest           400: a form or name that cannot be used
-    │   ├── BadUsername
-    │   └── UnknownImage
-    ├── Unauthorized         401: no valid session or token
-    ├── Forbidden            403
-    ├── NotFound             404
-    ├── Conflict             409
-    ├── LimitReached         429: too many servers running
-    ├── SpawnError           a server could not start (image, container, timeout)
-    ├── ProxyError           Traefik did not take a route
-    └── ServiceUnavailable   503: Docker or another dependency is away
+HubError                 user_message for the page, detail for the admin's log
+├── BadRequest           400: a form or name that cannot be used
+│   ├── BadUsername
+│   └── UnknownImage
+├── Unauthorized         401: no valid session or token
+├── Forbidden            403
+├── NotFound             404
+├── Conflict             409
+├── LimitReached         429: too many servers running
+├── SpawnError           a server could not start (image, container, timeout)
+├── ProxyError           Traefik did not take a route
+└── ServiceUnavailable   503: Docker or another dependency is away
 """
 
 from __future__ import annotations

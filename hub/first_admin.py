@@ -52,5 +52,6 @@ async def consume_setup_link(sessions: Sessionmaker, token: str) -> bool:
     """Use the link up: True for exactly one caller with the right token."""
     async with sessions.begin() as session:
         result = await session.execute(
-            delete(HubState).where(HubState.key == SETUP_KEY, HubState.value == _digest(token)))
+            delete(HubState).where(HubState.key == SETUP_KEY, HubState.value == _digest(token))
+        )
         return bool(getattr(result, "rowcount", 0))

@@ -62,6 +62,7 @@ class ImageProvider:
 
     def _threadsafe(self, report: Report) -> Callable[[int, str], None]:
         loop = asyncio.get_running_loop()
+
         def send(percent: int, message: str) -> None:
             loop.call_soon_threadsafe(report, percent, message)
 
@@ -81,8 +82,9 @@ class ImageProvider:
         send = self._threadsafe(report)
 
         def build() -> None:
-            stream = self.client().api.build(path=str(context), tag=image.image, buildargs=args, decode=True,
-                                             rm=True, forcerm=True)
+            stream = self.client().api.build(
+                path=str(context), tag=image.image, buildargs=args, decode=True, rm=True, forcerm=True
+            )
             for line in _messages(stream):
                 if line.startswith("Step "):
                     send(15, f"Building {image.image}: {line}")
@@ -110,8 +112,9 @@ class ImageProvider:
             await self.call(pull)
         except (docker.errors.APIError, docker.errors.BuildError) as exc:
             explanation = getattr(exc, "explanation", None) or str(exc)
-            raise SpawnError(f"The image {image.image} could not be pulled: {explanation}",
-                             f"pull {image.image}: {exc}") from exc
+            raise SpawnError(
+                f"The image {image.image} could not be pulled: {explanation}", f"pull {image.image}: {exc}"
+            ) from exc
         log.info("pulled %s in %.1fs", image.image, time.monotonic() - started)
 
 
@@ -119,7 +122,7 @@ def _messages(stream: Iterator[dict[str, Any]]) -> Iterator[str]:
     """Readable lines of a build or pull stream; an error in the stream raises BuildError."""
     for chunk in stream:
         if "error" in chunk:
-            raise docker.errors.BuildError(str(chunk["error"]).strip(), [])
+            raise docker.errors.BuildError(str(chunk["error"]).strip(), iter([]))
         text = chunk.get("stream") or chunk.get("status") or ""
         if chunk.get("progress"):
             text = f"{text} {chunk['progress']}"

@@ -41,8 +41,14 @@ class _Record:
 
 
 class LoginThrottle:
-    def __init__(self, *, max_failures_per_account: int = 5, max_failures_per_client: int = 20,
-                 window: float = 900.0, lockout: float = 300.0) -> None:
+    def __init__(
+        self,
+        *,
+        max_failures_per_account: int = 5,
+        max_failures_per_client: int = 20,
+        window: float = 900.0,
+        lockout: float = 300.0,
+    ) -> None:
         self.limits = {"user": max_failures_per_account, "addr": max_failures_per_client}
         self.window = window
         self.lockout = lockout
@@ -82,16 +88,24 @@ class LoginThrottle:
                 record.failures.append(now)
                 if len(record.failures) >= self._limit(key):
                     record.locked_until = now + self.lockout
-                    log.warning("login locked for %gs after %d failures: %s", self.lockout, len(record.failures),
-                                key.encode("unicode_escape").decode()[:80])
+                    log.warning(
+                        "login locked for %gs after %d failures: %s",
+                        self.lockout,
+                        len(record.failures),
+                        key.encode("unicode_escape").decode()[:80],
+                    )
             elif key.startswith("user:"):
                 record.failures.clear()
 
     def _forget_old(self, now: float) -> None:
         if len(self._records) > 50_000:
-            self._records = {key: record for key, record in self._records.items()
-                             if record.in_flight or record.locked_until > now
-                             or any(now - moment < self.window for moment in record.failures)}
+            self._records = {
+                key: record
+                for key, record in self._records.items()
+                if record.in_flight
+                or record.locked_until > now
+                or any(now - moment < self.window for moment in record.failures)
+            }
 
 
 class Attempt:

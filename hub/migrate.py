@@ -43,8 +43,20 @@ BASELINE = "0001"
 """The revision of the schema that databases made before migrations have (commit 56aa053)."""
 BASELINE_COLUMNS = {
     "users": {"id", "name", "admin", "created", "last_activity", "password_hash", "sessions_valid_after"},
-    "servers": {"id", "user_id", "image_name", "container_id", "container_name", "volume_name", "url", "state",
-                "started", "last_activity", "route_secret", "error"},
+    "servers": {
+        "id",
+        "user_id",
+        "image_name",
+        "container_id",
+        "container_name",
+        "volume_name",
+        "url",
+        "state",
+        "started",
+        "last_activity",
+        "route_secret",
+        "error",
+    },
     "api_tokens": {"id", "user_id", "hashed", "prefix", "note", "created", "expires_at", "last_activity"},
 }
 LOCK_WAIT_SECONDS = 120
@@ -74,8 +86,10 @@ class Outcome:
         if self.action == "created":
             return f"created the database schema (revision {self.after})"
         if self.action == "adopted":
-            return (f"found a database made before migrations; marked it as revision {BASELINE} "
-                    f"and upgraded it to revision {self.after}{copy}")
+            return (
+                f"found a database made before migrations; marked it as revision {BASELINE} "
+                f"and upgraded it to revision {self.after}{copy}"
+            )
         return f"upgraded the database schema from revision {self.before} to {self.after}{copy}"
 
 
@@ -111,8 +125,9 @@ def migration_engine(url: str) -> AsyncEngine:
     if parsed.get_backend_name() != "sqlite":
         return create_async_engine(url, poolclass=NullPool)
     if sqlite_path(url) is None:
-        raise MigrationError("only a SQLite database file given by its path can be migrated, not one in memory "
-                             "or given as a file: URI")
+        raise MigrationError(
+            "only a SQLite database file given by its path can be migrated, not one in memory or given as a file: URI"
+        )
     engine = create_async_engine(url, poolclass=NullPool)
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -194,7 +209,8 @@ async def _upgrade_locked(connection: AsyncConnection, url: str, head: str) -> O
         raise MigrationError(
             f"the database is at schema revision {before}, which this hub does not know: a newer version of "
             "the hub upgraded it. Run that version, or go back to a copy of the database made before that "
-            "upgrade (for SQLite, a hub.sqlite.bak-* file next to it).")
+            "upgrade (for SQLite, a hub.sqlite.bak-* file next to it)."
+        )
     if before is None and "users" in tables:
         await connection.run_sync(_check_baseline, tables)
         action = "adopted"
@@ -243,7 +259,8 @@ def _check_baseline(connection: Connection, tables: set[str]) -> None:
     if missing:
         raise MigrationError(
             "the database has no schema revision and is not the schema of the hub of commit 56aa053, the last "
-            f"one made without migrations: it lacks {', '.join(missing)}. Nothing was changed.")
+            f"one made without migrations: it lacks {', '.join(missing)}. Nothing was changed."
+        )
 
 
 def _run_revisions(connection: Connection, stamp_baseline: bool) -> None:
@@ -257,13 +274,14 @@ def _check_foreign_keys(connection: Connection) -> None:
     broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
     if broken:
         tables = sorted({row[0] for row in broken})
-        raise MigrationError(f"the upgrade would leave rows in {', '.join(tables)} that point at nothing; "
-                             "nothing was changed")
+        raise MigrationError(
+            f"the upgrade would leave rows in {', '.join(tables)} that point at nothing; nothing was changed"
+        )
 
 
 def copy_sqlite(path: Path, revision: str) -> Path:
     """A consistent copy of a SQLite file (WAL included), made with SQLite's backup API, mode 0600."""
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     for attempt in range(1, 100):
         target = path.with_name(f"{path.name}.bak-{revision}-{stamp}" + (f"-{attempt}" if attempt > 1 else ""))
         try:

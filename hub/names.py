@@ -15,8 +15,7 @@ from hub.errors import BadUsername
 
 USERNAME_PATTERN = re.compile(r"^[a-z0-9_][a-z0-9._@+-]{0,63}$")
 USERNAME_RULES = (
-    "A user name has 1 to 64 characters: lower-case letters, digits and . _ @ + - "
-    "and it cannot start with . + @ or -."
+    "A user name has 1 to 64 characters: lower-case letters, digits and . _ @ + - and it cannot start with . + @ or -."
 )
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
 MAX_SLUG = 40
@@ -56,7 +55,7 @@ def user_slug(name: str) -> str:
     if len(slug) <= MAX_SLUG:
         return slug
     digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:DIGEST_LENGTH]
-    return f"{slug[:MAX_SLUG - DIGEST_LENGTH - 2]}--{digest}"
+    return f"{slug[: MAX_SLUG - DIGEST_LENGTH - 2]}--{digest}"
 
 
 def container_name(prefix: str, slug: str) -> str:

@@ -131,10 +131,11 @@ class UserNetworks:
         name = names.user_network_name(self.settings.prefix, slug)
         network = await self.call(self._find, name)
         if network is not None and (network.attrs.get("Labels") or {}).get(CONTAINER_LABEL) != container_name:
-            raise SpawnError("Your server cannot start: a Docker network that the hub did not make is in its way. "
-                             "Please tell an admin.",
-                             f"network {name} exists without the label {CONTAINER_LABEL}={container_name}: "
-                             "remove or rename it")
+            raise SpawnError(
+                "Your server cannot start: a Docker network that the hub did not make is in its way. "
+                "Please tell an admin.",
+                f"network {name} exists without the label {CONTAINER_LABEL}={container_name}: remove or rename it",
+            )
         if network is None:
             async with self._subnets:
                 network = await self._create(name, container_name, labels)
@@ -162,8 +163,11 @@ class UserNetworks:
                 )
             ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet))])
             try:
-                network = await self.call(lambda: self.client().networks.create(
-                    name, driver="bridge", ipam=ipam, labels=net_labels, check_duplicate=True))
+                network = await self.call(
+                    lambda ipam=ipam: self.client().networks.create(  # bound now, not later
+                        name, driver="bridge", ipam=ipam, labels=net_labels, check_duplicate=True
+                    )
+                )
             except docker.errors.APIError as exc:
                 text = str(exc.explanation or exc)
                 if "overlap" in text and attempt + 1 < CREATE_ATTEMPTS:
@@ -173,8 +177,10 @@ class UserNetworks:
                     found = await self.call(self._find, name)
                     if found is not None:
                         return found
-                raise SpawnError("Your server cannot start: Docker refused to make its network.",
-                                 f"create network {name} ({subnet}): {text}") from exc
+                raise SpawnError(
+                    "Your server cannot start: Docker refused to make its network.",
+                    f"create network {name} ({subnet}): {text}",
+                ) from exc
             log.info("created network %s (%s)", name, subnet)
             return network
         raise AssertionError("unreachable")

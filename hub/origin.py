@@ -85,9 +85,12 @@ def same_origin(origin: str, proto: str, host: str) -> bool:
 
 def is_top_level_navigation(request: ForwardedRequest) -> bool:
     """A link followed or an address typed: the page replaces the whole tab."""
-    return (request.method in ("GET", "HEAD") and not request.websocket
-            and (request.fetch_mode or "").lower() == "navigate"
-            and (request.fetch_dest or "").lower() == "document")
+    return (
+        request.method in ("GET", "HEAD")
+        and not request.websocket
+        and (request.fetch_mode or "").lower() == "navigate"
+        and (request.fetch_dest or "").lower() == "document"
+    )
 
 
 def refusal(request: ForwardedRequest, *, cookie_auth: bool) -> str | None:

@@ -19,8 +19,9 @@ def whole_number(raw: str | None, *, maximum: int = 10**MAX_DIGITS - 1) -> int |
     return value if value <= maximum else None
 
 
-def require_whole_number(raw: str | None, what: str, *, default: int | None = None,
-                         maximum: int = 10**MAX_DIGITS - 1) -> int:
+def require_whole_number(
+    raw: str | None, what: str, *, default: int | None = None, maximum: int = 10**MAX_DIGITS - 1
+) -> int:
     """Like ``whole_number``, but a bad value is a 400 naming ``what``; a missing one gives ``default``."""
     if raw is None and default is not None:
         return default

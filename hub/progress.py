@@ -62,5 +62,5 @@ class SpawnProgress:
                 return
             try:
                 await asyncio.wait_for(changed.wait(), keepalive)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 yield None

@@ -50,15 +50,20 @@ class Reconciler:
         containers = {info.username: info for info in await servers.spawner.list_servers()}
         routed = await servers.proxy.list_routes()
         async with servers.sessions() as session:
-            rows = (await session.execute(select(User.name, Server.state, Server.started).select_from(User).outerjoin(User.server))).all()
+            rows = (
+                await session.execute(
+                    select(User.name, Server.state, Server.started).select_from(User).outerjoin(User.server)
+                )
+            ).all()
         records = {name: Seen(state or ServerState.STOPPED, aware(started)) for name, state, started in rows}
         gate = asyncio.Semaphore(PARALLEL)
 
         async def one(name: str, seen: Seen) -> None:
             async with gate:
                 try:
-                    await self._decide(name, seen, containers.get(name), names.user_slug(name) in routed,
-                                       snapshot_at, rewrite_routes)
+                    await self._decide(
+                        name, seen, containers.get(name), names.user_slug(name) in routed, snapshot_at, rewrite_routes
+                    )
                 except HubError as exc:
                     log.warning("reconcile: %s: %s", name, exc.detail)
                 except Exception:
@@ -72,15 +77,23 @@ class Reconciler:
                     log.warning("removing container %s: it belongs to no user of this hub", info.container_name)
                     await servers.spawner.stop(handle_from(info))
                 else:
-                    log.warning("container %s carries this hub's labels but belongs to no user it knows",
-                                info.container_name)
+                    log.warning(
+                        "container %s carries this hub's labels but belongs to no user it knows", info.container_name
+                    )
         known = {names.user_slug(name) for name in records}
         for slug in routed - known:
             log.warning("removing route user-%s: no such user", slug)
             await servers.proxy.delete_route(slug)
 
-    async def _decide(self, name: str, seen: Seen, info: ServerInfo | None, routed: bool,
-                      snapshot_at: dt.datetime, rewrite_routes: bool) -> None:
+    async def _decide(
+        self,
+        name: str,
+        seen: Seen,
+        info: ServerInfo | None,
+        routed: bool,
+        snapshot_at: dt.datetime,
+        rewrite_routes: bool,
+    ) -> None:
         if self.servers.is_spawning(name):
             return
         if seen.started is not None and seen.started >= snapshot_at:

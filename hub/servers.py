@@ -33,7 +33,7 @@ from hub.models import Server, ServerState, User, utcnow
 from hub.progress import ProgressEvent, SpawnProgress
 from hub.proxy import Proxy, Route
 from hub.spawn_queue import SpawnQueue
-from hub.spawner import ServerHandle, ServerInfo, SpawnRequest, Spawner
+from hub.spawner import ServerHandle, ServerInfo, Spawner, SpawnRequest
 from hub.tokens import aware
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,9 @@ class Seen:
 
 
 def handle_of(server: Server) -> ServerHandle:
-    return ServerHandle(server.container_id or "", server.container_name or "", server.volume_name or "", server.url or "")
+    return ServerHandle(
+        server.container_id or "", server.container_name or "", server.volume_name or "", server.url or ""
+    )
 
 
 def handle_from(info: ServerInfo) -> ServerHandle:
@@ -93,8 +95,14 @@ def crash_message(info: ServerInfo | None, image: ImageSpec | None) -> str:
 
 
 class ServerManager:
-    def __init__(self, settings: Settings, sessions: Sessionmaker, spawner: Spawner, proxy: Proxy,
-                 metrics: HubMetrics | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: Sessionmaker,
+        spawner: Spawner,
+        proxy: Proxy,
+        metrics: HubMetrics | None = None,
+    ) -> None:
         self.settings = settings
         self.metrics = metrics
         self.sessions = sessions
@@ -130,8 +138,13 @@ class ServerManager:
     async def load(self) -> None:
         """Read the secrets of servers that may carry traffic (at start-up, before any request)."""
         async with self.sessions() as session:
-            rows = (await session.execute(select(User.name, Server.route_secret).join(User.server).where(
-                Server.state.in_((ServerState.RUNNING, ServerState.STARTING, ServerState.STOPPING))))).all()
+            rows = (
+                await session.execute(
+                    select(User.name, Server.route_secret)
+                    .join(User.server)
+                    .where(Server.state.in_((ServerState.RUNNING, ServerState.STARTING, ServerState.STOPPING)))
+                )
+            ).all()
         self._secrets = {name: secret for name, secret in rows if secret}
 
     async def view(self, name: str) -> ServerView | None:
@@ -140,8 +153,9 @@ class ServerManager:
             if user is None or user.server is None:
                 return None
             server = user.server
-            return ServerView(server.state, server.image_name, server.url, server.started, server.error,
-                              server.error_log)
+            return ServerView(
+                server.state, server.image_name, server.url, server.started, server.error, server.error_log
+            )
 
     async def running_handle(self, name: str) -> tuple[ServerHandle, str] | None:
         """The handle and secret of a running server, for those who ask it questions (the culler)."""
@@ -198,8 +212,14 @@ class ServerManager:
                     raise HubError("Your user account does not exist any more.")
                 server = user.server
                 if server is not None and server.state == ServerState.RUNNING:
-                    progress.emit(ProgressEvent(100, "Your server is already running.", ready=True,
-                                                url=self.server_url(name, self.settings.image(server.image_name))))
+                    progress.emit(
+                        ProgressEvent(
+                            100,
+                            "Your server is already running.",
+                            ready=True,
+                            url=self.server_url(name, self.settings.image(server.image_name)),
+                        )
+                    )
                     return progress
                 if server is None:
                     server = Server(image_name=image.name, route_secret="")
@@ -207,8 +227,9 @@ class ServerManager:
                 if server.state is not None:
                     server_states.check(server.state, ServerState.STARTING)
                 if user.volume_name is None:  # the account's files: named after the account, never reused
-                    user.volume_name = names.account_volume_name(self.settings.spawner.prefix,
-                                                                 names.user_slug(name), secrets.token_hex(6))
+                    user.volume_name = names.account_volume_name(
+                        self.settings.spawner.prefix, names.user_slug(name), secrets.token_hex(6)
+                    )
                 server.image_name = image.name
                 server.state = ServerState.STARTING
                 server.route_secret = secrets.token_urlsafe(32)
@@ -226,8 +247,11 @@ class ServerManager:
         if limit is None:
             return
         async with self.sessions() as session:
-            busy = select(func.count(Server.id)).join(Server.owner).where(
-                Server.state.in_((ServerState.STARTING, ServerState.RUNNING)), User.name != name)
+            busy = (
+                select(func.count(Server.id))
+                .join(Server.owner)
+                .where(Server.state.in_((ServerState.STARTING, ServerState.RUNNING)), User.name != name)
+            )
             count = (await session.execute(busy)).scalar_one()
         if count >= limit:
             raise LimitReached(
@@ -247,8 +271,14 @@ class ServerManager:
         try:
             async with self.queue.turn(place_in_line):
                 handle = await self.spawner.start(request, progress.report)
-                await self._set(name, None, container_id=handle.container_id, container_name=handle.container_name,
-                                volume_name=handle.volume_name, url=handle.url)
+                await self._set(
+                    name,
+                    None,
+                    container_id=handle.container_id,
+                    container_name=handle.container_name,
+                    volume_name=handle.volume_name,
+                    url=handle.url,
+                )
                 progress.report(85, "Adding the route to your server")
                 self._secrets[name] = request.token
                 await self.proxy.add_route(Route(name, request.slug, request.base_url, handle.url, image.strip_prefix))
@@ -267,11 +297,17 @@ class ServerManager:
             await self._fail(name, handle, exc.user_message, tail, progress)
         except Exception as exc:
             log.exception("start of %s's server failed unexpectedly", name)
-            await self._fail(name, handle, "Your server could not start because of an internal error "
-                                            f"({type(exc).__name__}).", None, progress)
+            await self._fail(
+                name,
+                handle,
+                f"Your server could not start because of an internal error ({type(exc).__name__}).",
+                None,
+                progress,
+            )
 
-    async def _fail(self, name: str, handle: ServerHandle | None, message: str, log_tail: str | None,
-                    progress: SpawnProgress) -> None:
+    async def _fail(
+        self, name: str, handle: ServerHandle | None, message: str, log_tail: str | None, progress: SpawnProgress
+    ) -> None:
         """Mark failed: clean up after a failed start; the state and the final event are written whatever happens."""
         if self.metrics:
             self.metrics.spawn_failures.inc()
@@ -369,8 +405,9 @@ class ServerManager:
                     return
                 route = route_of(name, server, self.settings.image(server.image_name))
                 self._secrets[name] = server.route_secret
-            log.info("reconcile: %s the route of %s's running server", "rewriting" if rewrite_route else "adopting",
-                     name)
+            log.info(
+                "reconcile: %s the route of %s's running server", "rewriting" if rewrite_route else "adopting", name
+            )
             await self.proxy.add_route(route)
 
     async def record_crash(self, name: str, seen: Seen, info: ServerInfo | None) -> None:
@@ -381,14 +418,23 @@ class ServerManager:
             view = await self.view(name)
             image = self.settings.image(view.image_name) if view else None
             tail = await self.spawner.logs(handle_from(info), LOG_TAIL_LINES) if info is not None else ""
-            log.warning("server of %s %s", name, "is gone from Docker" if info is None else
-                        f"exited (code {info.exit_code}, oom {info.oom_killed})")
+            log.warning(
+                "server of %s %s",
+                name,
+                "is gone from Docker" if info is None else f"exited (code {info.exit_code}, oom {info.oom_killed})",
+            )
             self._secrets.pop(name, None)
             await self.proxy.delete_route(names.user_slug(name))
             if info is not None:
                 await self.spawner.stop(handle_from(info))
-            await self._set(name, ServerState.STOPPED, url=None, container_id=None,
-                            error=crash_message(info, image), error_log=tail.rstrip() or None)
+            await self._set(
+                name,
+                ServerState.STOPPED,
+                url=None,
+                container_id=None,
+                error=crash_message(info, image),
+                error_log=tail.rstrip() or None,
+            )
 
     async def finish_interrupted(self, name: str, seen: Seen, info: ServerInfo | None) -> None:
         """A start or stop that a hub restart cut short: container removed, route removed, server stopped."""
@@ -406,9 +452,14 @@ class ServerManager:
                 await self.spawner.stop(recorded)
             self._secrets.pop(name, None)
             await self.proxy.delete_route(names.user_slug(name))
-            await self._set(name, ServerState.STOPPED, url=None, container_id=None,
-                            error="The hub restarted while your server was starting or stopping. "
-                                  "Start it again; your files are kept.")
+            await self._set(
+                name,
+                ServerState.STOPPED,
+                url=None,
+                container_id=None,
+                error="The hub restarted while your server was starting or stopping. "
+                "Start it again; your files are kept.",
+            )
 
     async def remove_leftovers(self, name: str, seen: Seen, info: ServerInfo | None, routed: bool) -> None:
         """A server that is not running but left a container or a route behind."""
@@ -423,8 +474,9 @@ class ServerManager:
                 await self.proxy.delete_route(names.user_slug(name))
 
     # -- accounts going away ---------------------------------------------------------------------
-    async def delete_user(self, name: str, delete_account: Callable[[str], Awaitable[None]],
-                          remove_files: bool = False) -> None:
+    async def delete_user(
+        self, name: str, delete_account: Callable[[str], Awaitable[None]], remove_files: bool = False
+    ) -> None:
         """Stop the server, delete the account and, if asked, its files: under the user's lock, so a start
         that races with the deletion either finishes first (and is stopped) or finds no account."""
         async with self._lock(name):
@@ -461,6 +513,13 @@ class ServerManager:
         await asyncio.gather(*tasks, return_exceptions=True)
         if stop_servers:
             async with self.sessions() as session:
-                running = (await session.execute(select(User.name).join(User.server).where(
-                    Server.state == ServerState.RUNNING))).scalars().all()
+                running = (
+                    (
+                        await session.execute(
+                            select(User.name).join(User.server).where(Server.state == ServerState.RUNNING)
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
             await asyncio.gather(*(self.stop(name) for name in running), return_exceptions=True)

@@ -49,14 +49,21 @@ class TokenView:
 
     @classmethod
     def of(cls, token: ApiToken, last_used: dt.datetime | None = None) -> TokenView:
-        return cls(token.id, token.owner.name, token.note, token.prefix, token.created, token.expires_at,
-                   last_used or token.last_activity)
+        return cls(
+            token.id,
+            token.owner.name,
+            token.note,
+            token.prefix,
+            token.created,
+            token.expires_at,
+            last_used or token.last_activity,
+        )
 
 
 def aware(moment: dt.datetime | None) -> dt.datetime | None:
     """SQLite gives naive datetimes back; every time the hub stores is UTC."""
     if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=dt.timezone.utc)
+        return moment.replace(tzinfo=dt.UTC)
     return moment
 
 
@@ -72,8 +79,9 @@ class TokenStore:
         async with self._loading, self.sessions() as session:
             tokens = (await session.execute(select(ApiToken))).scalars().all()
             self._by_hash = {
-                token.hashed: TokenOwner(token.id, token.owner.name, token.owner.admin, aware(token.expires_at),
-                                         token.owner.id)
+                token.hashed: TokenOwner(
+                    token.id, token.owner.name, token.owner.admin, aware(token.expires_at), token.owner.id
+                )
                 for token in tokens
             }
 
@@ -105,8 +113,9 @@ class TokenStore:
             user = await get_user(session, username)
             if user is None:
                 raise NotFound(f"There is no user {username}.")
-            row = ApiToken(user_id=user.id, hashed=hash_token(token), prefix=token[:4], note=note[:200],
-                           expires_at=expires_at)
+            row = ApiToken(
+                user_id=user.id, hashed=hash_token(token), prefix=token[:4], note=note[:200], expires_at=expires_at
+            )
             row.owner = user
             session.add(row)
             await session.flush()
@@ -119,9 +128,15 @@ class TokenStore:
 
     async def list(self, username: str) -> list[TokenView]:
         async with self.sessions() as session:
-            rows = (await session.execute(
-                select(ApiToken).join(ApiToken.owner).where(User.name == username).order_by(ApiToken.id)
-            )).scalars().all()
+            rows = (
+                (
+                    await session.execute(
+                        select(ApiToken).join(ApiToken.owner).where(User.name == username).order_by(ApiToken.id)
+                    )
+                )
+                .scalars()
+                .all()
+            )
             return [TokenView.of(row, self._last_used.get(row.id)) for row in rows]
 
     async def get(self, username: str, token_id: int) -> TokenView:

@@ -93,7 +93,11 @@ def render_hub_route(*, hub_url: str, entrypoint: str, tls: dict[str, Any] | Non
         "http": {
             "routers": {
                 "hub": {
-                    "rule": "PathPrefix(`/`)", "priority": 1, "entryPoints": [entrypoint], "service": "hub", **(tls or {})
+                    "rule": "PathPrefix(`/`)",
+                    "priority": 1,
+                    "entryPoints": [entrypoint],
+                    "service": "hub",
+                    **(tls or {}),
                 }
             },
             "services": {"hub": {"loadBalancer": {"servers": [{"url": hub_url}]}}},
@@ -212,7 +216,7 @@ class TraefikFileProxy(Proxy):
                 if response.status != 200:
                     return None
                 return str((await response.json()).get("status"))
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+        except (TimeoutError, aiohttp.ClientError, OSError):
             return None
 
     async def wait_for_router(self, router: str) -> None:
@@ -235,5 +239,5 @@ class TraefikFileProxy(Proxy):
         try:
             async with self._session().get(f"{self.settings.api_url}/api/version") as response:
                 return response.status == 200
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+        except (TimeoutError, aiohttp.ClientError, OSError):
             return False

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import aliased
@@ -20,6 +20,7 @@ from hub.models import Server, ServerState, User
 
 log = logging.getLogger(__name__)
 
+QueryT = TypeVar("QueryT", bound="Select[*tuple[Any, ...]]")
 StateFilter = Literal["active", "inactive", "ready"]
 SortKey = Literal["name", "admin", "state", "image", "started", "last_activity", "created"]
 ACTIVE_STATES = (ServerState.STARTING, ServerState.RUNNING, ServerState.STOPPING)
@@ -46,7 +47,7 @@ class UserPage:
     limit: int
 
 
-def _filtered(query: Select, server: type[Server], name_filter: str, state: StateFilter | None) -> Select:  # type: ignore[type-arg]
+def _filtered(query: QueryT, server: type[Server], name_filter: str, state: StateFilter | None) -> QueryT:
     if name_filter:
         escaped = name_filter.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         query = query.where(User.name.like(f"%{escaped}%", escape="\\"))
@@ -63,26 +64,45 @@ class UserDirectory:
     def __init__(self, sessions: Sessionmaker) -> None:
         self.sessions = sessions
 
-    async def page(self, *, name_filter: str = "", state: StateFilter | None = None, sort: SortKey = "name",
-                   descending: bool = False, offset: int = 0, limit: int = 50) -> UserPage:
+    async def page(
+        self,
+        *,
+        name_filter: str = "",
+        state: StateFilter | None = None,
+        sort: SortKey = "name",
+        descending: bool = False,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> UserPage:
         server = aliased(Server)
         columns = {
-            "name": User.name, "admin": User.admin, "state": server.state, "image": server.image_name,
-            "started": server.started, "last_activity": User.last_activity, "created": User.created,
+            "name": User.name,
+            "admin": User.admin,
+            "state": server.state,
+            "image": server.image_name,
+            "started": server.started,
+            "last_activity": User.last_activity,
+            "created": User.created,
         }
         order = columns[sort].desc() if descending else columns[sort].asc()
         base = select(User, server).outerjoin(server, server.user_id == User.id)
         query = _filtered(base, server, name_filter, state).order_by(order, User.name).offset(offset).limit(limit)
-        count = _filtered(select(func.count(User.id)).outerjoin(server, server.user_id == User.id), server,
-                          name_filter, state)
+        count = _filtered(
+            select(func.count(User.id)).outerjoin(server, server.user_id == User.id), server, name_filter, state
+        )
         async with self.sessions() as session:
             total = (await session.execute(count)).scalar_one()
             rows = [
                 UserRow(
-                    user.name, user.admin, user.created, user.last_activity,
-                    srv.state if srv else ServerState.STOPPED, srv.image_name if srv else None,
+                    user.name,
+                    user.admin,
+                    user.created,
+                    user.last_activity,
+                    srv.state if srv else ServerState.STOPPED,
+                    srv.image_name if srv else None,
                     srv.started if srv and srv.state == ServerState.RUNNING else None,
-                    srv.last_activity if srv else None, srv.error if srv else None,
+                    srv.last_activity if srv else None,
+                    srv.error if srv else None,
                 )
                 for user, srv in (await session.execute(query)).all()
             ]
@@ -95,8 +115,13 @@ class UserDirectory:
                 raise NotFound(f"There is no user {name}.")
             srv = user.server
             return UserRow(
-                user.name, user.admin, user.created, user.last_activity,
-                srv.state if srv else ServerState.STOPPED, srv.image_name if srv else None,
+                user.name,
+                user.admin,
+                user.created,
+                user.last_activity,
+                srv.state if srv else ServerState.STOPPED,
+                srv.image_name if srv else None,
                 srv.started if srv and srv.state == ServerState.RUNNING else None,
-                srv.last_activity if srv else None, srv.error if srv else None,
+                srv.last_activity if srv else None,
+                srv.error if srv else None,
             )

@@ -35,8 +35,9 @@ class HubUser:
         """
         return {"Origin": origin_of(self.base_url)}
 
-    def send(self, method: str, path: str, *, headers: dict[str, str] | None = None,
-             **kwargs: object) -> requests.Response:
+    def send(
+        self, method: str, path: str, *, headers: dict[str, str] | None = None, **kwargs: object
+    ) -> requests.Response:
         """A change to a user's server as JupyterLab on the hub's pages sends it: with the hub's ``Origin``."""
         headers = {**self.origin_header, **(headers or {})}
         return self.http.request(method, self.base_url + path, headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]

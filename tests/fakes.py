@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from hub.errors import SpawnError
 from hub.proxy import Proxy, Route
-from hub.spawner import Report, ServerHandle, ServerInfo, SpawnRequest, Spawner
+from hub.spawner import Report, ServerHandle, ServerInfo, Spawner, SpawnRequest
 
 _ids = itertools.count(1)
 
@@ -52,8 +52,9 @@ class FakeSpawner(Spawner):
         if self.fail_with:
             raise SpawnError(self.fail_with, f"fake failure for {request.username}", log_tail="it broke\n")
         number = next(_ids)
-        handle = ServerHandle(f"fake{number:060d}", f"fake-{request.slug}", request.volume_name,
-                              f"http://fake-{number}:8888")
+        handle = ServerHandle(
+            f"fake{number:060d}", f"fake-{request.slug}", request.volume_name, f"http://fake-{number}:8888"
+        )
         self.servers[request.username] = FakeServer(request, handle)
         return handle
 
@@ -66,19 +67,33 @@ class FakeSpawner(Spawner):
 
     async def stop(self, handle: ServerHandle) -> None:
         for name, server in list(self.servers.items()):
-            if server.handle.container_id == handle.container_id or server.handle.container_name == handle.container_name:
+            if (
+                server.handle.container_id == handle.container_id
+                or server.handle.container_name == handle.container_name
+            ):
                 del self.servers[name]
 
     async def logs(self, handle: ServerHandle, lines: int = 50) -> str:
         for server in self.servers.values():
-            if handle.container_id in (server.handle.container_id, "") and \
-                    handle.container_name in (server.handle.container_name, ""):
+            if handle.container_id in (server.handle.container_id, "") and handle.container_name in (
+                server.handle.container_name,
+                "",
+            ):
                 return server.log
         return ""
 
     async def list_servers(self) -> list[ServerInfo]:
-        return [ServerInfo(name, server.handle.container_id, server.handle.container_name, server.running,
-                           server.exit_code, server.oom_killed) for name, server in self.servers.items()]
+        return [
+            ServerInfo(
+                name,
+                server.handle.container_id,
+                server.handle.container_name,
+                server.running,
+                server.exit_code,
+                server.oom_killed,
+            )
+            for name, server in self.servers.items()
+        ]
 
     async def remove_data(self, volume_name: str) -> None:
         self.removed_volumes.append(volume_name)

@@ -29,8 +29,9 @@ async def verify_password(password_hash: str | None, password: str) -> bool:
     return await auth_pool.run(verify)
 
 
-async def set_password(accounts: AccountService, name: str, password: str, *, admin: bool = False,
-                       create: bool = True) -> None:
+async def set_password(
+    accounts: AccountService, name: str, password: str, *, admin: bool = False, create: bool = True
+) -> None:
     """Create the user (when ``create``) or change their password; their earlier sessions end."""
     await accounts.set_password_hash(name, await hash_password(password), create=create, admin=admin)
 

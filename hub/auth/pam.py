@@ -6,7 +6,7 @@ import logging
 
 import pamela
 
-from hub.auth import AuthUnavailable, Authenticator, Identity
+from hub.auth import Authenticator, AuthUnavailable, Identity
 from hub.auth.pool import auth_pool
 from hub.names import truncate
 

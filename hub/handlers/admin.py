@@ -10,7 +10,6 @@ import aiohttp_jinja2
 from aiohttp import web
 from aiohttp_session import get_session
 
-from hub.urls import url
 from hub.auth.native import set_password
 from hub.errors import BadRequest, Forbidden
 from hub.handlers.login import require_user
@@ -18,6 +17,7 @@ from hub.image_choice import chosen_image
 from hub.keys import ACCOUNTS, ACTIVITY, SERVERS, SETTINGS, USERS
 from hub.parsing import whole_number
 from hub.security import SessionUser
+from hub.urls import url
 from hub.users import SortKey
 
 routes = web.RouteTableDef()
@@ -53,8 +53,13 @@ async def admin_panel(request: web.Request) -> web.StreamResponse:
     raw_page = query.get("page", "")
     page_number = max(whole_number(raw_page, maximum=999_999) or 1, 1)
     name_filter = query.get("filter", "")[:64]
-    page = await request.app[USERS].page(name_filter=name_filter, sort=sort_key, descending=descending,
-                                         offset=(page_number - 1) * PAGE_SIZE, limit=PAGE_SIZE)
+    page = await request.app[USERS].page(
+        name_filter=name_filter,
+        sort=sort_key,
+        descending=descending,
+        offset=(page_number - 1) * PAGE_SIZE,
+        limit=PAGE_SIZE,
+    )
     session = await get_session(request)
     message = session.pop("flash", None)
     activity = request.app[ACTIVITY]
@@ -129,9 +134,13 @@ async def stop_for_user(request: web.Request) -> web.StreamResponse:
 async def stop_all_confirm(request: web.Request) -> web.StreamResponse:
     await require_admin_user(request)
     active = await request.app[USERS].page(state="active", limit=10**6)
-    context = {"action": url(request, "admin_stop_all"), "title": "Stop all servers?",
-               "question": f"This stops {active.total} running server(s). Users' files are kept.",
-               "volume_choice": False, "button": "Stop all servers"}
+    context = {
+        "action": url(request, "admin_stop_all"),
+        "title": "Stop all servers?",
+        "question": f"This stops {active.total} running server(s). Users' files are kept.",
+        "volume_choice": False,
+        "button": "Stop all servers",
+    }
     return aiohttp_jinja2.render_template("admin_confirm.html", request, context)
 
 
@@ -152,9 +161,14 @@ async def delete_confirm(request: web.Request) -> web.StreamResponse:
     await require_admin_user(request)
     name = request.match_info["name"]
     await request.app[USERS].row(name)
-    context = {"action": url(request, "admin_delete", name=name), "title": f"Delete {name}?",
-               "question": f"This stops the server of {name} and deletes the account.",
-               "volume_choice": True, "button": f"Delete {name}", "name": name}
+    context = {
+        "action": url(request, "admin_delete", name=name),
+        "title": f"Delete {name}?",
+        "question": f"This stops the server of {name} and deletes the account.",
+        "volume_choice": True,
+        "button": f"Delete {name}",
+        "name": name,
+    }
     return aiohttp_jinja2.render_template("admin_confirm.html", request, context)
 
 

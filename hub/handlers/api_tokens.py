@@ -43,8 +43,9 @@ async def create_token(request: web.Request) -> web.StreamResponse:
     expires_in = body.get("expires_in")
     if not isinstance(note, str) or len(note) > MAX_NOTE:
         raise BadRequest(f"note must be text of at most {MAX_NOTE} characters.")
-    if expires_in is not None and (not isinstance(expires_in, int) or isinstance(expires_in, bool)
-                                   or not 0 < expires_in <= MAX_EXPIRES_IN):
+    if expires_in is not None and (
+        not isinstance(expires_in, int) or isinstance(expires_in, bool) or not 0 < expires_in <= MAX_EXPIRES_IN
+    ):
         raise BadRequest(f"expires_in must be a number of seconds from 1 to {MAX_EXPIRES_IN} (ten years).")
     view, token = await request.app[TOKENS].create(name, note, expires_in)
     return web.json_response({**token_model(view), "token": token}, status=201)

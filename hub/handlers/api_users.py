@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -12,11 +12,11 @@ from hub.api_models import API_VERSION, user_model
 from hub.errors import BadRequest, Conflict, HubError
 from hub.handlers.api_auth import api_requester, require_admin, require_manager_of
 from hub.image_choice import chosen_image
-from hub.urls import url
 from hub.keys import ACCOUNTS, ACTIVITY, SERVERS, SETTINGS, USERS
 from hub.models import ServerState
 from hub.parsing import require_whole_number
-from hub.users import UserRow
+from hub.urls import url
+from hub.users import StateFilter, UserRow
 
 routes = web.RouteTableDef()
 PAGINATION = "application/jupyterhub-pagination+json"
@@ -27,9 +27,13 @@ START_WAIT_SECONDS = 10.0
 
 def model_of(request: web.Request, row: UserRow) -> dict[str, Any]:
     activity = request.app[ACTIVITY]
-    return user_model(row, spawning=request.app[SERVERS].is_spawning(row.name),
-                      user_activity=activity.user_latest(row.name), server_activity=activity.server_latest(row.name),
-                      progress_url=url(request, "progress_stream", name=row.name))
+    return user_model(
+        row,
+        spawning=request.app[SERVERS].is_spawning(row.name),
+        user_activity=activity.user_latest(row.name),
+        server_activity=activity.server_latest(row.name),
+        progress_url=url(request, "progress_stream", name=row.name),
+    )
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:
@@ -69,13 +73,15 @@ async def whoami(request: web.Request) -> web.StreamResponse:
 async def list_users(request: web.Request) -> web.StreamResponse:
     await require_admin(request)
     paginated = PAGINATION in request.headers.get("Accept", "")
-    state = request.query.get("state") or None
-    if state not in (None, "active", "inactive", "ready"):
+    raw_state = request.query.get("state") or None
+    if raw_state not in (None, "active", "inactive", "ready"):
         raise BadRequest("state must be one of active, inactive, ready.")
+    state = cast(StateFilter | None, raw_state)
     offset = int_param(request, "offset", 0)
     limit = max(1, int_param(request, "limit", DEFAULT_LIMIT if paginated else 10**9, MAX_LIMIT if paginated else None))
-    page = await request.app[USERS].page(name_filter=request.query.get("name_filter", ""),
-                                         state=state, offset=offset, limit=limit)  # type: ignore[arg-type]
+    page = await request.app[USERS].page(
+        name_filter=request.query.get("name_filter", ""), state=state, offset=offset, limit=limit
+    )
     items = [model_of(request, row) for row in page.rows]
     if not paginated:
         return web.json_response(items)
@@ -167,7 +173,7 @@ async def start_server(request: web.Request) -> web.StreamResponse:
 
     try:
         await asyncio.wait_for(asyncio.shield(finished()), START_WAIT_SECONDS)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return web.Response(status=202)
     last = progress.latest
     if last is not None and last.failed:

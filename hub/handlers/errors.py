@@ -21,7 +21,9 @@ def error_response(request: web.Request, status: int, title: str, message: str, 
     if wants_json(request):
         return web.json_response({"status": status, "message": message}, status=status)
     return aiohttp_jinja2.render_template(
-        "error.html", request, {"status": status, "title": title, "message": message, "log_tail": log_tail},
+        "error.html",
+        request,
+        {"status": status, "title": title, "message": message, "log_tail": log_tail},
         status=status,
     )
 
@@ -43,6 +45,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("unexpected error on %s %s", request.method, request.path)
         return error_response(
-            request, 500, "Something went wrong",
+            request,
+            500,
+            "Something went wrong",
             "The hub hit an unexpected error. It has been logged for the administrator; please try again.",
         )

@@ -15,8 +15,8 @@ from urllib.parse import unquote
 from aiohttp import web
 from aiohttp_session import get_session
 
-from hub.handlers.api_auth import bearer_token
 from hub.config import AuthSection
+from hub.handlers.api_auth import bearer_token
 from hub.keys import ACCOUNTS, ACTIVITY, METRICS, SERVERS, SETTINGS, TOKENS
 from hub.names import truncate
 from hub.origin import ForwardedRequest, refusal
@@ -97,9 +97,15 @@ async def forward_auth(request: web.Request) -> web.StreamResponse:
     reason = refusal(facts, cookie_auth=session is not None)
     if reason is not None:
         metrics.labels("refused").inc()
-        log.info("forward-auth refused %s %s for %s from origin %s (Sec-Fetch-Site %s): %s",
-                 truncate(facts.method, 10), truncate(uri, 80), user.name, truncate(facts.origin or "-", 80),
-                 truncate(facts.fetch_site or "-", 20), reason)
+        log.info(
+            "forward-auth refused %s %s for %s from origin %s (Sec-Fetch-Site %s): %s",
+            truncate(facts.method, 10),
+            truncate(uri, 80),
+            user.name,
+            truncate(facts.origin or "-", 80),
+            truncate(facts.fetch_site or "-", 20),
+            reason,
+        )
         raise web.HTTPForbidden(text=reason + "\n")
     secret = request.app[SERVERS].route_secret(owner)
     if secret is None:

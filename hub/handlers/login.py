@@ -14,8 +14,8 @@ from hub.errors import BadUsername, ServiceUnavailable
 from hub.keys import ACCESS_POLICY, ACCOUNTS, AUTHENTICATOR, LOGIN_THROTTLE, SETTINGS, TRUSTED_PROXIES
 from hub.login_guard import LockedOut
 from hub.names import normalize_username, truncate
-from hub.urls import url
 from hub.security import SessionUser, safe_next_url, session_user, start_session
+from hub.urls import url
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()

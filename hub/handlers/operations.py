@@ -56,13 +56,25 @@ async def health(request: web.Request) -> web.StreamResponse:
         warnings += await storage_problems(request.app[SPAWNER])
     status = "degraded" if not (docker_ok and traefik_ok) else "warning" if warnings else "ok"
     if wants_text(request):
-        lines = [f"status: {status}", f"version: {__version__}",
-                 f"docker: {'reachable' if docker_ok else 'NOT reachable'}",
-                 f"traefik: {'reachable' if traefik_ok else 'NOT reachable'}",
-                 *(disk.as_text() for disk in disks), *(f"WARNING: {warning}" for warning in warnings)]
+        lines = [
+            f"status: {status}",
+            f"version: {__version__}",
+            f"docker: {'reachable' if docker_ok else 'NOT reachable'}",
+            f"traefik: {'reachable' if traefik_ok else 'NOT reachable'}",
+            *(disk.as_text() for disk in disks),
+            *(f"WARNING: {warning}" for warning in warnings),
+        ]
         return web.Response(text="\n".join(lines) + "\n")
-    return web.json_response({"status": status, "version": __version__, "docker": docker_ok, "traefik": traefik_ok,
-                              "disks": [disk.as_json() for disk in disks], "warnings": warnings})
+    return web.json_response(
+        {
+            "status": status,
+            "version": __version__,
+            "docker": docker_ok,
+            "traefik": traefik_ok,
+            "disks": [disk.as_json() for disk in disks],
+            "warnings": warnings,
+        }
+    )
 
 
 @routes.get("/hub/metrics", name="metrics")

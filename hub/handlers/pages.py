@@ -5,7 +5,6 @@ from __future__ import annotations
 import aiohttp_jinja2
 from aiohttp import web
 
-from hub.urls import url
 from hub.errors import BadUsername, Forbidden
 from hub.handlers.login import require_user
 from hub.image_choice import chosen_image
@@ -13,6 +12,7 @@ from hub.keys import SERVERS, SETTINGS
 from hub.models import ServerState
 from hub.names import truncate, user_prefix, validate_username
 from hub.security import SessionUser
+from hub.urls import url
 
 routes = web.RouteTableDef()
 
@@ -65,8 +65,11 @@ async def spawn_form(request: web.Request) -> web.StreamResponse:
 async def spawn_submit(request: web.Request) -> web.StreamResponse:
     user = await require_user(request)
     form = await request.post()
-    image = chosen_image(request.app[SETTINGS], form.get("image"),
-                         hint=" Go back to the spawn form and pick one of the images listed there.")
+    image = chosen_image(
+        request.app[SETTINGS],
+        form.get("image"),
+        hint=" Go back to the spawn form and pick one of the images listed there.",
+    )
     await request.app[SERVERS].start(user.name, image)
     raise web.HTTPSeeOther(pending_url(request, user.name))
 
@@ -82,9 +85,14 @@ async def spawn_pending(request: web.Request) -> web.StreamResponse:
     view = await servers.view(name)
     if view is not None and view.state == ServerState.FAILED and not servers.is_spawning(name):
         return aiohttp_jinja2.render_template(
-            "error.html", request,
-            {"status": 500, "title": "Your server could not start", "message": view.error or "",
-             "log_tail": view.error_log or ""},
+            "error.html",
+            request,
+            {
+                "status": 500,
+                "title": "Your server could not start",
+                "message": view.error or "",
+                "log_tail": view.error_log or "",
+            },
             status=500,
         )
     if progress is None or view is None or view.state == ServerState.STOPPED:

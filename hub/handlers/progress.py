@@ -40,8 +40,9 @@ async def progress_stream(request: web.Request) -> web.StreamResponse:
             final = ProgressEvent(100, view.error or "Your server could not start.", failed=True)
         else:
             raise NotFound("This user's server is not starting.")
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-                                           "X-Accel-Buffering": "no"})
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
     await response.prepare(request)
     if progress is None:
         await send(response, final)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import aiohttp_jinja2
 from aiohttp import web
 
-from hub.urls import url
 from hub.errors import BadRequest
 from hub.handlers.login import require_user
-from hub.parsing import whole_number
 from hub.keys import TOKENS
+from hub.parsing import whole_number
+from hub.urls import url
 
 routes = web.RouteTableDef()
 EXPIRY_CHOICES = {"": None, "3600": 3600, "86400": 86400, "604800": 604800, "2592000": 2592000}

@@ -32,8 +32,9 @@ def live_hub(hub_factory: HubFactory) -> HubProcess:
 
 
 def api(hub: HubProcess, token: str, method: str, path: str, **kwargs: object) -> requests.Response:
-    return requests.request(method, f"{hub.url}/hub/api{path}", headers={"Authorization": f"token {token}"},
-                            timeout=30, **kwargs)  # type: ignore[arg-type]
+    return requests.request(
+        method, f"{hub.url}/hub/api{path}", headers={"Authorization": f"token {token}"}, timeout=30, **kwargs
+    )  # type: ignore[arg-type]
 
 
 def test_removing_a_logged_in_admin_with_the_cli_ends_their_cookies_and_tokens(live_hub: HubProcess) -> None:

@@ -65,8 +65,9 @@ def test_an_admin_runs_the_hub_from_the_panel(hub: HubProcess, page: Page) -> No
 def test_the_panel_filters_sorts_and_pages(hub: HubProcess, page: Page) -> None:
     token = hub.token("admin")
     names = [f"student{number:03d}" for number in range(120)]
-    created = requests.post(f"{hub.url}/hub/api/users", json={"usernames": names},
-                            headers={"Authorization": f"token {token}"}, timeout=60)
+    created = requests.post(
+        f"{hub.url}/hub/api/users", json={"usernames": names}, headers={"Authorization": f"token {token}"}, timeout=60
+    )
     assert created.status_code == 201
     log_in(page, hub, "admin")
     page.goto(f"{hub.url}/hub/admin?filter=student")
@@ -90,5 +91,3 @@ def test_a_non_admin_gets_403_on_the_panel(hub: HubProcess, page: Page) -> None:
     assert response is not None and response.status == 403
     expect(page.get_by_role("alert")).to_have_text("Only admins may use the admin panel.")
     assert requests.post(f"{hub.url}/hub/admin/users/bob/stop", timeout=30).status_code in (302, 403)
-
-

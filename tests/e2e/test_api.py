@@ -170,15 +170,24 @@ def test_tokens_can_be_made_expire_and_be_revoked(hub: HubProcess, alice: Api) -
 
 
 def test_a_token_opens_its_owners_server_only(hub: HubProcess, tokens: dict[str, str], alice_running: None) -> None:
-    mine = requests.get(f"{hub.url}/user/alice/files", headers={"Authorization": f"token {tokens['alice']}"},
-                        timeout=30, allow_redirects=False)
+    mine = requests.get(
+        f"{hub.url}/user/alice/files",
+        headers={"Authorization": f"token {tokens['alice']}"},
+        timeout=30,
+        allow_redirects=False,
+    )
     assert mine.status_code == 200
     assert mine.json()["headers"]["Authorization"] != f"token {tokens['alice']}"  # the route's own token replaced it
-    theirs = requests.get(f"{hub.url}/user/alice/files", headers={"Authorization": f"token {tokens['bob']}"},
-                          timeout=30, allow_redirects=False)
+    theirs = requests.get(
+        f"{hub.url}/user/alice/files",
+        headers={"Authorization": f"token {tokens['bob']}"},
+        timeout=30,
+        allow_redirects=False,
+    )
     assert theirs.status_code == 403
-    forged = requests.get(f"{hub.url}/user/alice/files", headers={"Authorization": "token forged"},
-                          timeout=30, allow_redirects=False)
+    forged = requests.get(
+        f"{hub.url}/user/alice/files", headers={"Authorization": "token forged"}, timeout=30, allow_redirects=False
+    )
     assert forged.status_code == 401
 
 

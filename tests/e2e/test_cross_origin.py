@@ -135,7 +135,8 @@ def wait_for_file(user: HubUser, name: str, timeout: float = 20) -> dict[str, An
 
 
 def test_a_page_on_another_port_cannot_start_terminals_or_kernels_or_open_their_sockets(
-        hub: HubProcess, alice: HubUser, attack_site: AttackSite, page: Page) -> None:
+    hub: HubProcess, alice: HubUser, attack_site: AttackSite, page: Page
+) -> None:
     terminal = alice.send("POST", "/user/alice/api/terminals")
     assert terminal.status_code == 200, terminal.text
     kernel = alice.send("POST", "/user/alice/api/kernels", json={})
@@ -147,8 +148,12 @@ def test_a_page_on_another_port_cannot_start_terminals_or_kernels_or_open_their_
     expect(page.get_by_test_id("username")).to_have_text("alice")
     page.goto(f"{hub.url}/user/alice/lab")
     page.wait_for_selector(".jp-LauncherCard", timeout=60_000)  # her session reaches her server
-    attack_site.page = ATTACK % {"hub": json.dumps(hub.url), "user": json.dumps("alice"),
-                                 "terminal": quote(terminal.json()["name"]), "kernel": quote(kernel.json()["id"])}
+    attack_site.page = ATTACK % {
+        "hub": json.dumps(hub.url),
+        "user": json.dumps("alice"),
+        "terminal": quote(terminal.json()["name"]),
+        "kernel": quote(kernel.json()["id"]),
+    }
     page.goto(attack_site.url)
     page.wait_for_function("window.results !== undefined", timeout=40_000)
     sockets = page.evaluate("window.results")
@@ -158,17 +163,25 @@ def test_a_page_on_another_port_cannot_start_terminals_or_kernels_or_open_their_
         "sockets": {name: sockets[name] for name in ("terminal", "kernel")},
         "new terminals": names(alice, "/user/alice/api/terminals", "name") - terminals_before,
         "new kernels": names(alice, "/user/alice/api/kernels", "id") - kernels_before,
-        "files written": [trace for trace in ("pwned-by-terminal.txt", "pwned-by-kernel.txt")
-                          if alice.get(f"/user/alice/api/contents/{trace}").status_code != 404],
+        "files written": [
+            trace
+            for trace in ("pwned-by-terminal.txt", "pwned-by-kernel.txt")
+            if alice.get(f"/user/alice/api/contents/{trace}").status_code != 404
+        ],
     }
-    assert seen == {"sockets": {"terminal": "failed", "kernel": "failed"}, "new terminals": set(),
-                    "new kernels": set(), "files written": []}
+    assert seen == {
+        "sockets": {"terminal": "failed", "kernel": "failed"},
+        "new terminals": set(),
+        "new kernels": set(),
+        "files written": [],
+    }
     assert (sockets["api/terminals"], sockets["api/kernels"]) == ("sent", "sent")  # no-cors: sent, answer unreadable
     assert "forward-auth refused POST /user/alice/api/terminals for alice" in hub.log()
 
 
 def test_jupyterlab_on_the_hub_runs_cells_saves_a_notebook_and_opens_a_terminal(
-        hub: HubProcess, alice: HubUser, page: Page) -> None:
+    hub: HubProcess, alice: HubUser, page: Page
+) -> None:
     log_in(page, hub, "alice")
     expect(page.get_by_test_id("username")).to_have_text("alice")
     page.goto(f"{hub.url}/user/alice/lab")
@@ -196,7 +209,8 @@ def test_jupyterlab_on_the_hub_runs_cells_saves_a_notebook_and_opens_a_terminal(
 
 
 def test_a_script_with_a_token_needs_no_origin_but_a_cookie_alone_must_bring_one(
-        hub: HubProcess, alice: HubUser) -> None:
+    hub: HubProcess, alice: HubUser
+) -> None:
     new_file = {"type": "file", "format": "text", "content": "from a script"}
     cookie_only = alice.http.put(f"{hub.url}/user/alice/api/contents/by-cookie.txt", json=new_file, timeout=30)
     assert cookie_only.status_code == 403
@@ -205,8 +219,14 @@ def test_a_script_with_a_token_needs_no_origin_but_a_cookie_alone_must_bring_one
 
     token = hub.token("alice")
     deadline = time.monotonic() + 15  # the hub learns of a token made by the command line within seconds
-    while (by_token := requests.put(f"{hub.url}/user/alice/api/contents/by-token.txt", json=new_file, timeout=30,
-                                    headers={"Authorization": f"token {token}"})).status_code == 401:
+    while (
+        by_token := requests.put(
+            f"{hub.url}/user/alice/api/contents/by-token.txt",
+            json=new_file,
+            timeout=30,
+            headers={"Authorization": f"token {token}"},
+        )
+    ).status_code == 401:
         if time.monotonic() > deadline:
             break
         time.sleep(0.5)

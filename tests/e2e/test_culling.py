@@ -28,13 +28,32 @@ async def keep_a_kernel_busy(base_url: str, cookies: dict[str, str], prefix: str
         channels = f"{base_url.replace('http', 'ws', 1)}{prefix}api/kernels/{kernel['id']}/channels"
         async with http.ws_connect(channels, origin=origin) as socket:
             message_id = uuid.uuid4().hex
-            await socket.send_str(json.dumps({
-                "header": {"msg_id": message_id, "msg_type": "execute_request", "username": "", "session": uuid.uuid4().hex,
-                           "version": "5.3", "date": ""},
-                "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-                "content": {"code": LOOP, "silent": False, "store_history": False, "user_expressions": {},
-                            "allow_stdin": False, "stop_on_error": True},
-            }))
+            await socket.send_str(
+                json.dumps(
+                    {
+                        "header": {
+                            "msg_id": message_id,
+                            "msg_type": "execute_request",
+                            "username": "",
+                            "session": uuid.uuid4().hex,
+                            "version": "5.3",
+                            "date": "",
+                        },
+                        "parent_header": {},
+                        "metadata": {},
+                        "channel": "shell",
+                        "buffers": [],
+                        "content": {
+                            "code": LOOP,
+                            "silent": False,
+                            "store_history": False,
+                            "user_expressions": {},
+                            "allow_stdin": False,
+                            "stop_on_error": True,
+                        },
+                    }
+                )
+            )
             async for frame in socket:
                 data = json.loads(frame.data)
                 if data.get("msg_type") == "stream" and data.get("parent_header", {}).get("msg_id") == message_id:

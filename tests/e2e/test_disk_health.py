@@ -46,8 +46,9 @@ def test_health_reads_as_text_too(nearly_full: HubProcess) -> None:
     assert "docker: reachable" in lines and "traefik: reachable" in lines
     assert any(line.startswith("data disk: ") and " free of " in line for line in lines)
     assert any(line.startswith("WARNING: The data disk is nearly full") for line in lines)
-    assert requests.get(f"{nearly_full.url}/hub/health", headers={"Accept": "text/plain"},
-                        timeout=30).text.startswith("status: warning\n")
+    assert requests.get(f"{nearly_full.url}/hub/health", headers={"Accept": "text/plain"}, timeout=30).text.startswith(
+        "status: warning\n"
+    )
 
 
 def test_the_admin_reads_the_warning_in_the_log_once(nearly_full: HubProcess) -> None:
@@ -59,11 +60,13 @@ def test_the_admin_reads_the_warning_in_the_log_once(nearly_full: HubProcess) ->
     assert "WARNING" in warned[0] and str(data_dir) in warned[0]  # the log names the folder
 
 
-def test_health_warns_of_a_volume_size_limit_docker_cannot_enforce(hub_factory: HubFactory, run_prefix: str,
-                                                                   docker_client: docker.DockerClient) -> None:
+def test_health_warns_of_a_volume_size_limit_docker_cannot_enforce(
+    hub_factory: HubFactory, run_prefix: str, docker_client: docker.DockerClient
+) -> None:
     try:
-        docker_client.volumes.create(f"{run_prefix}-probe-{secrets.token_hex(2)}", driver_opts={"size": "1m"},
-                                     labels={RUN_LABEL: run_prefix}).remove()
+        docker_client.volumes.create(
+            f"{run_prefix}-probe-{secrets.token_hex(2)}", driver_opts={"size": "1m"}, labels={RUN_LABEL: run_prefix}
+        ).remove()
     except docker.errors.APIError:
         pass
     else:
@@ -71,6 +74,8 @@ def test_health_warns_of_a_volume_size_limit_docker_cannot_enforce(hub_factory: 
     hub = hub_factory(spawner={"volume_size": "10g"})
     health = requests.get(f"{hub.url}/hub/health", timeout=30).json()
     assert health["status"] == "warning"
-    assert any(warning.startswith("spawner.volume_size is 10g, but Docker here cannot limit volume sizes")
-               for warning in health["warnings"])
+    assert any(
+        warning.startswith("spawner.volume_size is 10g, but Docker here cannot limit volume sizes")
+        for warning in health["warnings"]
+    )
     assert "spawner.volume_size is 10g" in hub.log()  # and the admin reads it in the log

@@ -57,7 +57,7 @@ def test_twenty_users_start_at_once_with_five_slots(hub_factory: HubFactory) -> 
     users = [log_in(hub, f"storm{number:02d}") for number in range(20)]
     with ThreadPoolExecutor(max_workers=20) as pool:
         results = list(pool.map(start_and_follow, users))
-    for user, events in zip(users, results):
+    for user, events in zip(users, results, strict=True):
         assert events[-1].get("ready") is True, (user.name, events[-1])
         assert user.get(f"/user/{user.name}/check").status_code == 200
     places = [event["message"] for events in results for event in events if "in line" in event["message"]]
@@ -66,8 +66,9 @@ def test_twenty_users_start_at_once_with_five_slots(hub_factory: HubFactory) -> 
     assert max(int(message.split("number ")[1].split()[0]) for message in places) >= 10
 
 
-def test_a_hub_killed_mid_storm_leaves_nothing_orphaned(hub_factory: HubFactory,
-                                                        docker_client: docker.DockerClient) -> None:
+def test_a_hub_killed_mid_storm_leaves_nothing_orphaned(
+    hub_factory: HubFactory, docker_client: docker.DockerClient
+) -> None:
     hub = hub_factory(auth=DUMMY, lifecycle={"concurrent_spawns": 5, **FAST})
     users = [log_in(hub, f"kill{number:02d}") for number in range(20)]
     with ThreadPoolExecutor(max_workers=20) as pool:
@@ -102,19 +103,32 @@ def test_a_hub_killed_mid_storm_leaves_nothing_orphaned(hub_factory: HubFactory,
     assert {volume.attrs["Labels"]["hub.username"] for volume in volumes} <= {user.name for user in users}
 
 
-def test_a_server_that_runs_out_of_memory_is_reported(hub_factory: HubFactory, base_image: str,
-                                                      echo_command: list[str]) -> None:
-    grow = ("import threading, time\n"
-            "threading.Thread(target=lambda: exec(compile(" + repr(echo_command[2]) + ", 'echo', 'exec'), {}),"
-            " daemon=True).start()\n"
-            "time.sleep(4)\n"
-            "hog = [bytearray(16 * 1024 * 1024) for _ in range(64)]\n"
-            "time.sleep(60)\n")
-    images = [{"name": "hog", "image": base_image, "jupyter": False, "port": 8000, "volume_mount": "/data",
-               "mem_limit": "96m", "command": ["python3", "-c", grow]}]
+def test_a_server_that_runs_out_of_memory_is_reported(
+    hub_factory: HubFactory, base_image: str, echo_command: list[str]
+) -> None:
+    grow = (
+        "import threading, time\n"
+        "threading.Thread(target=lambda: exec(compile(" + repr(echo_command[2]) + ", 'echo', 'exec'), {}),"
+        " daemon=True).start()\n"
+        "time.sleep(4)\n"
+        "hog = [bytearray(16 * 1024 * 1024) for _ in range(64)]\n"
+        "time.sleep(60)\n"
+    )
+    images = [
+        {
+            "name": "hog",
+            "image": base_image,
+            "jupyter": False,
+            "port": 8000,
+            "volume_mount": "/data",
+            "mem_limit": "96m",
+            "command": ["python3", "-c", grow],
+        }
+    ]
     hub = hub_factory(auth=DUMMY, images=images, lifecycle=FAST)
     carol = log_in(hub, "carol")
     assert start_and_follow(carol, "hog")[-1].get("ready") is True
+
     def reported() -> str | None:
         text = carol.get("/hub/home").text
         return text if "out of memory" in text else None
@@ -155,8 +169,9 @@ def test_docker_away_is_a_clear_message_not_a_500(hub_factory: HubFactory, run_p
     assert health["docker"] is False and health["status"] == "degraded"
 
 
-def test_sigterm_leaves_running_servers_and_ends_starts_cleanly(hub_factory: HubFactory,
-                                                                docker_client: docker.DockerClient) -> None:
+def test_sigterm_leaves_running_servers_and_ends_starts_cleanly(
+    hub_factory: HubFactory, docker_client: docker.DockerClient
+) -> None:
     hub = hub_factory(auth=DUMMY, lifecycle=FAST)
     frank = log_in(hub, "frank")
     assert start_and_follow(frank)[-1].get("ready") is True
@@ -168,8 +183,10 @@ def test_sigterm_leaves_running_servers_and_ends_starts_cleanly(hub_factory: Hub
     hub.process.send_signal(signal.SIGTERM)
     assert hub.process.wait(40) == 0
     assert time.monotonic() - began < 35
-    names = {c.labels["hub.username"] for c in docker_client.containers.list(
-        filters={"label": [f"hub.prefix={hub.prefix}", f"{RUN_LABEL}"]})}
+    names = {
+        c.labels["hub.username"]
+        for c in docker_client.containers.list(filters={"label": [f"hub.prefix={hub.prefix}", f"{RUN_LABEL}"]})
+    }
     assert "frank" in names and "gina" not in names
     hub.start()
     assert frank.get("/user/frank/still-here").status_code == 200
@@ -181,10 +198,19 @@ def test_a_container_nobody_knows_is_reported_and_removed_when_configured(
     hub_factory: HubFactory, docker_client: docker.DockerClient, base_image: str, run_prefix: str
 ) -> None:
     hub = hub_factory(auth=DUMMY, lifecycle={**FAST, "unknown_containers": "remove"})
-    labels = {"hub.managed": "true", "hub.prefix": hub.prefix, "hub.user": "stray", "hub.username": "stray",
-              RUN_LABEL: run_prefix}
-    stray = docker_client.containers.run(base_image, ["sleep", "300"], detach=True, labels=labels,
-                                         name=f"{hub.prefix}-user-stray", init=True)
-    wait_for(lambda: not docker_client.containers.list(all=True, filters={"id": stray.id}), 30,
-             "the stray container to be removed")
+    labels = {
+        "hub.managed": "true",
+        "hub.prefix": hub.prefix,
+        "hub.user": "stray",
+        "hub.username": "stray",
+        RUN_LABEL: run_prefix,
+    }
+    stray = docker_client.containers.run(
+        base_image, ["sleep", "300"], detach=True, labels=labels, name=f"{hub.prefix}-user-stray", init=True
+    )
+    wait_for(
+        lambda: not docker_client.containers.list(all=True, filters={"id": stray.id}),
+        30,
+        "the stray container to be removed",
+    )
     assert "removing container" in hub.log() and "belongs to no user of this hub" in hub.log()

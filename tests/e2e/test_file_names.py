@@ -51,8 +51,12 @@ def contents(user: HubUser, path: str) -> str:
 
 
 def put_text(user: HubUser, path: str, text: str) -> dict[str, object]:
-    response = user.http.put(contents(user, path), json={"type": "file", "format": "text", "content": text},
-                             headers=user.origin_header, timeout=30)
+    response = user.http.put(
+        contents(user, path),
+        json={"type": "file", "format": "text", "content": text},
+        headers=user.origin_header,
+        timeout=30,
+    )
     assert response.status_code in (200, 201), (path, response.status_code, response.text[:300])
     return response.json()
 
@@ -73,8 +77,9 @@ def test_create_open_rename_and_download_awkward_names(alice: HubUser, name: str
     assert renamed.json()["path"] == new_name
     assert alice.http.get(contents(alice, name), timeout=30).status_code == 404
 
-    download = alice.http.get(f"{alice.base_url}/user/alice/files/{encoded(new_name)}",
-                              params={"download": "1"}, timeout=30)
+    download = alice.http.get(
+        f"{alice.base_url}/user/alice/files/{encoded(new_name)}", params={"download": "1"}, timeout=30
+    )
     assert download.status_code == 200, download.text[:300]
     assert download.content == text.encode()
     disposition = download.headers["Content-Disposition"]
@@ -109,26 +114,29 @@ def test_bob_reaches_his_echo_server(bob: HubUser) -> None:
     assert status == 200 and reached_bobs_server(body)
 
 
-@pytest.mark.parametrize("path", [
-    "/user/alice/..%2Fbob/echo",
-    "/user/alice/..%2fbob/echo",
-    "/user/alice%2F..%2Fbob/echo",
-    "/user/alice/%2e%2e/bob/echo",
-    "/user/alice/%2E%2E%2Fbob/echo",
-    "/user/alice/%2e%2e%2f%2e%2e%2fuser/bob/echo",
-    "/user/alice/%252e%252e/bob/echo",
-    "/user/alice/%252e%252e%252fbob/echo",
-    "/user/alice/..%5Cbob/echo",
-    "/user/alice%5C..%5Cbob/echo",
-    "/user/alice/..;/bob/echo",
-    "/user/alice/..%3B/bob/echo",
-    "/user/alice/x%00/../../bob/echo",
-    "/user/alice/%3F/../../bob/echo",
-    "/user/alice/%23/../../bob/echo",
-    "/user/alice/api/contents/..%2F..%2F..%2Fbob/echo",
-    "/user/bob/echo",
-    "/user/bob%2Fecho",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/user/alice/..%2Fbob/echo",
+        "/user/alice/..%2fbob/echo",
+        "/user/alice%2F..%2Fbob/echo",
+        "/user/alice/%2e%2e/bob/echo",
+        "/user/alice/%2E%2E%2Fbob/echo",
+        "/user/alice/%2e%2e%2f%2e%2e%2fuser/bob/echo",
+        "/user/alice/%252e%252e/bob/echo",
+        "/user/alice/%252e%252e%252fbob/echo",
+        "/user/alice/..%5Cbob/echo",
+        "/user/alice%5C..%5Cbob/echo",
+        "/user/alice/..;/bob/echo",
+        "/user/alice/..%3B/bob/echo",
+        "/user/alice/x%00/../../bob/echo",
+        "/user/alice/%3F/../../bob/echo",
+        "/user/alice/%23/../../bob/echo",
+        "/user/alice/api/contents/..%2F..%2F..%2Fbob/echo",
+        "/user/bob/echo",
+        "/user/bob%2Fecho",
+    ],
+)
 def test_encoded_paths_from_alices_prefix_never_reach_bobs_server(alice: HubUser, bob: HubUser, path: str) -> None:
     origin = {"Origin": alice.base_url}
     for method in ("GET", "POST"):
@@ -149,12 +157,15 @@ def raw_request(user: HubUser, method: str, path: str, headers: dict[str, str]) 
     return response.status, body, dict(response.getheaders())
 
 
-@pytest.mark.parametrize("path", [
-    "/user/alice/api/contents/..%2F..%2F..%2Fetc%2Fpasswd",
-    "/user/alice/api/contents/a%2fb",
-    "/user/alice/api/contents/..%5C..%5Cx",
-    "/user/alice/api/contents/x%00.txt",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/user/alice/api/contents/..%2F..%2F..%2Fetc%2Fpasswd",
+        "/user/alice/api/contents/a%2fb",
+        "/user/alice/api/contents/..%5C..%5Cx",
+        "/user/alice/api/contents/x%00.txt",
+    ],
+)
 def test_the_proxy_refuses_encoded_slashes_backslashes_and_nuls(alice: HubUser, path: str) -> None:
     """JupyterLab never sends them; refused before any server reads them, there can be no split view."""
     status, body, _ = raw_request(alice, "GET", path, {})
@@ -163,8 +174,12 @@ def test_the_proxy_refuses_encoded_slashes_backslashes_and_nuls(alice: HubUser, 
 
 def test_header_names_that_alias_managed_headers_do_not_reach_the_server(bob: HubUser) -> None:
     """X_Forwarded_User reads as X-Forwarded-User to CGI/WSGI-style apps; Traefik drops such names."""
-    forged = {"X_Forwarded_User": "alice", "X.Forwarded.For": "203.0.113.9", "Authorization_": "token forged",
-              "Remote_User": "alice"}
+    forged = {
+        "X_Forwarded_User": "alice",
+        "X.Forwarded.For": "203.0.113.9",
+        "Authorization_": "token forged",
+        "Remote_User": "alice",
+    }
     status, body, _ = bob.raw_get("/user/bob/echo", headers=forged)
     assert status == 200, body[:200]
     seen = {name.lower() for name in json.loads(body)["headers"]}

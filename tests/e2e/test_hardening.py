@@ -45,10 +45,15 @@ def seen_by_server(user_or_token: HubUser | str, hub: HubProcess, path: str = "/
 
 
 def test_admins_cannot_reach_a_server_without_admin_access_but_a_named_service_can(
-        hub: HubProcess, alice: HubUser) -> None:
+    hub: HubProcess, alice: HubUser
+) -> None:
     admin_token = hub.token("admin")
-    minted = requests.post(f"{hub.url}/hub/api/users/alice/tokens", json={"note": "let me in"},
-                           headers={"Authorization": f"token {admin_token}"}, timeout=30)
+    minted = requests.post(
+        f"{hub.url}/hub/api/users/alice/tokens",
+        json={"note": "let me in"},
+        headers={"Authorization": f"token {admin_token}"},
+        timeout=30,
+    )
     assert minted.status_code == 403  # the way in that the review found
     assert seen_by_server(admin_token, hub)[0] == 403
     admin = HubUser(hub.url, "admin")
@@ -116,8 +121,11 @@ def test_the_first_admin_link_comes_from_a_command_and_works_once(hub_factory: H
     token = link.split("token=", 1)[1]
     page = owner.get(f"/hub/setup?token={token}")
     assert page.status_code == 200
-    done = owner.post_form("/hub/setup", {"token": token, "username": "root", "password": "a good password",
-                                          "password_again": "a good password"}, xsrf_from=f"/hub/setup?token={token}")
+    done = owner.post_form(
+        "/hub/setup",
+        {"token": token, "username": "root", "password": "a good password", "password_again": "a good password"},
+        xsrf_from=f"/hub/setup?token={token}",
+    )
     assert done.url.endswith("/hub/home")
     assert HubUser(fresh.url, "other").get(f"/hub/setup?token={token}").status_code == 404
     assert fresh.cli("setup-link").returncode != 0  # the hub has an admin now

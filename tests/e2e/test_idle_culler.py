@@ -40,16 +40,27 @@ def test_the_idle_culler_stops_an_idle_server_and_leaves_an_active_one(hub_facto
     worker.start()
     time.sleep(1)
     culler = subprocess.Popen(
-        [sys.executable, "-m", "jupyterhub_idle_culler", f"--url={hub.internal_url}/hub/api",
-         f"--timeout={TIMEOUT}", "--cull-every=2", "--api-page-size=1"],
-        env={**os.environ, "JUPYTERHUB_API_TOKEN": token}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "jupyterhub_idle_culler",
+            f"--url={hub.internal_url}/hub/api",
+            f"--timeout={TIMEOUT}",
+            "--cull-every=2",
+            "--api-page-size=1",
+        ],
+        env={**os.environ, "JUPYTERHUB_API_TOKEN": token},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 40
         idle_state = None
         while time.monotonic() < deadline:
-            model = requests.get(f"{hub.url}/hub/api/users/idle", headers={"Authorization": f"token {token}"},
-                                 timeout=30).json()
+            model = requests.get(
+                f"{hub.url}/hub/api/users/idle", headers={"Authorization": f"token {token}"}, timeout=30
+            ).json()
             idle_state = model["servers"]
             if not idle_state:
                 break

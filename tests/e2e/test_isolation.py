@@ -20,8 +20,11 @@ def alice(hub: HubProcess) -> HubUser:
     user = HubUser(hub.url, "alice")
     assert user.login(password_of("alice")).url.endswith("/hub/home")
     assert user.start("jupyterlab").get("ready") is True
-    response = user.send("PUT", f"/user/alice/api/contents/{SECRET_FILE}",
-                         json={"type": "file", "format": "text", "content": "only for alice"})
+    response = user.send(
+        "PUT",
+        f"/user/alice/api/contents/{SECRET_FILE}",
+        json={"type": "file", "format": "text", "content": "only for alice"},
+    )
     assert response.status_code in (200, 201), response.text
     return user
 
@@ -40,18 +43,21 @@ def test_alice_reads_her_own_files(alice: HubUser) -> None:
     assert SECRET_FILE in [item["name"] for item in response.json()["content"]]
 
 
-@pytest.mark.parametrize("path", [
-    "/user/alice/api/contents",
-    "/user/alice/",
-    "/user/bob/../alice/api/contents",
-    "/user/bob/%2e%2e/alice/api/contents",
-    "/user/bob/%2E%2E%2Falice/api/contents",
-    "/user/bob/..%2falice/api/contents",
-    "/user/bob/%252e%252e/alice/api/contents",
-    "//user/alice/api/contents",
-    "/user/./alice/api/contents",
-    "/user/alice%2fapi/contents",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/user/alice/api/contents",
+        "/user/alice/",
+        "/user/bob/../alice/api/contents",
+        "/user/bob/%2e%2e/alice/api/contents",
+        "/user/bob/%2E%2E%2Falice/api/contents",
+        "/user/bob/..%2falice/api/contents",
+        "/user/bob/%252e%252e/alice/api/contents",
+        "//user/alice/api/contents",
+        "/user/./alice/api/contents",
+        "/user/alice%2fapi/contents",
+    ],
+)
 def test_bob_cannot_open_alices_server(alice: HubUser, bob: HubUser, path: str) -> None:
     status, body, _ = bob.raw_get(path)
     assert SECRET_FILE not in body
@@ -68,14 +74,16 @@ def test_a_visitor_without_session_is_sent_to_the_login_page(alice: HubUser, hub
     assert "Log in" in followed.text
 
 
-def test_the_container_refuses_requests_that_bypass_traefik(alice: HubUser, hub: HubProcess,
-                                                             docker_client: docker.DockerClient) -> None:
+def test_the_container_refuses_requests_that_bypass_traefik(
+    alice: HubUser, hub: HubProcess, docker_client: docker.DockerClient
+) -> None:
     container = docker_client.containers.get(f"{hub.prefix}-user-alice")
     address = next(iter(container.attrs["NetworkSettings"]["Networks"].values()))["IPAddress"]
     direct = requests.get(f"http://{address}:8888/user/alice/api/contents", timeout=10)
     assert direct.status_code == 403
-    forged = requests.get(f"http://{address}:8888/user/alice/api/contents",
-                          headers={"Authorization": "token guessed"}, timeout=10)
+    forged = requests.get(
+        f"http://{address}:8888/user/alice/api/contents", headers={"Authorization": "token guessed"}, timeout=10
+    )
     assert forged.status_code == 403
 
 

@@ -47,17 +47,20 @@ def test_pages_for_visitors_carry_the_headers(hub: HubProcess, path: str) -> Non
     assert_secured(response)
 
 
-@pytest.mark.parametrize("path, status", [
-    ("/hub/home", 200),
-    ("/hub/spawn", 200),
-    ("/hub/token", 200),
-    ("/hub/no-such-page", 404),
-    ("/hub/admin", 403),
-    ("/hub/api/user", 200),
-    ("/hub/api/users/bob", 403),
-    ("/hub/api/users/bob/server/progress", 403),
-    ("/user/alice/", 503),
-])
+@pytest.mark.parametrize(
+    "path, status",
+    [
+        ("/hub/home", 200),
+        ("/hub/spawn", 200),
+        ("/hub/token", 200),
+        ("/hub/no-such-page", 404),
+        ("/hub/admin", 403),
+        ("/hub/api/user", 200),
+        ("/hub/api/users/bob", 403),
+        ("/hub/api/users/bob/server/progress", 403),
+        ("/user/alice/", 503),
+    ],
+)
 def test_pages_errors_and_json_carry_the_headers(alice: HubUser, path: str, status: int) -> None:
     response = alice.get(path, allow_redirects=False)
     assert response.status_code == status, (path, response.text[:200])
@@ -65,17 +68,23 @@ def test_pages_errors_and_json_carry_the_headers(alice: HubUser, path: str, stat
 
 
 def test_redirects_and_refusals_carry_the_headers(hub: HubProcess) -> None:
-    for response in (requests.get(f"{hub.url}/hub/home", allow_redirects=False, timeout=30),
-                     requests.post(f"{hub.url}/hub/login", data={"username": "x"}, allow_redirects=False, timeout=30),
-                     requests.get(f"{hub.url}/hub/api/users", timeout=30)):
+    for response in (
+        requests.get(f"{hub.url}/hub/home", allow_redirects=False, timeout=30),
+        requests.post(f"{hub.url}/hub/login", data={"username": "x"}, allow_redirects=False, timeout=30),
+        requests.get(f"{hub.url}/hub/api/users", timeout=30),
+    ):
         assert response.status_code in (302, 303, 400, 401, 403), (response.url, response.status_code)
         assert_secured(response)
 
 
 def test_forward_auth_answers_stay_bare(hub: HubProcess) -> None:
     """Forward-auth answers only Traefik; its answers carry none of the page headers."""
-    response = requests.get(f"{hub.internal_url}/hub/forward-auth/alice", allow_redirects=False, timeout=30,
-                            headers={"X-Forwarded-Uri": "/user/alice/", "X-Forwarded-Method": "GET"})
+    response = requests.get(
+        f"{hub.internal_url}/hub/forward-auth/alice",
+        allow_redirects=False,
+        timeout=30,
+        headers={"X-Forwarded-Uri": "/user/alice/", "X-Forwarded-Method": "GET"},
+    )
     assert response.status_code in (302, 401)
     assert not set(EXPECTED) & set(response.headers)
     assert "Content-Security-Policy" not in response.headers

@@ -60,6 +60,8 @@ def test_an_old_session_does_not_open_an_account_made_again_with_the_same_name(h
     old = HubUser(hub.url, "reborn")
     old.login(password_of("reborn"))
     assert requests.delete(f"{hub.url}/hub/api/users/reborn", headers=api, timeout=30).status_code == 204
-    assert requests.post(f"{hub.url}/hub/api/users/reborn", json={"admin": True}, headers=api,
-                         timeout=30).status_code == 201
+    assert (
+        requests.post(f"{hub.url}/hub/api/users/reborn", json={"admin": True}, headers=api, timeout=30).status_code
+        == 201
+    )
     assert not logged_in(old)

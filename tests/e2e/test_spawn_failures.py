@@ -16,8 +16,9 @@ pytestmark = [pytest.mark.docker, pytest.mark.traefik]
 
 
 @pytest.mark.browser
-def test_a_container_that_exits_shows_its_exit_code_and_log(hub: HubProcess, page: Page,
-                                                             docker_client: docker.DockerClient) -> None:
+def test_a_container_that_exits_shows_its_exit_code_and_log(
+    hub: HubProcess, page: Page, docker_client: docker.DockerClient
+) -> None:
     log_in(page, hub, "alice")
     page.goto(f"{hub.url}/hub/spawn")
     page.check("input[name=image][value=broken]")
@@ -48,16 +49,23 @@ def test_a_form_without_csrf_token_is_refused(hub: HubProcess, docker_client: do
     assert not docker_client.containers.list(all=True, filters={"name": f"{hub.prefix}-user-admin"})
 
 
-@pytest.mark.parametrize("next_url, landing", [
-    ("/hub/spawn", "/hub/spawn"),
-    ("https://evil.example/", "/hub/home"),
-    ("//evil.example/x", "/hub/home"),
-    ("/\\evil.example", "/hub/home"),
-])
+@pytest.mark.parametrize(
+    "next_url, landing",
+    [
+        ("/hub/spawn", "/hub/spawn"),
+        ("https://evil.example/", "/hub/home"),
+        ("//evil.example/x", "/hub/home"),
+        ("/\\evil.example", "/hub/home"),
+    ],
+)
 def test_login_redirects_only_to_this_hub(hub: HubProcess, next_url: str, landing: str) -> None:
     user = HubUser(hub.url, "alice")
     xsrf = user.xsrf("/hub/login")
-    response = user.http.post(f"{hub.url}/hub/login", timeout=30, allow_redirects=False,
-                              data={"_xsrf": xsrf, "username": "alice", "password": password_of("alice"), "next": next_url})
+    response = user.http.post(
+        f"{hub.url}/hub/login",
+        timeout=30,
+        allow_redirects=False,
+        data={"_xsrf": xsrf, "username": "alice", "password": password_of("alice"), "next": next_url},
+    )
     assert response.status_code == 302
     assert re.sub(r"^https?://[^/]+", "", response.headers["Location"]) == landing

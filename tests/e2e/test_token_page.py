@@ -30,5 +30,7 @@ def test_a_user_makes_uses_and_revokes_a_token(hub: HubProcess, page: Page) -> N
     assert listed.locator("td").nth(4).inner_text() != "—"  # last used: just now
     listed.locator("button", has_text="Revoke").click()
     expect(page.locator("#tokens tr", has_text="my laptop script")).to_have_count(0)
-    assert requests.get(f"{hub.url}/hub/api/user", headers={"Authorization": f"token {token}"},
-                        timeout=30).status_code == 401
+    assert (
+        requests.get(f"{hub.url}/hub/api/user", headers={"Authorization": f"token {token}"}, timeout=30).status_code
+        == 401
+    )

@@ -102,8 +102,11 @@ def test_an_upgrade_from_56aa053_keeps_passwords_tokens_and_running_servers(
 
     owner = HubUser(hub.url, "alice")
     assert owner.login(password_of("alice")).url.endswith("/hub/home")
-    page = wait_for(lambda: (response := owner.get("/user/alice/")).status_code == 200 and response, 30,
-                    "alice's server to answer through the new hub")
+    page = wait_for(
+        lambda: (response := owner.get("/user/alice/")).status_code == 200 and response,
+        30,
+        "alice's server to answer through the new hub",
+    )
     assert page.json()["path"] == "/user/alice/"
     assert container_of(docker_client, hub.prefix, "alice").id == server.id  # adopted, not started again
     stranger = requests.get(f"{hub.url}/user/alice/", allow_redirects=False, timeout=30)

@@ -15,8 +15,9 @@ def test_a_file_survives_stop_and_start(hub: HubProcess, docker_client: docker.D
     alice = HubUser(hub.url, "alice")
     alice.login(password_of("alice"))
     assert alice.start("jupyterlab").get("ready") is True
-    saved = alice.send("PUT", "/user/alice/api/contents/kept.txt",
-                       json={"type": "file", "format": "text", "content": "still here"})
+    saved = alice.send(
+        "PUT", "/user/alice/api/contents/kept.txt", json={"type": "file", "format": "text", "content": "still here"}
+    )
     assert saved.status_code in (200, 201), saved.text
 
     assert alice.stop().url.endswith("/hub/home")
@@ -32,14 +33,18 @@ def test_a_file_survives_stop_and_start(hub: HubProcess, docker_client: docker.D
     assert volumes[0].attrs["Labels"]["hub.user"] == "alice"
 
 
-def test_a_name_made_again_does_not_get_the_old_accounts_files(hub: HubProcess,
-                                                               docker_client: docker.DockerClient) -> None:
+def test_a_name_made_again_does_not_get_the_old_accounts_files(
+    hub: HubProcess, docker_client: docker.DockerClient
+) -> None:
     hub.add_user("jsmith", password_of("jsmith"))
     last_term = HubUser(hub.url, "jsmith")
     last_term.login(password_of("jsmith"))
     assert last_term.start("jupyterlab").get("ready") is True
-    saved = last_term.send("PUT", "/user/jsmith/api/contents/grades.txt",
-                           json={"type": "file", "format": "text", "content": "last term's work"})
+    saved = last_term.send(
+        "PUT",
+        "/user/jsmith/api/contents/grades.txt",
+        json={"type": "file", "format": "text", "content": "last term's work"},
+    )
     assert saved.status_code in (200, 201), saved.text
     assert last_term.stop().url.endswith("/hub/home")
     assert hub.cli("user", "remove", "jsmith").returncode == 0  # the volume is kept, as the README says

@@ -34,9 +34,12 @@ IMAGES = [
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(images=IMAGES, hub={"data_dir": tmp_path / "data"},  # type: ignore[arg-type]
-                    lifecycle={"reconcile_interval": 3600, "dependency_check_interval": 3600},
-                    traefik={"dynamic_dir": tmp_path / "routes"})
+    return Settings(
+        images=IMAGES,
+        hub={"data_dir": tmp_path / "data"},  # type: ignore[arg-type]
+        lifecycle={"reconcile_interval": 3600, "dependency_check_interval": 3600},
+        traefik={"dynamic_dir": tmp_path / "routes"},
+    )
 
 
 @pytest.fixture
@@ -66,8 +69,9 @@ def proxy() -> FakeProxy:
 
 
 @pytest.fixture
-async def manager(settings: Settings, sessions: Sessionmaker, accounts: AccountService, spawner: FakeSpawner,
-                  proxy: FakeProxy) -> AsyncIterator[ServerManager]:
+async def manager(
+    settings: Settings, sessions: Sessionmaker, accounts: AccountService, spawner: FakeSpawner, proxy: FakeProxy
+) -> AsyncIterator[ServerManager]:
     servers = ServerManager(settings, sessions, spawner, proxy)
     yield servers
     await servers.shutdown()

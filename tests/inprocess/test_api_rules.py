@@ -16,8 +16,13 @@ def auth(token: str) -> dict[str, str]:
 
 
 def forwarded(uri: str, token: str) -> dict[str, str]:
-    return {**auth(token), "X-Forwarded-Uri": uri, "X-Forwarded-Method": "GET", "X-Forwarded-Proto": "http",
-            "X-Forwarded-Host": "hub.example.org"}
+    return {
+        **auth(token),
+        "X-Forwarded-Uri": uri,
+        "X-Forwarded-Method": "GET",
+        "X-Forwarded-Proto": "http",
+        "X-Forwarded-Host": "hub.example.org",
+    }
 
 
 async def start(client: TestClient, name: str, token: str) -> None:
@@ -37,7 +42,8 @@ async def test_users_act_only_on_themselves(app_client: TestClient, tokens_of: T
 
 
 async def test_admins_cannot_make_tokens_for_others_without_admin_access(
-        app_client: TestClient, tokens_of: TokenMaker) -> None:
+    app_client: TestClient, tokens_of: TokenMaker
+) -> None:
     admin = await tokens_of("admin")
     response = await app_client.post("/hub/api/users/alice/tokens", json={"note": "walk in"}, headers=auth(admin))
     assert response.status == 403
@@ -61,8 +67,11 @@ async def test_bad_numbers_and_deep_json_are_refused_plainly(app_client: TestCli
     alice = await tokens_of("alice")
     huge = await app_client.post("/hub/api/users/alice/tokens", json={"expires_in": 10**30}, headers=auth(alice))
     assert huge.status == 400 and "expires_in" in (await huge.json())["message"]
-    deep = await app_client.post("/hub/api/users/alice/tokens", data="[" * 200_000 + "]" * 200_000,
-                                 headers={**auth(alice), "Content-Type": "application/json"})
+    deep = await app_client.post(
+        "/hub/api/users/alice/tokens",
+        data="[" * 200_000 + "]" * 200_000,
+        headers={**auth(alice), "Content-Type": "application/json"},
+    )
     assert deep.status == 400
     for raw in ("²", "١٢", "9" * 40, "-1"):
         listing = await app_client.get("/hub/api/users", params={"offset": raw}, headers=auth(await tokens_of("admin")))
@@ -70,23 +79,27 @@ async def test_bad_numbers_and_deep_json_are_refused_plainly(app_client: TestCli
 
 
 async def test_a_strange_last_event_id_resumes_from_the_start(
-        app_client: TestClient, tokens_of: TokenMaker, spawner: FakeSpawner) -> None:
+    app_client: TestClient, tokens_of: TokenMaker, spawner: FakeSpawner
+) -> None:
     alice = await tokens_of("alice")
     spawner.start_delay = 0.3
     await app_client.post("/hub/api/users/alice/server", json={"image": "lab"}, headers=auth(alice))
-    response = await app_client.get("/hub/api/users/alice/server/progress",
-                                    headers={**auth(alice), "Last-Event-ID": "²"})
+    response = await app_client.get(
+        "/hub/api/users/alice/server/progress", headers={**auth(alice), "Last-Event-ID": "²"}
+    )
     assert response.status == 200
     body = await response.text()
     assert body.startswith("id: 0\n") and '"ready": true' in body
 
 
 async def test_deleting_a_user_during_their_start_through_the_api_leaves_nothing_running(
-        app_client: TestClient, tokens_of: TokenMaker, spawner: FakeSpawner, proxy: FakeProxy) -> None:
+    app_client: TestClient, tokens_of: TokenMaker, spawner: FakeSpawner, proxy: FakeProxy
+) -> None:
     alice, admin = await tokens_of("alice"), await tokens_of("admin")
     spawner.start_delay = 0.3
-    assert (await app_client.post("/hub/api/users/alice/server", json={"image": "lab"},
-                                  headers=auth(alice))).status == 202 or True
+    assert (
+        await app_client.post("/hub/api/users/alice/server", json={"image": "lab"}, headers=auth(alice))
+    ).status == 202 or True
     await asyncio.sleep(0.05)
     assert (await app_client.delete("/hub/api/users/alice", headers=auth(admin))).status == 204
     await asyncio.sleep(0.4)

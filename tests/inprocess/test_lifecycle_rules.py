@@ -37,7 +37,8 @@ def lab(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 async def test_a_start_routes_the_server_and_keeps_its_token_only_in_memory(
-        manager: ServerManager, settings: Settings, proxy: FakeProxy, sessions: Sessionmaker) -> None:
+    manager: ServerManager, settings: Settings, proxy: FakeProxy, sessions: Sessionmaker
+) -> None:
     await manager.start("alice", lab(settings))
     assert (await finished(manager, "alice"))["ready"] is True
     assert await state_of(sessions, "alice") == ServerState.RUNNING
@@ -57,19 +58,20 @@ async def test_two_clicks_join_one_start(manager: ServerManager, settings: Setti
 
 
 async def test_the_running_server_cap_is_claimed_atomically(
-        settings: Settings, sessions: Sessionmaker, accounts: AccountService, spawner: FakeSpawner,
-        proxy: FakeProxy) -> None:
+    settings: Settings, sessions: Sessionmaker, accounts: AccountService, spawner: FakeSpawner, proxy: FakeProxy
+) -> None:
     capped = settings.model_copy(update={"lifecycle": settings.lifecycle.model_copy(update={"max_running_servers": 1})})
     manager = ServerManager(capped, sessions, spawner, proxy)
-    results = await asyncio.gather(manager.start("alice", lab(settings)), manager.start("bob", lab(settings)),
-                                   return_exceptions=True)
+    results = await asyncio.gather(
+        manager.start("alice", lab(settings)), manager.start("bob", lab(settings)), return_exceptions=True
+    )
     assert sum(isinstance(result, LimitReached) for result in results) == 1
     await manager.shutdown()
 
 
 async def test_stop_during_start_leaves_nothing_running(
-        manager: ServerManager, settings: Settings, spawner: FakeSpawner, proxy: FakeProxy,
-        sessions: Sessionmaker) -> None:
+    manager: ServerManager, settings: Settings, spawner: FakeSpawner, proxy: FakeProxy, sessions: Sessionmaker
+) -> None:
     spawner.gate = asyncio.Event()
     await manager.start("alice", lab(settings))
     await asyncio.sleep(0.01)
@@ -81,8 +83,8 @@ async def test_stop_during_start_leaves_nothing_running(
 
 
 async def test_deleting_a_user_during_their_start_leaves_nothing_running(
-        manager: ServerManager, settings: Settings, spawner: FakeSpawner, proxy: FakeProxy,
-        accounts: AccountService) -> None:
+    manager: ServerManager, settings: Settings, spawner: FakeSpawner, proxy: FakeProxy, accounts: AccountService
+) -> None:
     spawner.start_delay = 0.2
     await manager.start("alice", lab(settings))
     await asyncio.sleep(0.01)
@@ -98,7 +100,8 @@ async def test_deleting_a_user_during_their_start_leaves_nothing_running(
 
 
 async def test_a_crash_is_recorded_with_its_log_apart_from_the_message(
-        manager: ServerManager, settings: Settings, spawner: FakeSpawner, proxy: FakeProxy) -> None:
+    manager: ServerManager, settings: Settings, spawner: FakeSpawner, proxy: FakeProxy
+) -> None:
     await manager.start("alice", lab(settings))
     await finished(manager, "alice")
     spawner.crash("alice", exit_code=137, oom=True)
@@ -111,7 +114,8 @@ async def test_a_crash_is_recorded_with_its_log_apart_from_the_message(
 
 
 async def test_reconcile_leaves_a_start_in_flight_alone(
-        manager: ServerManager, settings: Settings, spawner: FakeSpawner, sessions: Sessionmaker) -> None:
+    manager: ServerManager, settings: Settings, spawner: FakeSpawner, sessions: Sessionmaker
+) -> None:
     spawner.gate = asyncio.Event()
     await manager.start("alice", lab(settings))
     await Reconciler(settings, manager).run_once()
@@ -121,8 +125,8 @@ async def test_reconcile_leaves_a_start_in_flight_alone(
 
 
 async def test_a_start_cut_short_by_a_restart_is_finished_cleanly(
-        settings: Settings, sessions: Sessionmaker, accounts: AccountService, spawner: FakeSpawner,
-        proxy: FakeProxy) -> None:
+    settings: Settings, sessions: Sessionmaker, accounts: AccountService, spawner: FakeSpawner, proxy: FakeProxy
+) -> None:
     before = ServerManager(settings, sessions, spawner, proxy)
     spawner.gate = asyncio.Event()
     await before.start("alice", lab(settings))
@@ -136,7 +140,8 @@ async def test_a_start_cut_short_by_a_restart_is_finished_cleanly(
 
 
 async def test_the_culler_does_not_stop_a_server_that_changed_since_it_looked(
-        manager: ServerManager, settings: Settings, spawner: FakeSpawner) -> None:
+    manager: ServerManager, settings: Settings, spawner: FakeSpawner
+) -> None:
     await manager.start("alice", lab(settings))
     await finished(manager, "alice")
     view = await manager.view("alice")
@@ -153,8 +158,13 @@ async def test_the_culler_does_not_stop_a_server_that_changed_since_it_looked(
 
 
 async def test_a_running_server_is_adopted_after_a_restart_with_its_route_rewritten(
-        settings: Settings, sessions: Sessionmaker, accounts: AccountService, spawner: FakeSpawner,
-        proxy: FakeProxy, manager: ServerManager) -> None:
+    settings: Settings,
+    sessions: Sessionmaker,
+    accounts: AccountService,
+    spawner: FakeSpawner,
+    proxy: FakeProxy,
+    manager: ServerManager,
+) -> None:
     await manager.start("alice", lab(settings))
     await finished(manager, "alice")
     secret = manager.route_secret("alice")

@@ -45,6 +45,7 @@ class FakeServer:
         async def counted(request: web.Request) -> web.StreamResponse:
             self.requests.append(request)
             return await handler(request)
+
         return counted
 
     async def start(self) -> None:
@@ -58,6 +59,7 @@ class FakeServer:
 def answer(data: object) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
         return web.json_response(data)
+
     return handler
 
 

@@ -22,8 +22,14 @@ pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("dump_containers_on_fa
 
 @pytest.fixture
 async def spawner(run_prefix: str, docker_client: docker.DockerClient) -> AsyncIterator[DockerSpawner]:
-    settings = SpawnerSection(prefix=f"{run_prefix}-sp", network=f"{run_prefix}-net", start_timeout=30,
-                              stop_timeout=2, pull_policy="ifnotpresent", extra_labels={RUN_LABEL: run_prefix})
+    settings = SpawnerSection(
+        prefix=f"{run_prefix}-sp",
+        network=f"{run_prefix}-net",
+        start_timeout=30,
+        stop_timeout=2,
+        pull_policy="ifnotpresent",
+        extra_labels={RUN_LABEL: run_prefix},
+    )
     instance = DockerSpawner(settings)
     yield instance
     await instance.close()
@@ -31,8 +37,16 @@ async def spawner(run_prefix: str, docker_client: docker.DockerClient) -> AsyncI
 
 @pytest.fixture
 def echo_image(base_image: str, echo_command: list[str]) -> ImageSpec:
-    return ImageSpec(name="echo", image=base_image, jupyter=False, command=echo_command, port=8000,
-                     volume_mount="/data", mem_limit="128m", cpu_limit=0.5)
+    return ImageSpec(
+        name="echo",
+        image=base_image,
+        jupyter=False,
+        command=echo_command,
+        port=8000,
+        volume_mount="/data",
+        mem_limit="128m",
+        cpu_limit=0.5,
+    )
 
 
 def request_for(name: str, image: ImageSpec) -> SpawnRequest:
@@ -64,8 +78,10 @@ async def test_a_server_answers_then_stops_and_keeps_its_volume(
     assert container.labels["hub.username"] == name
     assert container.attrs["HostConfig"]["Memory"] == 128 * 1024**2
     assert container.attrs["HostConfig"]["NanoCpus"] == 500_000_000
-    assert container.attrs["HostConfig"]["LogConfig"] == {"Type": "json-file",
-                                                          "Config": {"max-size": "10m", "max-file": "3"}}
+    assert container.attrs["HostConfig"]["LogConfig"] == {
+        "Type": "json-file",
+        "Config": {"max-size": "10m", "max-file": "3"},
+    }
     assert not any("docker.sock" in mount["Source"] for mount in container.attrs["Mounts"])
     assert [info.running for info in await spawner.list_servers() if info.container_id == handle.container_id] == [True]
 
@@ -75,10 +91,17 @@ async def test_a_server_answers_then_stops_and_keeps_its_volume(
     assert docker_client.volumes.get(handle.volume_name).attrs["Labels"]["hub.username"] == name
 
 
-async def test_a_container_that_exits_reports_code_and_log(spawner: DockerSpawner, base_image: str,
-                                                          docker_client: docker.DockerClient) -> None:
-    image = ImageSpec(name="bad", image=base_image, jupyter=False, port=8000, volume_mount="/data",
-                      command=["sh", "-c", "echo cannot read config >&2; exit 7"])
+async def test_a_container_that_exits_reports_code_and_log(
+    spawner: DockerSpawner, base_image: str, docker_client: docker.DockerClient
+) -> None:
+    image = ImageSpec(
+        name="bad",
+        image=base_image,
+        jupyter=False,
+        port=8000,
+        volume_mount="/data",
+        command=["sh", "-c", "echo cannot read config >&2; exit 7"],
+    )
     with pytest.raises(SpawnError) as failed:
         await spawner.start(request_for("carol", image), Steps())
     assert "exit code 7" in failed.value.user_message
@@ -87,8 +110,15 @@ async def test_a_container_that_exits_reports_code_and_log(spawner: DockerSpawne
 
 
 async def test_a_container_that_runs_out_of_memory_says_so(spawner: DockerSpawner, base_image: str) -> None:
-    image = ImageSpec(name="hog", image=base_image, jupyter=False, port=8000, volume_mount="/data", mem_limit="16m",
-                      command=["python3", "-c", "x = bytearray(200 * 1024 * 1024); import time; time.sleep(60)"])
+    image = ImageSpec(
+        name="hog",
+        image=base_image,
+        jupyter=False,
+        port=8000,
+        volume_mount="/data",
+        mem_limit="16m",
+        command=["python3", "-c", "x = bytearray(200 * 1024 * 1024); import time; time.sleep(60)"],
+    )
     with pytest.raises(SpawnError, match="ran out of memory"):
         await spawner.start(request_for("dora", image), Steps())
 
@@ -101,7 +131,9 @@ async def test_an_image_that_cannot_be_pulled_is_named(spawner: DockerSpawner) -
     assert any("Pulling the image" in step for step in steps)
 
 
-async def test_a_missing_image_is_not_pulled_when_the_policy_says_never(spawner: DockerSpawner, run_prefix: str) -> None:
+async def test_a_missing_image_is_not_pulled_when_the_policy_says_never(
+    spawner: DockerSpawner, run_prefix: str
+) -> None:
     never = DockerSpawner(spawner.settings.model_copy(update={"pull_policy": "never"}))
     image = ImageSpec(name="gone", image=f"{run_prefix}-not-built:1", jupyter=False)
     with pytest.raises(SpawnError, match="is not on this host, and this hub does not pull images"):
@@ -119,10 +151,12 @@ async def test_docker_away_is_a_clear_message(tmp_path: object) -> None:
 
 
 @pytest.mark.parametrize("driver", ["json-file", "local"])
-async def test_a_containers_log_is_rotated_as_configured(spawner: DockerSpawner, docker_client: docker.DockerClient,
-                                                         echo_image: ImageSpec, driver: str) -> None:
-    rotating = DockerSpawner(spawner.settings.model_copy(
-        update={"log_driver": driver, "log_max_size": "1m", "log_max_files": 2}))
+async def test_a_containers_log_is_rotated_as_configured(
+    spawner: DockerSpawner, docker_client: docker.DockerClient, echo_image: ImageSpec, driver: str
+) -> None:
+    rotating = DockerSpawner(
+        spawner.settings.model_copy(update={"log_driver": driver, "log_max_size": "1m", "log_max_files": 2})
+    )
     handle = await rotating.start(request_for("hana", echo_image), Steps())
     try:
         log_config = docker_client.containers.get(handle.container_id).attrs["HostConfig"]["LogConfig"]
@@ -133,8 +167,9 @@ async def test_a_containers_log_is_rotated_as_configured(spawner: DockerSpawner,
         await rotating.close()
 
 
-async def test_the_daemons_own_log_settings_can_be_kept(spawner: DockerSpawner, docker_client: docker.DockerClient,
-                                                        echo_image: ImageSpec) -> None:
+async def test_the_daemons_own_log_settings_can_be_kept(
+    spawner: DockerSpawner, docker_client: docker.DockerClient, echo_image: ImageSpec
+) -> None:
     plain = DockerSpawner(spawner.settings.model_copy(update={"log_driver": "default"}))
     handle = await plain.start(request_for("hana", echo_image), Steps())
     try:
@@ -157,7 +192,8 @@ async def test_a_volume_size_limit_docker_cannot_enforce_is_refused_plainly(
     except SpawnError as refused:
         assert refused.user_message == (
             "Your server cannot start: this hub is set to limit the size of each user's files "
-            "(spawner.volume_size: 1g), but Docker on this host cannot enforce that limit. Please tell an admin.")
+            "(spawner.volume_size: 1g), but Docker on this host cannot enforce that limit. Please tell an admin."
+        )
         assert "xfs file system mounted with the pquota option" in refused.detail
         assert "quota" in refused.detail  # Docker's own words
         with pytest.raises(docker.errors.NotFound):
@@ -180,7 +216,8 @@ async def test_a_writable_layer_limit_docker_cannot_enforce_is_refused_plainly(
         assert refused.user_message == (
             "Your server cannot start: this hub is set to limit the size of each container's own files "
             "(spawner.writable_layer_size: 2g), but Docker on this host cannot enforce that limit. "
-            "Please tell an admin.")
+            "Please tell an admin."
+        )
         assert "overlay2 storage driver on xfs mounted with pquota" in refused.detail
         assert not docker_client.containers.list(all=True, filters={"name": f"{spawner.settings.prefix}-user-jo"})
     else:  # overlay2 on xfs with pquota: the limit is on the container
@@ -202,8 +239,11 @@ async def test_size_limits_docker_cannot_enforce_are_named_before_anyone_starts(
     info = docker_client.info()
     layers_limited = info["Driver"] == "overlay2" and dict(info["DriverStatus"]).get("Backing Filesystem") == "xfs"
     try:
-        docker_client.volumes.create(f"{spawner.settings.prefix}-probe", driver_opts={"size": "1m"},
-                                     labels={RUN_LABEL: spawner.settings.extra_labels[RUN_LABEL]}).remove()
+        docker_client.volumes.create(
+            f"{spawner.settings.prefix}-probe",
+            driver_opts={"size": "1m"},
+            labels={RUN_LABEL: spawner.settings.extra_labels[RUN_LABEL]},
+        ).remove()
         volumes_limited = True
     except docker.errors.APIError:
         volumes_limited = False
@@ -213,6 +253,7 @@ async def test_size_limits_docker_cannot_enforce_are_named_before_anyone_starts(
     if not layers_limited:
         assert problems[-1].startswith(
             f"spawner.writable_layer_size is 2g, but Docker here uses {info['Driver']} on "
-            f"{dict(info['DriverStatus']).get('Backing Filesystem')}: Docker must use the overlay2 storage driver")
+            f"{dict(info['DriverStatus']).get('Backing Filesystem')}: Docker must use the overlay2 storage driver"
+        )
     assert len(problems) == (not volumes_limited) + (not layers_limited)
     assert not docker_client.volumes.list(filters={"name": f"{spawner.settings.prefix}-size-probe"})

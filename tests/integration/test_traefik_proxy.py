@@ -74,13 +74,15 @@ def route_for(name: str, target: str) -> Route:
 
 
 @pytest.mark.parametrize("name", ["alice", "has@example.org", "a--b", "bob.smith"])
-async def test_a_route_is_live_when_add_route_returns(proxy: TraefikFileProxy, traefik: TraefikProcess,
-                                                      backends: tuple[str, str], name: str) -> None:
+async def test_a_route_is_live_when_add_route_returns(
+    proxy: TraefikFileProxy, traefik: TraefikProcess, backends: tuple[str, str], name: str
+) -> None:
     route = route_for(name, backends[0])
     await proxy.add_route(route)
     async with aiohttp.ClientSession() as http:
-        async with http.get(f"{traefik.web_url}/user/{name}/tree",
-                            headers={"Cookie": "ok=1; app=7", "Authorization": "token forged"}) as response:
+        async with http.get(
+            f"{traefik.web_url}/user/{name}/tree", headers={"Cookie": "ok=1; app=7", "Authorization": "token forged"}
+        ) as response:
             assert response.status == 200
             seen = await response.json()
     assert seen["path"] == f"/user/{name}/tree"
@@ -91,8 +93,9 @@ async def test_a_route_is_live_when_add_route_returns(proxy: TraefikFileProxy, t
     assert names.user_slug(name) in await proxy.list_routes()
 
 
-async def test_without_the_auth_cookie_the_hub_answers(proxy: TraefikFileProxy, traefik: TraefikProcess,
-                                                       backends: tuple[str, str]) -> None:
+async def test_without_the_auth_cookie_the_hub_answers(
+    proxy: TraefikFileProxy, traefik: TraefikProcess, backends: tuple[str, str]
+) -> None:
     await proxy.add_route(route_for("alice", backends[0]))
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{traefik.web_url}/user/alice/") as response:
@@ -122,8 +125,9 @@ async def test_a_deleted_route_goes_away_and_others_fall_through_to_the_hub(
 
 
 async def test_a_route_traefik_never_lists_is_an_error(traefik: TraefikProcess, backends: tuple[str, str]) -> None:
-    settings = TraefikSection(dynamic_dir=traefik.dynamic_dir, api_url=f"http://127.0.0.1:{free_port()}",
-                              route_timeout=0.5)
+    settings = TraefikSection(
+        dynamic_dir=traefik.dynamic_dir, api_url=f"http://127.0.0.1:{free_port()}", route_timeout=0.5
+    )
     proxy = TraefikFileProxy(settings, backends[1])
     with pytest.raises(ProxyError, match="did not take the route"):
         await proxy.add_route(route_for("zoe", backends[0]))

@@ -72,16 +72,28 @@ def prefix(run_prefix: str) -> Iterator[str]:
 @pytest.fixture
 def helper(run_prefix: str, docker_client: docker.DockerClient, base_image: str) -> Iterator[Container]:
     """A stand-in for Traefik in a container: on no network of the hub's until the spawner joins it."""
-    container = docker_client.containers.run(base_image, ["sleep", "600"], labels={RUN_LABEL: run_prefix},
-                                             name=f"{run_prefix}-helper-{secrets.token_hex(2)}", init=True, detach=True)
+    container = docker_client.containers.run(
+        base_image,
+        ["sleep", "600"],
+        labels={RUN_LABEL: run_prefix},
+        name=f"{run_prefix}-helper-{secrets.token_hex(2)}",
+        init=True,
+        detach=True,
+    )
     yield container
     container.remove(force=True)
 
 
 def settings_for(prefix: str, run_prefix: str, pool: IPv4Network, **more: Any) -> SpawnerSection:
-    values: dict[str, Any] = {"prefix": prefix, "network": f"{prefix}-shared", "start_timeout": 30,
-                              "stop_timeout": 1, "extra_labels": {RUN_LABEL: run_prefix}, "isolation": "per_user",
-                              "isolated_subnet_pool": pool}
+    values: dict[str, Any] = {
+        "prefix": prefix,
+        "network": f"{prefix}-shared",
+        "start_timeout": 30,
+        "stop_timeout": 1,
+        "extra_labels": {RUN_LABEL: run_prefix},
+        "isolation": "per_user",
+        "isolated_subnet_pool": pool,
+    }
     return SpawnerSection(**{**values, **more})
 
 
@@ -94,8 +106,15 @@ async def spawner(prefix: str, run_prefix: str, pool: IPv4Network) -> AsyncItera
 
 @pytest.fixture
 def echo_image(base_image: str, echo_command: list[str]) -> ImageSpec:
-    return ImageSpec(name="echo", image=base_image, jupyter=False, command=echo_command, port=8000,
-                     volume_mount="/data", mem_limit="128m")
+    return ImageSpec(
+        name="echo",
+        image=base_image,
+        jupyter=False,
+        command=echo_command,
+        port=8000,
+        volume_mount="/data",
+        mem_limit="128m",
+    )
 
 
 def request_for(name: str, image: ImageSpec) -> SpawnRequest:
@@ -119,7 +138,7 @@ async def test_each_server_gets_a_network_of_its_own_from_the_pool_and_cannot_re
     subnets = [subnet_of(docker_client, network) for network in networks]
     assert len(set(subnets)) == len(users)
     assert all(subnet.subnet_of(pool) and subnet.prefixlen == 28 for subnet in subnets)
-    for user, handle, network in zip(users, handles, networks):
+    for user, handle, network in zip(users, handles, networks, strict=True):
         container = docker_client.containers.get(handle.container_id)
         assert list(container.attrs["NetworkSettings"]["Networks"]) == [network]
         labels = docker_client.networks.get(network).attrs["Labels"]
@@ -135,8 +154,9 @@ async def test_each_server_gets_a_network_of_its_own_from_the_pool_and_cannot_re
     assert not any(network_exists(docker_client, network) for network in networks)
 
 
-async def test_shared_servers_reach_each_other(prefix: str, run_prefix: str, pool: IPv4Network,
-                                               docker_client: docker.DockerClient, echo_image: ImageSpec) -> None:
+async def test_shared_servers_reach_each_other(
+    prefix: str, run_prefix: str, pool: IPv4Network, docker_client: docker.DockerClient, echo_image: ImageSpec
+) -> None:
     """The other side of the test above: without per_user, one user's container reaches another's server."""
     shared = DockerSpawner(settings_for(prefix, run_prefix, pool, isolation="shared"))
     ann, ben = await start_all(shared, echo_image, "ann", "ben")
@@ -149,7 +169,11 @@ async def test_shared_servers_reach_each_other(prefix: str, run_prefix: str, poo
 
 
 async def test_connected_containers_join_each_network_and_leave_it_before_it_goes(
-    prefix: str, run_prefix: str, pool: IPv4Network, docker_client: docker.DockerClient, echo_image: ImageSpec,
+    prefix: str,
+    run_prefix: str,
+    pool: IPv4Network,
+    docker_client: docker.DockerClient,
+    echo_image: ImageSpec,
     helper: Container,
 ) -> None:
     spawner = DockerSpawner(settings_for(prefix, run_prefix, pool, connect_containers=[helper.name]))
@@ -178,9 +202,9 @@ async def test_connected_containers_join_each_network_and_leave_it_before_it_goe
         await spawner.close()
 
 
-async def test_a_missing_connected_container_is_a_clear_message(prefix: str, run_prefix: str, pool: IPv4Network,
-                                                                docker_client: docker.DockerClient,
-                                                                echo_image: ImageSpec) -> None:
+async def test_a_missing_connected_container_is_a_clear_message(
+    prefix: str, run_prefix: str, pool: IPv4Network, docker_client: docker.DockerClient, echo_image: ImageSpec
+) -> None:
     spawner = DockerSpawner(settings_for(prefix, run_prefix, pool, connect_containers=[f"{run_prefix}-no-traefik"]))
     with pytest.raises(SpawnError) as failed:
         await spawner.start(request_for("ann", echo_image), ignore)
@@ -191,9 +215,9 @@ async def test_a_missing_connected_container_is_a_clear_message(prefix: str, run
     assert not docker_client.containers.list(all=True, filters={"label": f"hub.prefix={prefix}"})
 
 
-async def test_a_full_pool_refuses_the_next_server_plainly(prefix: str, run_prefix: str, pool: IPv4Network,
-                                                           docker_client: docker.DockerClient,
-                                                           echo_image: ImageSpec) -> None:
+async def test_a_full_pool_refuses_the_next_server_plainly(
+    prefix: str, run_prefix: str, pool: IPv4Network, docker_client: docker.DockerClient, echo_image: ImageSpec
+) -> None:
     one_network = IPv4Network((pool.network_address, 28))
     spawner = DockerSpawner(settings_for(prefix, run_prefix, one_network))
     ann = await spawner.start(request_for("ann", echo_image), ignore)
@@ -201,8 +225,9 @@ async def test_a_full_pool_refuses_the_next_server_plainly(prefix: str, run_pref
         assert subnet_of(docker_client, names.user_network_name(prefix, "ann")) == one_network
         with pytest.raises(SpawnError) as failed:
             await spawner.start(request_for("ben", echo_image), ignore)
-        assert failed.value.user_message == ("Your server cannot start: the hub has no network addresses left for "
-                                             "another server. Please tell an admin.")
+        assert failed.value.user_message == (
+            "Your server cannot start: the hub has no network addresses left for another server. Please tell an admin."
+        )
         assert "spawner.isolated_subnet_pool" in failed.value.detail
         assert reaches(docker_client.containers.get(ann.container_id), ann.url)
     finally:

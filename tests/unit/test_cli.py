@@ -10,14 +10,20 @@ import yaml
 
 
 def hub_cli(config: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hub", "--config", str(config), *args],
-                          input=stdin, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "hub", "--config", str(config), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_users_are_added_listed_and_removed(tmp_path: Path) -> None:
     config = tmp_path / "hub.yaml"
-    config.write_text(yaml.safe_dump({"hub": {"data_dir": str(tmp_path / "data")},
-                                      "images": [{"name": "lab", "image": "x:1"}]}))
+    config.write_text(
+        yaml.safe_dump({"hub": {"data_dir": str(tmp_path / "data")}, "images": [{"name": "lab", "image": "x:1"}]})
+    )
     added = hub_cli(config, "user", "add", "Alice", "--password-stdin", stdin="a long password\n")
     assert added.returncode == 0, added.stderr
     assert "user alice saved" in added.stdout
@@ -43,8 +49,9 @@ def test_the_password_is_not_accepted_as_an_argument(tmp_path: Path) -> None:
 
 def test_tokens_for_services_are_made_from_the_command_line(tmp_path: Path) -> None:
     config = tmp_path / "hub.yaml"
-    config.write_text(yaml.safe_dump({"hub": {"data_dir": str(tmp_path / "data")},
-                                      "images": [{"name": "lab", "image": "x:1"}]}))
+    config.write_text(
+        yaml.safe_dump({"hub": {"data_dir": str(tmp_path / "data")}, "images": [{"name": "lab", "image": "x:1"}]})
+    )
     missing = hub_cli(config, "token", "create", "culler")
     assert missing.returncode == 1 and "There is no user culler" in missing.stderr
     made = hub_cli(config, "token", "create", "culler", "--service", "--admin", "--note", "idle culler")

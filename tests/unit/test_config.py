@@ -60,18 +60,23 @@ def test_every_setting_is_documented_in_the_example() -> None:
     assert not missing, f"settings missing from hub.example.yaml: {sorted(missing)}"
 
 
-@pytest.mark.parametrize("change, key, problem", [
-    ({"hub": {"bind_port": "eighty"}}, "hub.bind_port", "valid integer"),
-    ({"hub": {"bind_prot": 80}}, "hub.bind_prot", "is not a known setting"),
-    ({"images": []}, "images", "at least 1 item"),
-    ({"images": [{"name": "Lab!", "image": "x"}]}, "images.0.name", "should match pattern"),
-    ({"images": [{"name": "lab"}]}, "images.0.image", "is required"),
-    ({"images": [{"name": "lab", "image": "x", "user": "root"}]}, "images.0.user", "must not run as root"),
-    ({"spawner": {"pull_policy": "sometimes"}}, "spawner.pull_policy", "'ifnotpresent', 'always' or 'never'"),
-    ({"default_image": "nope"}, "default_image", "is not one of the images"),
-    ({"auth": {"type": "dummy"}}, "auth.dummy_password", "needs a shared password"),
-])
-def test_a_mistake_names_the_key_and_the_problem(tmp_path: Path, change: dict[str, Any], key: str, problem: str) -> None:
+@pytest.mark.parametrize(
+    "change, key, problem",
+    [
+        ({"hub": {"bind_port": "eighty"}}, "hub.bind_port", "valid integer"),
+        ({"hub": {"bind_prot": 80}}, "hub.bind_prot", "is not a known setting"),
+        ({"images": []}, "images", "at least 1 item"),
+        ({"images": [{"name": "Lab!", "image": "x"}]}, "images.0.name", "should match pattern"),
+        ({"images": [{"name": "lab"}]}, "images.0.image", "is required"),
+        ({"images": [{"name": "lab", "image": "x", "user": "root"}]}, "images.0.user", "must not run as root"),
+        ({"spawner": {"pull_policy": "sometimes"}}, "spawner.pull_policy", "'ifnotpresent', 'always' or 'never'"),
+        ({"default_image": "nope"}, "default_image", "is not one of the images"),
+        ({"auth": {"type": "dummy"}}, "auth.dummy_password", "needs a shared password"),
+    ],
+)
+def test_a_mistake_names_the_key_and_the_problem(
+    tmp_path: Path, change: dict[str, Any], key: str, problem: str
+) -> None:
     with pytest.raises(ConfigError) as raised:
         load_settings(write(tmp_path, {**MINIMAL, **change}))
     message = str(raised.value)
@@ -99,15 +104,24 @@ def test_a_missing_or_broken_file_is_reported(tmp_path: Path) -> None:
 
 def test_the_hub_refuses_to_start_with_a_wrong_config(tmp_path: Path) -> None:
     path = write(tmp_path, {**MINIMAL, "spawner": {"start_timeout": -1}})
-    result = subprocess.run([sys.executable, "-m", "hub", "--config", str(path), "serve"],
-                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "hub", "--config", str(path), "serve"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert result.returncode == 2
     assert "spawner.start_timeout: Input should be greater than 0" in result.stderr
     assert "Running on" not in result.stderr
 
 
 def test_check_config_reports_a_good_file(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "hub", "--config", str(write(tmp_path, MINIMAL)), "check-config"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "hub", "--config", str(write(tmp_path, MINIMAL)), "check-config"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0
     assert "configuration OK" in result.stdout

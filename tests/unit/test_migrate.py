@@ -27,7 +27,7 @@ from hub.models import Base
 
 ROOT = Path(__file__).resolve().parents[2]
 OLD_COMMIT = "56aa053"
-OLD_DATA = r'''
+OLD_DATA = r"""
 import asyncio, datetime as dt, sys
 from hub.db import open_database
 from hub.models import ApiToken, Server, ServerState, User
@@ -49,7 +49,7 @@ async def main(url):
     await engine.dispose()
 
 asyncio.run(main(sys.argv[1]))
-'''
+"""
 
 
 @pytest.fixture(scope="session")
@@ -63,8 +63,14 @@ def old_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def make_old_database(old_source: Path, url: str) -> None:
     """A database made and filled by the code of 56aa053, in its own process."""
-    made = subprocess.run([sys.executable, "-c", OLD_DATA, url], cwd=old_source, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(old_source)}, timeout=60)
+    made = subprocess.run(
+        [sys.executable, "-c", OLD_DATA, url],
+        cwd=old_source,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(old_source)},
+        timeout=60,
+    )
     assert made.returncode == 0, made.stderr
 
 
@@ -73,9 +79,15 @@ async def stored_rows(url: str) -> dict[str, list[tuple[object, ...]]]:
     engine = create_async_engine(url, poolclass=NullPool)
     try:
         async with engine.connect() as connection:
-            return {table: [tuple(row) for row in await connection.execute(
-                        text(f"SELECT {', '.join(sorted(columns))} FROM {table} ORDER BY id"))]
-                    for table, columns in migrate.BASELINE_COLUMNS.items()}
+            return {
+                table: [
+                    tuple(row)
+                    for row in await connection.execute(
+                        text(f"SELECT {', '.join(sorted(columns))} FROM {table} ORDER BY id")
+                    )
+                ]
+                for table, columns in migrate.BASELINE_COLUMNS.items()
+            }
     finally:
         await engine.dispose()
 
@@ -83,7 +95,7 @@ async def stored_rows(url: str) -> dict[str, list[tuple[object, ...]]]:
 async def on_connection(url: str, work, begin: bool = False):  # type: ignore[no-untyped-def]
     engine = migrate.migration_engine(url)
     try:
-        async with (engine.begin() if begin else engine.connect()) as connection:
+        async with engine.begin() if begin else engine.connect() as connection:
             return await connection.run_sync(work)
     finally:
         await engine.dispose()
@@ -95,8 +107,10 @@ def differences_from_models(connection: Connection) -> list[object]:
 
 def sqlite_schema(path: Path) -> list[tuple[str, str]]:
     with sqlite3.connect(path) as connection:
-        rows = connection.execute("SELECT name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' "
-                                  "AND name NOT LIKE 'alembic_version%' ORDER BY name").fetchall()
+        rows = connection.execute(
+            "SELECT name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' "
+            "AND name NOT LIKE 'alembic_version%' ORDER BY name"
+        ).fetchall()
     connection.close()
     return rows
 
@@ -112,8 +126,12 @@ def copies_of(path: Path) -> list[Path]:
 async def test_a_new_database_is_created_at_the_newest_revision(tmp_path: Path) -> None:
     path = tmp_path / "data" / "hub.sqlite"
     outcome = await migrate.upgrade(sqlite_url(path))
-    assert (outcome.before, outcome.after, outcome.action, outcome.backup) == (None, migrate.head_revision(),
-                                                                              "created", None)
+    assert (outcome.before, outcome.after, outcome.action, outcome.backup) == (
+        None,
+        migrate.head_revision(),
+        "created",
+        None,
+    )
     assert await migrate.current(sqlite_url(path)) == migrate.head_revision()
     assert await on_connection(sqlite_url(path), differences_from_models) == []
     assert copies_of(path) == []
@@ -142,14 +160,15 @@ async def test_a_database_from_before_migrations_keeps_every_row(tmp_path: Path,
     with sqlite3.connect(path) as connection:
         # alice's files stay in her volume of the old scheme; bob never started a server
         assert connection.execute("SELECT name, volume_name FROM users ORDER BY name").fetchall() == [
-            ("alice", "hub-vol-alice"), ("bob", None)]
+            ("alice", "hub-vol-alice"),
+            ("bob", None),
+        ]
         assert connection.execute("SELECT error_log FROM servers").fetchall() == [(None,)]
         assert connection.execute("SELECT count(*) FROM hub_state").fetchone() == (0,)
     connection.close()
 
 
-async def test_a_copy_readable_only_by_its_owner_is_made_before_an_upgrade(tmp_path: Path,
-                                                                          old_source: Path) -> None:
+async def test_a_copy_readable_only_by_its_owner_is_made_before_an_upgrade(tmp_path: Path, old_source: Path) -> None:
     path = tmp_path / "hub.sqlite"
     make_old_database(old_source, sqlite_url(path))
     before = await stored_rows(sqlite_url(path))
@@ -194,8 +213,16 @@ async def test_two_processes_upgrading_at_once_upgrade_once(tmp_path: Path, old_
     make_old_database(old_source, sqlite_url(path))
     before = await stored_rows(sqlite_url(path))
     script = "import asyncio, sys; from hub.migrate import upgrade; print(asyncio.run(upgrade(sys.argv[1])).action)"
-    processes = [subprocess.Popen([sys.executable, "-c", script, sqlite_url(path)], cwd=ROOT, text=True,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, sqlite_url(path)],
+            cwd=ROOT,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(3)
+    ]
     results = [process.communicate(timeout=120) for process in processes]
     assert [process.returncode for process in processes] == [0, 0, 0], [err for _, err in results]
     assert sorted(out.strip() for out, _ in results) == ["adopted", "up to date", "up to date"]
@@ -232,8 +259,10 @@ async def test_a_database_from_a_newer_hub_is_refused_in_plain_words(tmp_path: P
 async def test_an_unversioned_database_unlike_56aa053_is_left_unchanged(tmp_path: Path) -> None:
     path = tmp_path / "hub.sqlite"
     with sqlite3.connect(path) as connection:  # users as the first hub made them, before sessions_valid_after
-        connection.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name VARCHAR(64), admin BOOLEAN, "
-                           "created DATETIME, last_activity DATETIME, password_hash VARCHAR(255))")
+        connection.execute(
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, name VARCHAR(64), admin BOOLEAN, "
+            "created DATETIME, last_activity DATETIME, password_hash VARCHAR(255))"
+        )
         connection.execute("INSERT INTO users (name, admin) VALUES ('alice', 1)")
     connection.close()
     schema = sqlite_schema(path)
@@ -246,12 +275,18 @@ async def test_an_unversioned_database_unlike_56aa053_is_left_unchanged(tmp_path
 
 def test_hub_db_upgrade_and_current_on_the_command_line(tmp_path: Path, old_source: Path) -> None:
     config = tmp_path / "hub.yaml"
-    config.write_text(yaml.safe_dump({"hub": {"data_dir": str(tmp_path / "data")},
-                                      "images": [{"name": "lab", "image": "x:1"}]}))
+    config.write_text(
+        yaml.safe_dump({"hub": {"data_dir": str(tmp_path / "data")}, "images": [{"name": "lab", "image": "x:1"}]})
+    )
 
     def hub_cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "hub", "--config", str(config), *args], cwd=ROOT,
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "hub", "--config", str(config), *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     head = migrate.head_revision()
     assert hub_cli("db", "current").stdout.startswith("none (")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import random
 import re
 
@@ -15,7 +14,9 @@ HOSTILE = ["../x", "Ünï", "a--b", "has@", "a/b", "a`b", "a b", "", ".", "..", 
 ALLOWED = ["alice", "a--b", "has@example.org", "bob.smith", "x_y", "a+b", "0day", "_svc"]
 
 
-@pytest.mark.parametrize("raw", ["../x", "Ünï", "a/b", "a`b", "a b", "", ".", "..", "-a", "a" * 65, "x\ny", "a;rm", "@x"])
+@pytest.mark.parametrize(
+    "raw", ["../x", "Ünï", "a/b", "a`b", "a b", "", ".", "..", "-a", "a" * 65, "x\ny", "a;rm", "@x"]
+)
 def test_unsafe_names_are_refused_with_the_rules(raw: str) -> None:
     with pytest.raises(BadUsername) as refused:
         names.validate_username(names.normalize_username(raw))
@@ -55,7 +56,7 @@ def unescape(slug: str) -> str | None:
     out, i = bytearray(), 0
     while i < len(slug):
         if slug[i] == "-":
-            pair = slug[i + 1:i + 3]
+            pair = slug[i + 1 : i + 3]
             if not re.fullmatch(r"[0-9a-f]{2}", pair):
                 return None
             out.append(int(pair, 16))
@@ -80,7 +81,7 @@ def adversarial_names(rng: random.Random) -> set[str]:
     for long_name in list(found):
         slug = names.user_slug(long_name)
         if slug != names.escape(long_name):  # shortened: look for a valid name whose plain escape is that slug
-            head, digest = slug[:-names.DIGEST_LENGTH - 2], slug[-names.DIGEST_LENGTH:]
+            head, digest = slug[: -names.DIGEST_LENGTH - 2], slug[-names.DIGEST_LENGTH :]
             for forged in (unescape(slug), unescape(head + "-2d" + digest), unescape(head), head + "." + digest):
                 if forged:
                     found.add(forged)
@@ -101,14 +102,21 @@ def test_no_two_valid_names_share_a_slug_even_when_shortened() -> None:
 def test_docker_names_of_any_two_users_differ() -> None:
     rng = random.Random(3)
     users = sorted(adversarial_names(rng))[:5000]
-    for make in (lambda slug: names.container_name("hub", slug), lambda slug: names.volume_name("hub", slug),
-                 names.route_id, names.route_file):
+    for make in (
+        lambda slug: names.container_name("hub", slug),
+        lambda slug: names.volume_name("hub", slug),
+        names.route_id,
+        names.route_file,
+    ):
         made = {make(names.user_slug(name)) for name in users}
         assert len(made) == len(users)
 
 
 def test_account_volumes_never_match_the_old_scheme() -> None:
     slug = names.user_slug("jsmith")
-    this_term, next_term = names.account_volume_name("hub", slug, "a1b2c3"), names.account_volume_name("hub", slug, "d4e5f6")
+    this_term, next_term = (
+        names.account_volume_name("hub", slug, "a1b2c3"),
+        names.account_volume_name("hub", slug, "d4e5f6"),
+    )
     assert this_term != next_term
     assert not this_term.startswith("hub-vol-") and names.volume_name("hub", slug) not in (this_term, next_term)

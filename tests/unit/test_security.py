@@ -11,18 +11,21 @@ from hub.handlers.forward_auth import cookies_without_session, is_under, normali
 from hub.security import load_or_create_secret, safe_next_url
 
 
-@pytest.mark.parametrize("value, expected", [
-    ("/hub/spawn", "/hub/spawn"),
-    ("/user/alice/lab?x=1", "/user/alice/lab?x=1"),
-    ("https://evil.example/", "/hub/home"),
-    ("//evil.example/", "/hub/home"),
-    ("/\\evil.example", "/hub/home"),
-    ("javascript:alert(1)", "/hub/home"),
-    ("hub/home", "/hub/home"),
-    ("/x\r\nSet-Cookie: a=b", "/hub/home"),
-    ("", "/hub/home"),
-    (None, "/hub/home"),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("/hub/spawn", "/hub/spawn"),
+        ("/user/alice/lab?x=1", "/user/alice/lab?x=1"),
+        ("https://evil.example/", "/hub/home"),
+        ("//evil.example/", "/hub/home"),
+        ("/\\evil.example", "/hub/home"),
+        ("javascript:alert(1)", "/hub/home"),
+        ("hub/home", "/hub/home"),
+        ("/x\r\nSet-Cookie: a=b", "/hub/home"),
+        ("", "/hub/home"),
+        (None, "/hub/home"),
+    ],
+)
 def test_next_only_leads_to_this_hub(value: str | None, expected: str) -> None:
     assert safe_next_url(value, "/hub/home") == expected
 
@@ -35,19 +38,22 @@ def test_the_cookie_key_is_created_once_and_kept_private(tmp_path: Path) -> None
     assert load_or_create_secret(path) == first
 
 
-@pytest.mark.parametrize("uri, owner, allowed", [
-    ("/user/alice/lab", "alice", True),
-    ("/user/alice/", "alice", True),
-    ("/user/alice", "alice", True),
-    ("/user/alice/../bob/", "alice", False),
-    ("/user/alice/%2e%2e/bob/", "alice", False),
-    ("/user/alice/%252e%252e/bob/", "alice", False),
-    ("/user/alice/..%2Fbob/", "alice", False),
-    ("//user/alice/x", "alice", True),
-    ("/user/alicex/", "alice", False),
-    ("/user/alice\\..\\bob/", "alice", False),
-    ("/user/bob/../alice/api", "alice", True),
-])
+@pytest.mark.parametrize(
+    "uri, owner, allowed",
+    [
+        ("/user/alice/lab", "alice", True),
+        ("/user/alice/", "alice", True),
+        ("/user/alice", "alice", True),
+        ("/user/alice/../bob/", "alice", False),
+        ("/user/alice/%2e%2e/bob/", "alice", False),
+        ("/user/alice/%252e%252e/bob/", "alice", False),
+        ("/user/alice/..%2Fbob/", "alice", False),
+        ("//user/alice/x", "alice", True),
+        ("/user/alicex/", "alice", False),
+        ("/user/alice\\..\\bob/", "alice", False),
+        ("/user/bob/../alice/api", "alice", True),
+    ],
+)
 def test_forwarded_paths_are_normalised_before_the_owner_check(uri: str, owner: str, allowed: bool) -> None:
     assert is_under(normalized_path(uri), owner) is allowed
 

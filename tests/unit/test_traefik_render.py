@@ -12,8 +12,7 @@ from hub.traefik import atomic_write, dump_checked, render_hub_route, render_rou
 
 
 def route(**changes: object) -> Route:
-    values = dict(username="bob.smith", slug="bob-2esmith", prefix="/user/bob.smith/",
-                  target="http://172.20.0.5:8888")
+    values = dict(username="bob.smith", slug="bob-2esmith", prefix="/user/bob.smith/", target="http://172.20.0.5:8888")
     values.update(changes)
     return Route(**values)  # type: ignore[arg-type]
 

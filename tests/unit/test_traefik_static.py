@@ -37,7 +37,8 @@ def test_static_configs_harden_requests_as_the_tests_do(path: Path) -> None:
 def test_the_traefik_binary_knows_every_option() -> None:
     """A misspelt option stops Traefik at start; the help lists every static option of this version."""
     binary = Path(sys.executable).parent / "traefik"
-    help_text = subprocess.run([str(binary), "--help"], check=False, capture_output=True, text=True,
-                               timeout=30).stdout.lower()
+    help_text = subprocess.run(
+        [str(binary), "--help"], check=False, capture_output=True, text=True, timeout=30
+    ).stdout.lower()
     for key in WEB_HTTP_OPTIONS:
         assert f"--entrypoints.<name>.http.{key.lower()} " in help_text, key

@@ -51,8 +51,21 @@ def upgrade() -> None:
         sa.Column("volume_name", sa.String(length=128), nullable=True),
         sa.Column("url", sa.String(length=255), nullable=True),
         # ServerState as Enum(native_enum=False, length=16): the member's name in a VARCHAR, no CHECK constraint.
-        sa.Column("state", sa.Enum("STOPPED", "STARTING", "RUNNING", "STOPPING", "FAILED", name="serverstate",
-                                   native_enum=False, length=16, create_constraint=False), nullable=False),
+        sa.Column(
+            "state",
+            sa.Enum(
+                "STOPPED",
+                "STARTING",
+                "RUNNING",
+                "STOPPING",
+                "FAILED",
+                name="serverstate",
+                native_enum=False,
+                length=16,
+                create_constraint=False,
+            ),
+            nullable=False,
+        ),
         sa.Column("started", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_activity", sa.DateTime(timezone=True), nullable=True),
         sa.Column("route_secret", sa.String(length=128), nullable=False),

@@ -31,14 +31,21 @@ def upgrade() -> None:
     )
     connection = op.get_bind()
     users = sa.table("users", sa.column("id", sa.Integer), sa.column("volume_name", sa.String))
-    servers = sa.table("servers", sa.column("id", sa.Integer), sa.column("user_id", sa.Integer),
-                       sa.column("volume_name", sa.String), sa.column("error", sa.Text),
-                       sa.column("error_log", sa.Text))
+    servers = sa.table(
+        "servers",
+        sa.column("id", sa.Integer),
+        sa.column("user_id", sa.Integer),
+        sa.column("volume_name", sa.String),
+        sa.column("error", sa.Text),
+        sa.column("error_log", sa.Text),
+    )
     for user_id, volume in connection.execute(
-            sa.select(servers.c.user_id, servers.c.volume_name).where(servers.c.volume_name.is_not(None))).all():
+        sa.select(servers.c.user_id, servers.c.volume_name).where(servers.c.volume_name.is_not(None))
+    ).all():
         connection.execute(users.update().where(users.c.id == user_id).values(volume_name=volume))
     for server_id, error in connection.execute(
-            sa.select(servers.c.id, servers.c.error).where(servers.c.error.like(f"%{LOG_SEPARATOR}%"))).all():
+        sa.select(servers.c.id, servers.c.error).where(servers.c.error.like(f"%{LOG_SEPARATOR}%"))
+    ).all():
         message, _, tail = error.partition(LOG_SEPARATOR)
         connection.execute(servers.update().where(servers.c.id == server_id).values(error=message, error_log=tail))
 
