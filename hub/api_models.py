@@ -21,8 +21,8 @@ def iso(moment: dt.datetime | None) -> str | None:
 
 
 def latest(*moments: dt.datetime | None) -> dt.datetime | None:
-    present = [aware(moment) for moment in moments if moment is not None]
-    return max(present) if present else None  # type: ignore[type-var]
+    present = [moment for moment in (aware(moment) for moment in moments) if moment is not None]
+    return max(present) if present else None
 
 
 def pending_of(row: UserRow, spawning: bool) -> str | None:

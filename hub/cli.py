@@ -33,6 +33,7 @@ from hub.names import normalize_username, validate_username
 log = logging.getLogger("hub")
 EXIT_CONFIG = 2
 EXIT_USAGE = 1
+MIN_PASSWORD = 8
 
 
 def traefik_binary() -> str:
@@ -106,12 +107,16 @@ def serve(settings: Settings) -> int:
 
 
 def read_password(from_stdin: bool) -> str:
+    """A new password from standard input or the prompt (twice); a short or mistyped one is a ValueError."""
     if from_stdin or not sys.stdin.isatty():
-        return sys.stdin.readline().rstrip("\n")
-    first = getpass.getpass("Password: ")
-    if first != getpass.getpass("Repeat the password: "):
-        raise ValueError("the passwords do not match")
-    return first
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if password != getpass.getpass("Repeat the password: "):
+            raise ValueError("the passwords do not match")
+    if len(password) < MIN_PASSWORD:
+        raise ValueError(f"the password must have at least {MIN_PASSWORD} characters")
+    return password
 
 
 @asynccontextmanager
@@ -133,11 +138,7 @@ async def user_add(settings: Settings, name: str, admin: bool, password_stdin: b
 
     async with accounts_of(settings) as (_, accounts):
         if settings.auth.type == "native":
-            password = read_password(password_stdin)
-            if len(password) < 8:
-                print("error: the password must have at least 8 characters", file=sys.stderr)
-                return EXIT_USAGE
-            await set_password(accounts, name, password, admin=admin)
+            await set_password(accounts, name, read_password(password_stdin), admin=admin)
         else:
             await accounts.ensure(name, admin=admin)
         print(f"user {name} saved{' (admin)' if admin else ''}")
@@ -152,11 +153,7 @@ async def user_password(settings: Settings, name: str, password_stdin: bool) -> 
         if accounts.get(name) is None:
             print(f"error: there is no user {name}", file=sys.stderr)
             return EXIT_USAGE
-        password = read_password(password_stdin)
-        if len(password) < 8:
-            print("error: the password must have at least 8 characters", file=sys.stderr)
-            return EXIT_USAGE
-        await set_password(accounts, name, password, create=False)
+        await set_password(accounts, name, read_password(password_stdin), create=False)
         print(f"new password saved for {name}; their other sessions are ended")
         return 0
 

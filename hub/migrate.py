@@ -131,7 +131,7 @@ def migration_engine(url: str) -> AsyncEngine:
     engine = create_async_engine(url, poolclass=NullPool)
 
     @event.listens_for(engine.sync_engine, "connect")
-    def _connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    def _connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]  # DB-API objects: untyped
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=OFF")

@@ -60,6 +60,20 @@ def _filtered(query: QueryT, server: type[Server], name_filter: str, state: Stat
     return query
 
 
+def row_of(user: User, srv: Server | None) -> UserRow:
+    return UserRow(
+        user.name,
+        user.admin,
+        user.created,
+        user.last_activity,
+        srv.state if srv else ServerState.STOPPED,
+        srv.image_name if srv else None,
+        srv.started if srv and srv.state == ServerState.RUNNING else None,
+        srv.last_activity if srv else None,
+        srv.error if srv else None,
+    )
+
+
 class UserDirectory:
     def __init__(self, sessions: Sessionmaker) -> None:
         self.sessions = sessions
@@ -92,20 +106,7 @@ class UserDirectory:
         )
         async with self.sessions() as session:
             total = (await session.execute(count)).scalar_one()
-            rows = [
-                UserRow(
-                    user.name,
-                    user.admin,
-                    user.created,
-                    user.last_activity,
-                    srv.state if srv else ServerState.STOPPED,
-                    srv.image_name if srv else None,
-                    srv.started if srv and srv.state == ServerState.RUNNING else None,
-                    srv.last_activity if srv else None,
-                    srv.error if srv else None,
-                )
-                for user, srv in (await session.execute(query)).all()
-            ]
+            rows = [row_of(user, srv) for user, srv in (await session.execute(query)).all()]
         return UserPage(rows, total, offset, limit)
 
     async def row(self, name: str) -> UserRow:
@@ -113,15 +114,4 @@ class UserDirectory:
             user = await get_user(session, name)
             if user is None:
                 raise NotFound(f"There is no user {name}.")
-            srv = user.server
-            return UserRow(
-                user.name,
-                user.admin,
-                user.created,
-                user.last_activity,
-                srv.state if srv else ServerState.STOPPED,
-                srv.image_name if srv else None,
-                srv.started if srv and srv.state == ServerState.RUNNING else None,
-                srv.last_activity if srv else None,
-                srv.error if srv else None,
-            )
+            return row_of(user, user.server)

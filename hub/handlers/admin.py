@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from typing import Any
+from typing import Any, cast
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -48,7 +48,7 @@ async def admin_panel(request: web.Request) -> web.StreamResponse:
     await require_admin_user(request)
     query = request.query
     sort = query.get("sort", "name")
-    sort_key: SortKey = sort if sort in SORT_KEYS else "name"  # type: ignore[assignment]
+    sort_key = cast(SortKey, sort if sort in SORT_KEYS else "name")
     descending = query.get("order") == "desc"
     raw_page = query.get("page", "")
     page_number = max(whole_number(raw_page, maximum=999_999) or 1, 1)
