@@ -130,3 +130,16 @@ async def test_a_revoked_token_does_not_come_back(app_client: TestClient, tokens
     assert revoked.status == 204
     await reloading
     assert (await app_client.get("/hub/api/user", headers=auth(alice))).status == 401
+
+
+async def test_progress_tokens_and_metrics_follow_the_same_rules(app_client: TestClient, tokens_of: TokenMaker) -> None:
+    alice, bob, admin = await tokens_of("alice"), await tokens_of("bob"), await tokens_of("admin")
+    await start(app_client, "alice", alice)
+    assert (await app_client.get("/hub/api/users/alice/server/progress", headers=auth(bob))).status == 403
+    assert (await app_client.get("/hub/api/users/alice/server/progress", headers=auth(admin))).status == 200
+    assert (await app_client.get("/hub/api/users/alice/tokens", headers=auth(bob))).status == 403
+    assert (await app_client.get("/hub/metrics", headers=auth(alice))).status == 403
+    assert (await app_client.get("/hub/metrics", headers=auth(admin))).status == 200
+    assert (await app_client.delete("/hub/api/users/alice/server", headers=auth(bob))).status == 403
+    assert (await app_client.delete("/hub/api/users/alice/server", headers=auth(admin))).status == 204
+    assert (await app_client.get("/hub/api/user", headers={"Authorization": "token "})).status == 401
