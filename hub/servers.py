@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 from hub import names, server_states
 from hub.config import ImageSpec, Settings
 from hub.db import Sessionmaker, get_user
-from hub.errors import HubError, LimitReached, NotFound, SpawnError
+from hub.errors import Conflict, HubError, LimitReached, NotFound, SpawnError
 from hub.metrics import HubMetrics
 from hub.models import Server, ServerState, User, utcnow
 from hub.progress import ProgressEvent, SpawnProgress
@@ -224,8 +224,13 @@ class ServerManager:
                 if server is None:
                     server = Server(image_name=image.name, route_secret="")
                     user.server = server
-                if server.state is not None:
-                    server_states.check(server.state, ServerState.STARTING)
+                if server.state is not None and not server_states.allowed(server.state, ServerState.STARTING):
+                    # left half-done by a hub that stopped meanwhile; the reconciler finishes it within seconds
+                    raise Conflict(
+                        "Your server is still being cleaned up after an interrupted start or stop. "
+                        "Please try again in a few seconds.",
+                        f"{name}: start refused in {server.state}",
+                    )
                 if user.volume_name is None:  # the account's files: named after the account, never reused
                     user.volume_name = names.account_volume_name(
                         self.settings.spawner.prefix, names.user_slug(name), secrets.token_hex(6)

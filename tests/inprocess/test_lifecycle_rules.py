@@ -10,7 +10,7 @@ from hub import names, server_states
 from hub.accounts import AccountService
 from hub.config import Settings
 from hub.db import Sessionmaker, get_user
-from hub.errors import LimitReached
+from hub.errors import Conflict, LimitReached
 from hub.models import ServerState
 from hub.reconcile import Reconciler
 from hub.servers import Seen, ServerManager
@@ -182,3 +182,19 @@ def test_the_state_machine_refuses_paths_it_does_not_draw() -> None:
     with pytest.raises(server_states.InvalidTransition):
         server_states.check(ServerState.RUNNING, ServerState.STARTING)
     server_states.check(ServerState.RUNNING, ServerState.STOPPING)
+
+
+async def test_a_start_after_an_interrupted_stop_says_to_wait_until_reconcile_finished_it(
+    settings: Settings, sessions: Sessionmaker, accounts: AccountService, spawner: FakeSpawner, proxy: FakeProxy
+) -> None:
+    before = ServerManager(settings, sessions, spawner, proxy)
+    await before.start("alice", lab(settings))
+    await finished(before, "alice")
+    await before._set("alice", ServerState.STOPPING)  # the hub died in the middle of a stop
+    after = ServerManager(settings, sessions, spawner, proxy)
+    with pytest.raises(Conflict, match="still being cleaned up"):
+        await after.start("alice", lab(settings))
+    await Reconciler(settings, after).run_once()
+    await after.start("alice", lab(settings))
+    assert (await finished(after, "alice"))["ready"] is True
+    await after.shutdown()
