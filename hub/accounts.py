@@ -45,15 +45,18 @@ class Account:
     sessions_valid_after: float
 
 
-async def mark_changed(session: AsyncSession) -> str:
-    """Give accounts a new generation inside the caller's transaction; running hubs notice and reload."""
+async def mark_changed(session: AsyncSession) -> tuple[str, str]:
+    """Give accounts a new generation inside the caller's transaction; running hubs notice and reload.
+
+    Returns (the generation before, the new one).
+    """
     value = secrets.token_hex(8)
     row = await session.get(HubState, GENERATION_KEY)
     if row is None:
         session.add(HubState(key=GENERATION_KEY, value=value))
-    else:
-        row.value = value
-    return value
+        return "", value
+    before, row.value = row.value, value
+    return before, value
 
 
 async def read_generation(sessions: Sessionmaker) -> str:
@@ -88,7 +91,7 @@ class AccountService:
         return bool(self._accounts)
 
     def on_change(self, listener: Listener) -> None:
-        """Call ``listener`` after the accounts were reloaded because another process changed them."""
+        """Call ``listener`` after accounts were reloaded (another process changed them) or one was deleted."""
         self._listeners.append(listener)
 
     async def load(self) -> None:
@@ -158,10 +161,12 @@ class AccountService:
         async with self.sessions.begin() as session:
             users = await change(session)
             await session.flush()
-            generation = await mark_changed(session)
+            before, generation = await mark_changed(session)
         for user in users:
             self._remember(user)
-        self._generation = generation
+        if before == self._generation:
+            self._generation = generation  # nobody else changed anything since this hub last looked
+        # else: another process changed accounts meanwhile; keep the stale value so the next sync reloads
         self.signal()
         return users
 
@@ -196,13 +201,24 @@ class AccountService:
             raise Conflict(f"The user {existing[0]} already exists.")
         return created[0]
 
-    async def ensure(self, name: str, *, admin: bool = False, logged_in: bool = False) -> Account:
-        """The account of ``name``, created when missing; ``admin`` only ever grants (config's admin lists)."""
+    async def ensure(
+        self,
+        name: str,
+        *,
+        admin: bool = False,
+        logged_in: bool = False,
+        create: bool = True,
+        valid_after: float | None = None,
+    ) -> Account | None:
+        """The account of ``name``, created when missing (and ``create``); ``admin`` only ever grants (config's
+        admin lists). A new account accepts sessions issued after ``valid_after`` (default: now)."""
 
         async def change(session: AsyncSession) -> list[User]:
             user = await get_user(session, name)
             if user is None:
-                user = User(name=name, admin=admin, sessions_valid_after=time.time())
+                if not create:
+                    return []
+                user = User(name=name, admin=admin, sessions_valid_after=valid_after or time.time())
                 session.add(user)
             user.admin = user.admin or admin
             if logged_in:
@@ -216,8 +232,8 @@ class AccountService:
                 if user is not None:
                     user.last_activity = utcnow()
                     return current
-        (user,) = await self._write(change)
-        return self._accounts[user.name]
+        users = await self._write(change)
+        return self._accounts[users[0].name] if users else None
 
     async def set_admin(self, name: str, admin: bool) -> None:
         async def change(session: AsyncSession) -> list[User]:
@@ -272,6 +288,8 @@ class AccountService:
 
         await self._write(change)
         self._accounts.pop(name, None)
+        for listener in self._listeners:  # the account's tokens went with it (database cascade): reload them
+            await listener()
         log.info("deleted user %s", name)
 
     @staticmethod

@@ -24,16 +24,23 @@ FLUSH_SECONDS = 10.0
 class ActivityTracker:
     def __init__(self, sessions: Sessionmaker) -> None:
         self.sessions = sessions
+        # The newest moment seen, kept after it is saved: a reader (the culler) never finds activity
+        # that is neither here nor in the database yet. One entry per user who was active.
         self._users: dict[str, dt.datetime] = {}
         self._servers: dict[str, dt.datetime] = {}
+        self._unsaved_users: set[str] = set()
+        self._unsaved_servers: set[str] = set()
 
     def touch_user(self, name: str) -> None:
         self._users[name] = utcnow()
+        self._unsaved_users.add(name)
 
     def touch_server(self, owner: str) -> None:
         now = utcnow()
         self._servers[owner] = now
         self._users[owner] = now
+        self._unsaved_servers.add(owner)
+        self._unsaved_users.add(owner)
 
     def user_latest(self, name: str) -> dt.datetime | None:
         return self._users.get(name)
@@ -42,10 +49,12 @@ class ActivityTracker:
         return self._servers.get(owner)
 
     async def flush(self) -> None:
-        users, servers = self._users, self._servers
-        self._users, self._servers = {}, {}
-        if not users and not servers:
+        user_names, server_names = self._unsaved_users, self._unsaved_servers
+        self._unsaved_users, self._unsaved_servers = set(), set()
+        if not user_names and not server_names:
             return
+        users = {name: self._users[name] for name in user_names if name in self._users}
+        servers = {name: self._servers[name] for name in server_names if name in self._servers}
         async with self.sessions.begin() as session:
             names = set(users) | set(servers)
             rows = (await session.execute(select(User).where(User.name.in_(names)))).scalars().all()

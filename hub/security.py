@@ -12,12 +12,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from aiohttp.web_request import FileField
 from aiohttp_session import Session, get_session
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
+from multidict import MultiDictProxy
 
 from hub.accounts import AccountService
 from hub.config import Settings
-from hub.errors import Forbidden
+from hub.errors import BadRequest, Forbidden
 
 SESSION_COOKIE = "hub-session"
 CSRF_FIELD = "_xsrf"
@@ -89,11 +91,12 @@ def csrf_token(session: Session) -> str:
     return token
 
 
-def start_session(session: Session, name: str, uid: int) -> None:
+def start_session(session: Session, name: str, uid: int, issued: float | None = None) -> None:
+    """A new session for the account; ``issued`` (default now) must be after the account's cut-off to count."""
     session.invalidate()
     session["user"] = name
     session["uid"] = uid
-    session["iat"] = time.time()
+    session["iat"] = issued if issued is not None else time.time()
     session["csrf"] = secrets.token_urlsafe(24)
 
 
@@ -103,6 +106,17 @@ def is_token_request(request: web.Request) -> bool:
     return request.path.startswith("/hub/api/") and scheme.lower() in ("token", "bearer") and bool(value.strip())
 
 
+async def read_form(request: web.Request) -> MultiDictProxy[str | bytes | bytearray | FileField]:
+    """The form of the request; an unknown charset or undecodable bytes are the sender's mistake (400)."""
+    try:
+        return await request.post()
+    except (LookupError, UnicodeDecodeError, ValueError) as exc:
+        raise BadRequest(
+            "The form could not be read: its encoding is not one this hub knows.",
+            f"unreadable form on {request.method} {request.path}: {exc}",
+        ) from None
+
+
 @web.middleware
 async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every unsafe request must carry the session's CSRF token (form field or header)."""
@@ -110,9 +124,11 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
         session = await get_session(request)
         expected = session.get("csrf")
         sent = request.headers.get(CSRF_HEADER)
-        if sent is None and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-            value = (await request.post()).get(CSRF_FIELD)
-            sent = value if isinstance(value, str) else None
+        if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            form = await read_form(request)  # parsed once here; handlers get aiohttp's cached copy
+            if sent is None:
+                value = form.get(CSRF_FIELD)
+                sent = value if isinstance(value, str) else None
         if not (isinstance(expected, str) and sent and secrets.compare_digest(expected, sent)):
             raise Forbidden(
                 "This form has expired or did not come from this hub. Reload the page and try again.",

@@ -36,6 +36,8 @@ class Authenticator(abc.ABC):
     """Checks a user name and password. Must not apply allow or admin lists: the hub does."""
 
     name: ClassVar[str]
+    creates_accounts: ClassVar[bool] = True
+    """Whether a successful login makes the hub account when it is missing (PAM, single sign-on: yes)."""
 
     def __init__(self, settings: AuthSection, sessions: Sessionmaker) -> None:
         self.settings = settings

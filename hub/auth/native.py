@@ -38,6 +38,7 @@ async def set_password(
 
 class NativeAuthenticator(Authenticator):
     name = "native"
+    creates_accounts = False  # its users are made by admins; a login never brings a deleted account back
 
     async def check_password(self, username: str, password: str) -> Identity | None:
         async with self.sessions() as session:
@@ -45,4 +46,5 @@ class NativeAuthenticator(Authenticator):
         if not await verify_password(user.password_hash if user else None, password):
             return None
         assert user is not None
-        return Identity(user.name, admin=user.admin or None)
+        # No admin flag from here: it was read before the (slow) check and may be stale; the hub reads it live.
+        return Identity(user.name)

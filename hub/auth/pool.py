@@ -13,13 +13,18 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from hub.errors import ServiceUnavailable
+
 T = TypeVar("T")
 WORKERS = 2
 MAX_WAITING = 64
 
 
-class AuthBusy(Exception):
+class AuthBusy(ServiceUnavailable):
     """Too many password checks are waiting already."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("Many people are logging in right now. Please try again in a few seconds.", detail)
 
 
 class AuthPool:

@@ -10,11 +10,12 @@ import aiohttp_jinja2
 from aiohttp import web
 from aiohttp_session import get_session
 
-from hub.auth.native import set_password
+from hub.auth.native import hash_password
 from hub.errors import BadRequest, Forbidden
 from hub.handlers.login import require_user
 from hub.image_choice import chosen_image
 from hub.keys import ACCOUNTS, ACTIVITY, SERVERS, SETTINGS, USERS
+from hub.names import normalize_username
 from hub.parsing import whole_number
 from hub.security import SessionUser
 from hub.urls import url
@@ -86,13 +87,16 @@ async def add_users(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     names = [name for name in re.split(r"[\s,;]+", str(form.get("usernames", ""))) if name]
     admin = form.get("admin") == "on"
+    native = request.app[SETTINGS].auth.type == "native"
+    # First passwords are hashed before anything is saved: a busy hub refuses the whole request (503)
+    # instead of leaving accounts without passwords.
+    fresh = {normalize_username(name): secrets.token_urlsafe(9) for name in names} if native else {}
+    hashes = {name: await hash_password(password) for name, password in fresh.items()}
     created, existing = await request.app[ACCOUNTS].add(names, admin=admin)
     passwords: list[tuple[str, str]] = []
-    if request.app[SETTINGS].auth.type == "native":
-        for name in created:
-            password = secrets.token_urlsafe(9)
-            await set_password(request.app[ACCOUNTS], name, password, admin=admin)
-            passwords.append((name, password))
+    for name in created if native else []:
+        await request.app[ACCOUNTS].set_password_hash(name, hashes[name], admin=admin)
+        passwords.append((name, fresh[name]))
     context = {"created": created, "existing": existing, "passwords": passwords, "admin": admin}
     return aiohttp_jinja2.render_template("admin_added.html", request, context)
 

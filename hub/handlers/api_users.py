@@ -41,7 +41,7 @@ async def json_body(request: web.Request) -> dict[str, Any]:
         return {}
     try:
         body = json.loads(await request.text() or "{}")
-    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser can follow
+    except (ValueError, RecursionError, LookupError):  # too deep to follow; LookupError: an unknown charset
         raise BadRequest("The request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object.")

@@ -6,7 +6,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from aiohttp_session import new_session
 
-from hub.auth.native import set_password
+from hub.auth.native import hash_password
 from hub.errors import BadUsername, Forbidden, NotFound
 from hub.first_admin import consume_setup_link, has_users, setup_link_valid
 from hub.keys import ACCOUNTS, SESSIONS
@@ -52,10 +52,11 @@ async def setup_submit(request: web.Request) -> web.StreamResponse:
         return again(f"The password must have at least {MIN_PASSWORD} characters.")
     if password != form.get("password_again"):
         return again("The two passwords differ.")
+    password_hash = await hash_password(password)  # before the link is used up: a busy hub keeps it valid
     if not await consume_setup_link(request.app[SESSIONS], token):
         raise Forbidden(INVALID)
     accounts = request.app[ACCOUNTS]
-    await set_password(accounts, name, password, admin=True)
+    await accounts.set_password_hash(name, password_hash, create=True, admin=True)
     account = accounts.get(name)
     assert account is not None
     start_session(await new_session(request), name, account.id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -67,6 +68,9 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     except LockedOut as exc:
         log.warning("login of %s from %s refused: too many failed attempts", truncate(username), truncate(client))
         return refuse(f"Too many failed attempts. Please wait {wait_text(exc.seconds)} and try again.", 429)
+    # The session counts as issued when the check began: a password reset, a logout everywhere or a
+    # deletion that lands while the (slow) check runs moves the cut-off past it, so it never counts.
+    began = time.time()
     try:
         identity = await login(request.app[AUTHENTICATOR], request.app[ACCESS_POLICY], username, password)
     except BadUsername as exc:
@@ -88,8 +92,17 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         log.info("failed login for %s from %s", truncate(username), truncate(client))
         return refuse("Invalid user name or password.", 403)
     attempt.succeeded()
-    account = await request.app[ACCOUNTS].ensure(identity.username, admin=bool(identity.admin), logged_in=True)
-    start_session(await new_session(request), identity.username, account.id)
+    backend = request.app[AUTHENTICATOR]
+    account = await request.app[ACCOUNTS].ensure(
+        identity.username,
+        admin=bool(identity.admin),
+        logged_in=True,
+        create=backend.creates_accounts,
+        valid_after=began - 0.001,
+    )
+    if account is None:  # deleted while the password was being checked
+        return refuse("Invalid user name or password.", 403)
+    start_session(await new_session(request), identity.username, account.id, issued=began)
     log.info("%s logged in", identity.username)
     raise web.HTTPFound(next_url)
 
