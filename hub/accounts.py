@@ -116,15 +116,16 @@ class AccountService:
         return True
 
     async def refresh_if_stale(self) -> None:
-        """Look for outside changes now, unless that was done in the last quarter second (a token made with
-        ``hub token create`` a moment ago works at once; a flood of unknown tokens costs at most four tiny
-        queries a second, all of them shared)."""
-        if self._refreshing is None:
-            if not self._signalled() and time.monotonic() - self._last_check < MISS_REFRESH_SECONDS:
-                return
-            self._refreshing = asyncio.ensure_future(self.sync())
-            self._refreshing.add_done_callback(lambda _: setattr(self, "_refreshing", None))
-        await asyncio.shield(self._refreshing)
+        """Look for outside changes now, unless that was done in the last quarter second and the signal file
+        did not move since (a token made with ``hub token create`` a moment ago works at once; a flood of
+        unknown tokens costs at most four tiny queries a second, all of them shared)."""
+        for _ in range(2):  # a look already under way may have begun just before the change: then one more
+            if self._refreshing is None:
+                if not self._signalled() and time.monotonic() - self._last_check < MISS_REFRESH_SECONDS:
+                    return
+                self._refreshing = asyncio.ensure_future(self.sync())
+                self._refreshing.add_done_callback(lambda _: setattr(self, "_refreshing", None))
+            await asyncio.shield(self._refreshing)
 
     def _signal_mtime(self) -> float | None:
         try:

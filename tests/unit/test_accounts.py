@@ -102,3 +102,37 @@ async def test_a_token_made_by_another_process_works_at_once(sessions: Sessionma
     _, token = await TokenStore(sessions, cli).create("script", "made by the CLI")
     owner = await hub_tokens.check(token)
     assert owner is not None and owner.username == "script"
+
+
+async def test_a_token_made_while_the_hub_was_already_looking_still_works_at_once(
+    sessions: Sessionmaker, tmp_path: Path
+) -> None:
+    hub = AccountService(sessions, tmp_path / "accounts.changed")
+    await hub.load()
+    hub_tokens = TokenStore(sessions, hub)
+    hub.on_change(hub_tokens.load)
+    await hub_tokens.load()
+    cli = AccountService(sessions, tmp_path / "accounts.changed")
+    await cli.load()
+    await cli.add(["script"])
+    await hub.sync()
+    gate = asyncio.Event()
+    real_sync = hub.sync
+
+    async def slow_first_look() -> bool:  # the periodic look began before the CLI's commit
+        changed = await real_sync()
+        await gate.wait()
+        return changed
+
+    hub.sync = slow_first_look  # type: ignore[method-assign]
+    hub._last_check = 0.0  # due for a look
+    looking = asyncio.ensure_future(hub.refresh_if_stale())
+    await asyncio.sleep(0.01)
+    hub.sync = real_sync  # type: ignore[method-assign]
+    _, token = await TokenStore(sessions, cli).create("script", "made by the CLI")
+    checking = asyncio.ensure_future(hub_tokens.check(token))
+    await asyncio.sleep(0.01)
+    gate.set()
+    await looking
+    owner = await checking
+    assert owner is not None and owner.username == "script"
