@@ -26,14 +26,13 @@ from sqlalchemy import select
 from hub.accounts import SIGNAL_FILE, AccountService
 from hub.config import ConfigError, Settings, load_settings
 from hub.db import Sessionmaker
-from hub.errors import BadUsername
+from hub.errors import HubError, NotFound
 from hub.logs import setup_logging
 from hub.names import normalize_username, validate_username
 
 log = logging.getLogger("hub")
 EXIT_CONFIG = 2
 EXIT_USAGE = 1
-MIN_PASSWORD = 8
 
 
 def traefik_binary() -> str:
@@ -108,6 +107,8 @@ def serve(settings: Settings) -> int:
 
 def read_password(from_stdin: bool) -> str:
     """A new password from standard input or the prompt (twice); a short or mistyped one is a ValueError."""
+    from hub.auth.native import MIN_PASSWORD
+
     if from_stdin or not sys.stdin.isatty():
         password = sys.stdin.readline().rstrip("\n")
     else:
@@ -150,9 +151,8 @@ async def user_password(settings: Settings, name: str, password_stdin: bool) -> 
     from hub.auth.native import set_password
 
     async with accounts_of(settings) as (_, accounts):
-        if accounts.get(name) is None:
-            print(f"error: there is no user {name}", file=sys.stderr)
-            return EXIT_USAGE
+        if accounts.get(name) is None:  # before asking for a password nobody can use
+            raise NotFound(f"There is no user {name}.")
         await set_password(accounts, name, read_password(password_stdin), create=False)
         print(f"new password saved for {name}; their other sessions are ended")
         return 0
@@ -160,9 +160,6 @@ async def user_password(settings: Settings, name: str, password_stdin: bool) -> 
 
 async def user_admin(settings: Settings, name: str, revoke: bool) -> int:
     async with accounts_of(settings) as (_, accounts):
-        if accounts.get(name) is None:
-            print(f"error: there is no user {name}", file=sys.stderr)
-            return EXIT_USAGE
         await accounts.set_admin(name, not revoke)
         print(f"{name} is {'no longer' if revoke else 'now'} an admin")
         return 0
@@ -212,7 +209,6 @@ async def setup_link(settings: Settings) -> int:
 async def token_create(
     settings: Settings, name: str, note: str, expires_in: int | None, service: bool = False, admin: bool = False
 ) -> int:
-    from hub.errors import NotFound
     from hub.tokens import TokenStore
 
     async with accounts_of(settings) as (sessions, accounts):
@@ -303,6 +299,6 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    except (BadUsername, ValueError) as exc:
+    except (HubError, ValueError) as exc:  # HubError: a bad name, no such user, ...
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

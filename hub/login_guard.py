@@ -20,11 +20,15 @@ import socket
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from aiohttp import web
 
+from hub.names import truncate
+
 log = logging.getLogger(__name__)
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+Outcome = Literal["failed", "succeeded", "abandoned"]
 
 
 class LockedOut(Exception):
@@ -79,12 +83,14 @@ class LoginThrottle:
         self._forget_old(now)
         return Attempt(self, keys)
 
-    def _finish(self, keys: Iterable[str], failed: bool) -> None:
+    def _finish(self, keys: Iterable[str], outcome: Outcome) -> None:
         now = time.monotonic()
         for key in keys:
             record = self._record(key, now)
             record.in_flight = max(record.in_flight - 1, 0)
-            if failed:
+            if outcome == "abandoned":
+                continue
+            if outcome == "failed":
                 record.failures.append(now)
                 if len(record.failures) >= self._limit(key):
                     record.locked_until = now + self.lockout
@@ -92,7 +98,7 @@ class LoginThrottle:
                         "login locked for %gs after %d failures: %s",
                         self.lockout,
                         len(record.failures),
-                        key.encode("unicode_escape").decode()[:80],
+                        truncate(key, 80),
                     )
             elif key.startswith("user:"):
                 record.failures.clear()
@@ -117,24 +123,19 @@ class Attempt:
         self._open = True
 
     def failed(self) -> None:
-        self._end(True)
+        self._end("failed")
 
     def succeeded(self) -> None:
-        self._end(False)
+        self._end("succeeded")
 
     def abandoned(self) -> None:
         """The check did not happen (backend down): the attempt does not count."""
-        if self._open:
-            self._open = False
-            now = time.monotonic()
-            for key in self._keys:
-                record = self._throttle._record(key, now)
-                record.in_flight = max(record.in_flight - 1, 0)
+        self._end("abandoned")
 
-    def _end(self, failed: bool) -> None:
+    def _end(self, outcome: Outcome) -> None:
         if self._open:
             self._open = False
-            self._throttle._finish(self._keys, failed)
+            self._throttle._finish(self._keys, outcome)
 
 
 class TrustedProxies:

@@ -64,6 +64,9 @@ class Seen:
     state: ServerState
     started: dt.datetime | None
 
+    def matches(self, server: Server | None) -> bool:
+        return server is not None and server.state == self.state and aware(server.started) == aware(self.started)
+
 
 def handle_of(server: Server) -> ServerHandle:
     return ServerHandle(
@@ -187,7 +190,7 @@ class ServerManager:
             server = user.server if user else None
             if server is None:
                 return False
-            if seen is not None and (server.state != seen.state or aware(server.started) != aware(seen.started)):
+            if seen is not None and not seen.matches(server):
                 return False
             if target is not None:
                 server_states.check(server.state, target)
@@ -349,7 +352,7 @@ class ServerManager:
         async with self.sessions() as session:
             user = await get_user(session, name)
             server = user.server if user else None
-        return server is not None and server.state == seen.state and aware(server.started) == aware(seen.started)
+        return seen.matches(server)
 
     async def _stop_locked(self, name: str, reason: str | None) -> None:
         """The route goes first, so no request reaches a container that is going away; if the container

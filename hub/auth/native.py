@@ -10,6 +10,8 @@ from hub.auth import Authenticator, Identity
 from hub.auth.pool import auth_pool
 from hub.db import get_user
 
+MIN_PASSWORD = 8
+"""The shortest password the hub accepts (setup page and command line alike)."""
 _hasher = PasswordHasher()
 # Verified against when the user does not exist, so both cases take the same time.
 _DUMMY_HASH = _hasher.hash("not a real password")

@@ -6,7 +6,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from aiohttp_session import new_session
 
-from hub.auth.native import hash_password
+from hub.auth.native import MIN_PASSWORD, hash_password
 from hub.errors import BadUsername, Forbidden, NotFound
 from hub.first_admin import consume_setup_link, has_users, setup_link_valid
 from hub.keys import ACCOUNTS, SESSIONS
@@ -14,7 +14,6 @@ from hub.names import normalize_username, validate_username
 from hub.security import start_session
 
 routes = web.RouteTableDef()
-MIN_PASSWORD = 8
 INVALID = "This setup link is not valid (or was used already). Make a new one with `hub setup-link`."
 
 

@@ -12,7 +12,7 @@ import docker
 import pytest
 import requests
 
-from tests.client import HubUser
+from tests.client import HubUser, wait_for
 from tests.fixtures.docker import RUN_LABEL
 from tests.fixtures.hub import HubFactory, HubProcess
 from tests.fixtures.traefik import start_traefik
@@ -40,16 +40,6 @@ def start_and_follow(user: HubUser, image: str = "echo") -> list[dict[str, Any]]
 
                 events.append(json.loads(line[6:]))
     return events
-
-
-def wait_for(condition: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_twenty_users_start_at_once_with_five_slots(hub_factory: HubFactory) -> None:

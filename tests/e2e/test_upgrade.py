@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +14,7 @@ import requests
 import yaml
 
 from hub.migrate import head_revision
-from tests.client import HubUser
+from tests.client import HubUser, wait_for
 from tests.fixtures.hub import ROOT, HubFactory, password_of
 
 pytestmark = [pytest.mark.docker, pytest.mark.traefik]
@@ -31,16 +29,6 @@ def old_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", OLD_COMMIT, "hub"], capture_output=True, check=True)
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
     return folder
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def volume_of(container: Any) -> str:

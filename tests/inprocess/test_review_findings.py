@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from hub.accounts import AccountService
 from hub.activity import ActivityTracker
+from hub.auth import Identity
 from hub.auth.native import set_password
 from hub.auth.pool import auth_pool
 from hub.db import Sessionmaker
@@ -29,6 +32,19 @@ async def login(client: TestClient, name: str, password: str) -> int:
     form = {"_xsrf": match.group(1), "username": name, "password": password}
     response = await client.post("/hub/login", data=form, allow_redirects=False)
     return response.status
+
+
+def while_checking(app: web.Application, meanwhile: Callable[[str], Awaitable[object]]) -> None:
+    """Make the password check run ``meanwhile(username)`` once it has checked (a change racing with it)."""
+    backend = app[AUTHENTICATOR]
+    real_check = backend.check_password
+
+    async def check(username: str, password: str) -> Identity | None:
+        found = await real_check(username, password)
+        await meanwhile(username)
+        return found
+
+    backend.check_password = check  # type: ignore[method-assign]  # the race, staged
 
 
 async def test_a_deleted_users_token_does_not_work_for_the_next_account_of_that_name(
@@ -62,15 +78,7 @@ async def test_a_login_does_not_bring_back_an_account_deleted_while_its_password
     app = app_client.server.app
     accounts: AccountService = app[ACCOUNTS]
     await set_password(accounts, "bob", "bob's password")
-    backend = app[AUTHENTICATOR]
-    real_check = backend.check_password
-
-    async def check_then_lose_the_account(username: str, password: str):  # type: ignore[no-untyped-def]
-        found = await real_check(username, password)
-        await accounts.delete(username)  # an admin deletes bob meanwhile
-        return found
-
-    backend.check_password = check_then_lose_the_account  # type: ignore[method-assign]
+    while_checking(app, accounts.delete)  # an admin deletes bob meanwhile
     assert await login(app_client, "bob", "bob's password") == 403
     assert accounts.get("bob") is None
 
@@ -79,15 +87,7 @@ async def test_a_password_reset_during_a_login_ends_that_login_too(app_client: T
     app = app_client.server.app
     accounts: AccountService = app[ACCOUNTS]
     await set_password(accounts, "bob", "old password")
-    backend = app[AUTHENTICATOR]
-    real_check = backend.check_password
-
-    async def check_then_reset(username: str, password: str):  # type: ignore[no-untyped-def]
-        found = await real_check(username, password)
-        await set_password(accounts, username, "new password", create=False)  # reset meanwhile
-        return found
-
-    backend.check_password = check_then_reset  # type: ignore[method-assign]
+    while_checking(app, lambda name: set_password(accounts, name, "new password", create=False))  # reset meanwhile
     assert await login(app_client, "bob", "old password") == 302
     home = await app_client.get("/hub/home", allow_redirects=False)
     assert home.status == 302 and "/hub/login" in home.headers["Location"]  # that session does not count
@@ -97,15 +97,7 @@ async def test_a_demotion_during_a_login_is_not_undone_by_it(app_client: TestCli
     app = app_client.server.app
     accounts: AccountService = app[ACCOUNTS]
     await set_password(accounts, "admin", "admin password")
-    backend = app[AUTHENTICATOR]
-    real_check = backend.check_password
-
-    async def check_then_demote(username: str, password: str):  # type: ignore[no-untyped-def]
-        found = await real_check(username, password)
-        await accounts.set_admin(username, False)
-        return found
-
-    backend.check_password = check_then_demote  # type: ignore[method-assign]
+    while_checking(app, lambda name: accounts.set_admin(name, False))  # demoted meanwhile
     await login(app_client, "admin", "admin password")
     demoted = accounts.get("admin")
     assert demoted is not None and not demoted.admin

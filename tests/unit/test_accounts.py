@@ -90,7 +90,8 @@ async def test_a_flood_of_unknown_tokens_costs_no_query_of_its_own(sessions: Ses
     assert syncs <= 2  # shared, rate-limited look for outside changes; no query per token
 
 
-async def test_a_token_made_by_another_process_works_at_once(sessions: Sessionmaker, tmp_path: Path) -> None:
+async def hub_and_cli(sessions: Sessionmaker, tmp_path: Path) -> tuple[AccountService, TokenStore, AccountService]:
+    """A running hub's accounts and tokens, and a command line's accounts, on one database and data folder."""
     hub = AccountService(sessions, tmp_path / "accounts.changed")
     await hub.load()
     hub_tokens = TokenStore(sessions, hub)
@@ -98,6 +99,11 @@ async def test_a_token_made_by_another_process_works_at_once(sessions: Sessionma
     await hub_tokens.load()
     cli = AccountService(sessions, tmp_path / "accounts.changed")
     await cli.load()
+    return hub, hub_tokens, cli
+
+
+async def test_a_token_made_by_another_process_works_at_once(sessions: Sessionmaker, tmp_path: Path) -> None:
+    hub, hub_tokens, cli = await hub_and_cli(sessions, tmp_path)
     await cli.add(["script"])
     _, token = await TokenStore(sessions, cli).create("script", "made by the CLI")
     owner = await hub_tokens.check(token)
@@ -107,13 +113,7 @@ async def test_a_token_made_by_another_process_works_at_once(sessions: Sessionma
 async def test_a_token_made_while_the_hub_was_already_looking_still_works_at_once(
     sessions: Sessionmaker, tmp_path: Path
 ) -> None:
-    hub = AccountService(sessions, tmp_path / "accounts.changed")
-    await hub.load()
-    hub_tokens = TokenStore(sessions, hub)
-    hub.on_change(hub_tokens.load)
-    await hub_tokens.load()
-    cli = AccountService(sessions, tmp_path / "accounts.changed")
-    await cli.load()
+    hub, hub_tokens, cli = await hub_and_cli(sessions, tmp_path)
     await cli.add(["script"])
     await hub.sync()
     gate = asyncio.Event()
