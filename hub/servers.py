@@ -88,6 +88,11 @@ def route_of(user: str, server: Server, image: ImageSpec | None) -> Route:
     )
 
 
+def failure_text(message: str, log_tail: str | None) -> str:
+    """A failure as one text (the progress stream has one message field): the reason, then the log lines."""
+    return f"{message}\n\nLast lines of its log:\n{log_tail.rstrip()}" if log_tail else message
+
+
 def crash_message(info: ServerInfo | None, image: ImageSpec | None) -> str:
     if info is None:
         return "Your server's container disappeared, so it was marked stopped. Your files are kept."
@@ -327,8 +332,7 @@ class ServerManager:
         except Exception as exc:
             log.warning("cleanup after failed start of %s: %s", name, getattr(exc, "detail", exc))
         finally:
-            shown = f"{message}\n\nLast lines of its log:\n{log_tail.rstrip()}" if log_tail else message
-            progress.emit(ProgressEvent(100, shown, failed=True))
+            progress.emit(ProgressEvent(100, failure_text(message, log_tail), failed=True))
             await self._set(name, ServerState.FAILED, error=message, error_log=log_tail or None, url=None)
 
     # -- stop ----------------------------------------------------------------------------------

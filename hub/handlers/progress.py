@@ -12,6 +12,7 @@ from hub.keys import SERVERS, SETTINGS
 from hub.models import ServerState
 from hub.parsing import whole_number
 from hub.progress import ProgressEvent
+from hub.servers import failure_text
 
 routes = web.RouteTableDef()
 KEEPALIVE_SECONDS = 15.0
@@ -37,7 +38,8 @@ async def progress_stream(request: web.Request) -> web.StreamResponse:
             url = servers.server_url(name, request.app[SETTINGS].image(view.image_name))
             final = ProgressEvent(100, "Your server is ready", ready=True, url=url)
         elif view.state == ServerState.FAILED:
-            final = ProgressEvent(100, view.error or "Your server could not start.", failed=True)
+            text = failure_text(view.error or "Your server could not start.", view.error_log)
+            final = ProgressEvent(100, text, failed=True)
         else:
             raise NotFound("This user's server is not starting.")
     response = web.StreamResponse(

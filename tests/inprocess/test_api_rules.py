@@ -143,3 +143,14 @@ async def test_progress_tokens_and_metrics_follow_the_same_rules(app_client: Tes
     assert (await app_client.delete("/hub/api/users/alice/server", headers=auth(bob))).status == 403
     assert (await app_client.delete("/hub/api/users/alice/server", headers=auth(admin))).status == 204
     assert (await app_client.get("/hub/api/user", headers={"Authorization": "token "})).status == 401
+
+
+async def test_a_failed_start_read_later_still_shows_its_log_lines(
+    app_client: TestClient, tokens_of: TokenMaker, spawner: FakeSpawner
+) -> None:
+    alice = await tokens_of("alice")
+    spawner.fail_with = "The server did not start."
+    await app_client.post("/hub/api/users/alice/server", json={"image": "lab"}, headers=auth(alice))
+    app_client.server.app[SERVERS]._progress.clear()  # as after a restart of the hub: only the database knows
+    body = await (await app_client.get("/hub/api/users/alice/server/progress", headers=auth(alice))).text()
+    assert "The server did not start." in body and "it broke" in body
