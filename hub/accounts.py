@@ -43,6 +43,20 @@ class Account:
     id: int
     admin: bool
     sessions_valid_after: float
+    method: str | None = None
+    """The login method the account belongs to."""
+    password_must_change: bool = False
+
+
+class WrongMethod(Conflict):
+    """The name belongs to an account of another login method."""
+
+    def __init__(self, name: str, method: str | None) -> None:
+        super().__init__(
+            f"The name {name} belongs to an account of another login method. Log in with that method.",
+            f"{name} belongs to login method {method}",
+        )
+        self.method = method
 
 
 async def mark_changed(session: AsyncSession) -> tuple[str, str]:
@@ -68,11 +82,19 @@ async def read_generation(sessions: Sessionmaker) -> str:
 Listener = Callable[[], Awaitable[None]]
 
 
+def account_of(user: User) -> Account:
+    return Account(
+        user.id, user.admin, user.sessions_valid_after or 0.0, user.auth_method, bool(user.password_must_change)
+    )
+
+
 class AccountService:
-    def __init__(self, sessions: Sessionmaker, signal_file: Path | None = None) -> None:
+    def __init__(self, sessions: Sessionmaker, signal_file: Path | None = None, default_method: str = "native") -> None:
         """``signal_file`` (in the data folder) is touched after every write, so a running hub that meets an
-        unknown token can tell with one ``stat`` whether another process just changed something."""
+        unknown token can tell with one ``stat`` whether another process just changed something.
+        ``default_method``: the login method of accounts made without naming one (the first configured)."""
         self.sessions = sessions
+        self.default_method = default_method
         self.signal_file = signal_file
         self._signal_seen: float | None = None
         self._accounts: dict[str, Account] = {}
@@ -99,8 +121,8 @@ class AccountService:
             self._signal_seen = self._signal_mtime()
             generation = await read_generation(self.sessions)
             async with self.sessions() as session:
-                rows = (await session.execute(select(User.id, User.name, User.admin, User.sessions_valid_after))).all()
-            self._accounts = {name: Account(uid, admin, valid_after or 0.0) for uid, name, admin, valid_after in rows}
+                rows = (await session.execute(select(User))).scalars().all()
+                self._accounts = {user.name: account_of(user) for user in rows}
             self._generation = generation
 
     async def sync(self) -> bool:
@@ -156,7 +178,7 @@ class AccountService:
 
     # -- writing -------------------------------------------------------------------------------
     def _remember(self, user: User) -> None:
-        self._accounts[user.name] = Account(user.id, user.admin, user.sessions_valid_after or 0.0)
+        self._accounts[user.name] = account_of(user)
 
     async def _write(self, change: Callable[[AsyncSession], Awaitable[list[User]]]) -> list[User]:
         async with self.sessions.begin() as session:
@@ -171,8 +193,11 @@ class AccountService:
         self.signal()
         return users
 
-    async def add(self, raw_names: list[str], admin: bool = False) -> tuple[list[str], list[str]]:
-        """Create users; returns (created, already there). Any unusable name refuses the whole request."""
+    async def add(
+        self, raw_names: list[str], admin: bool = False, method: str | None = None
+    ) -> tuple[list[str], list[str]]:
+        """Create users (of ``method``, default the first configured); returns (created, already there).
+        Any unusable name refuses the whole request."""
         wanted: list[str] = []
         for raw in raw_names:
             name = validate_username(normalize_username(raw))
@@ -185,7 +210,9 @@ class AccountService:
         async def change(session: AsyncSession) -> list[User]:
             existing.update((await session.execute(select(User.name).where(User.name.in_(wanted)))).scalars())
             made = [
-                User(name=name, admin=admin, sessions_valid_after=time.time())
+                User(
+                    name=name, admin=admin, sessions_valid_after=time.time(), auth_method=method or self.default_method
+                )
                 for name in wanted
                 if name not in existing
             ]
@@ -196,8 +223,8 @@ class AccountService:
         log.info("added users %s", ", ".join(created) or "(none)")
         return created, [name for name in wanted if name in existing]
 
-    async def add_one(self, raw_name: str, admin: bool = False) -> str:
-        created, existing = await self.add([raw_name], admin)
+    async def add_one(self, raw_name: str, admin: bool = False, method: str | None = None) -> str:
+        created, existing = await self.add([raw_name], admin, method)
         if existing:
             raise Conflict(f"The user {existing[0]} already exists.")
         return created[0]
@@ -210,24 +237,36 @@ class AccountService:
         logged_in: bool = False,
         create: bool = True,
         valid_after: float | None = None,
+        method: str | None = None,
     ) -> Account | None:
         """The account of ``name``, created when missing (and ``create``); ``admin`` only ever grants (config's
-        admin lists). A new account accepts sessions issued after ``valid_after`` (default: now)."""
+        admin lists). A new account accepts sessions issued after ``valid_after`` (default: now).
+
+        With ``method`` (a login), an account of another method raises WrongMethod: one name, one owner."""
+        method_of_new = method or self.default_method
 
         async def change(session: AsyncSession) -> list[User]:
             user = await get_user(session, name)
             if user is None:
                 if not create:
                     return []
-                user = User(name=name, admin=admin, sessions_valid_after=valid_after or time.time())
+                user = User(
+                    name=name, admin=admin, sessions_valid_after=valid_after or time.time(), auth_method=method_of_new
+                )
                 session.add(user)
+            elif method is not None and user.auth_method not in (None, method):
+                raise WrongMethod(name, user.auth_method)
+            elif user.auth_method is None:
+                user.auth_method = method_of_new
             user.admin = user.admin or admin
             if logged_in:
                 user.last_activity = utcnow()
             return [user]
 
         current = self._accounts.get(name)
-        if logged_in and current is not None and (current.admin or not admin):
+        if current is not None and method is not None and current.method not in (None, method):
+            raise WrongMethod(name, current.method)
+        if logged_in and current is not None and current.method is not None and (current.admin or not admin):
             async with self.sessions.begin() as session:  # the common login: no account change to announce
                 user = await get_user(session, name)
                 if user is not None:
@@ -246,11 +285,20 @@ class AccountService:
         log.info("%s is %s", name, "now an admin" if admin else "no longer an admin")
 
     async def set_password_hash(
-        self, name: str, password_hash: str, *, create: bool = False, admin: bool = False, keep_sessions: bool = False
+        self,
+        name: str,
+        password_hash: str,
+        *,
+        create: bool = False,
+        admin: bool = False,
+        keep_sessions: bool = False,
+        must_change: bool = False,
+        method: str | None = None,
     ) -> None:
         """Store a new password (already hashed); every earlier session of the account ends.
 
-        ``create`` makes the account when missing; ``admin`` only grants.
+        ``create`` makes the account (of ``method``, default the first) when missing; ``admin`` only grants;
+        ``must_change``: the person must choose a new one at their next login (an admin's reset).
         """
 
         async def change(session: AsyncSession) -> list[User]:
@@ -258,15 +306,38 @@ class AccountService:
             if user is None:
                 if not create:
                     raise NotFound(f"There is no user {name}.")
-                user = User(name=name, admin=admin)
+                user = User(name=name, admin=admin, auth_method=method or self.default_method)
                 session.add(user)
             user.password_hash = password_hash
+            user.password_must_change = must_change
             user.admin = user.admin or admin
             if not keep_sessions:
                 user.sessions_valid_after = time.time()
             return [user]
 
         await self._write(change)
+
+    async def claim_unowned(self) -> int:
+        """Give accounts from before login methods had names the default method; returns how many."""
+        unowned = [name for name, account in self._accounts.items() if account.method is None]
+        if not unowned:
+            return 0
+
+        async def change(session: AsyncSession) -> list[User]:
+            users = list((await session.execute(select(User).where(User.auth_method.is_(None)))).scalars())
+            for user in users:
+                user.auth_method = self.default_method
+            return users
+
+        users = await self._write(change)
+        log.info("%d accounts from before login methods had names now belong to %s", len(users), self.default_method)
+        return len(users)
+
+    async def set_auth_state(self, name: str, encrypted: str | None) -> None:
+        """Keep what the login method hands to the user's server (already encrypted); None forgets it."""
+        async with self.sessions.begin() as session:
+            user = await self._existing(session, name)
+            user.auth_state = encrypted
 
     async def end_sessions(self, name: str) -> None:
         """Every session of the user issued until now stops counting (logging out ends them all)."""

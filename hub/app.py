@@ -15,11 +15,13 @@ from aiohttp_session import get_session, session_middleware
 from hub import __version__
 from hub.accounts import SIGNAL_FILE, AccountService
 from hub.activity import ActivityTracker
-from hub.auth import AccessPolicy, load_authenticator
+from hub.auth import AccessPolicy, LoginMethods
+from hub.auth_state import AuthStateBox
 from hub.config import Settings
 from hub.culler import IdleCuller
 from hub.db import open_database
 from hub.dependencies import DependencyMonitor
+from hub.groups import GroupService
 from hub.handlers import setup_routes
 from hub.handlers.errors import error_middleware
 from hub.handlers.headers import setup_security_headers
@@ -27,8 +29,10 @@ from hub.keys import (
     ACCESS_POLICY,
     ACCOUNTS,
     ACTIVITY,
-    AUTHENTICATOR,
+    AUTH_STATE,
     DEPENDENCIES,
+    GROUPS,
+    LOGIN_METHODS,
     LOGIN_THROTTLE,
     METRICS,
     PROXY,
@@ -72,7 +76,7 @@ async def database(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     engine, sessions = await open_database(settings.db_url)
     app[SESSIONS] = sessions
-    accounts = AccountService(sessions, settings.hub.data_dir / SIGNAL_FILE)
+    accounts = AccountService(sessions, settings.hub.data_dir / SIGNAL_FILE, settings.auth.primary.name)
     await accounts.load()
     tokens = TokenStore(sessions, accounts)
     await tokens.load()
@@ -80,13 +84,19 @@ async def database(app: web.Application) -> AsyncIterator[None]:
     app[ACCOUNTS], app[TOKENS] = accounts, tokens
     app[USERS] = UserDirectory(sessions)
     app[ACTIVITY] = ActivityTracker(sessions)
-    app[AUTHENTICATOR] = load_authenticator(settings.auth, sessions)
-    if settings.auth.type == "native" and not accounts.any():
+    groups = GroupService(sessions, accounts)
+    await groups.load()
+    app[GROUPS] = groups
+    app[AUTH_STATE] = AuthStateBox(settings.auth.auth_state_key_file or settings.hub.data_dir / "auth_state_key")
+    app[LOGIN_METHODS] = LoginMethods(settings, sessions)
+    await accounts.claim_unowned()
+    if settings.auth.primary.type == "native" and not accounts.any():
         log.warning(
             "this hub has no users yet: make the one-time link for the first admin with `hub setup-link` "
             "(under compose: docker compose exec hub hub setup-link)"
         )
     yield
+    await app[LOGIN_METHODS].close()
     await app[ACTIVITY].flush_safely(tokens.flush_activity)
     await engine.dispose()
 
@@ -110,6 +120,7 @@ def backends(spawner: Spawner | None, proxy: Proxy | None) -> Context:
             made_proxy = proxy
         app[SPAWNER], app[PROXY] = made_spawner, made_proxy
         servers = ServerManager(settings, app[SESSIONS], made_spawner, made_proxy, app[METRICS])
+        servers.auth_state = app[AUTH_STATE]
         await servers.load()
         monitor = DependencyMonitor(made_spawner, made_proxy, settings.lifecycle.dependency_check_interval)
         servers.dependencies = monitor
@@ -127,7 +138,12 @@ def backends(spawner: Spawner | None, proxy: Proxy | None) -> Context:
                     log.warning("could not check Docker's storage limits: %s", exc)
         else:
             log.warning("starting without Docker or Traefik (it may still be starting): %s", monitor.notice)
-        log.info("hub %s ready; authenticator %s; %d images", __version__, settings.auth.type, len(settings.images))
+        log.info(
+            "hub %s ready; login with %s; %d images",
+            __version__,
+            ", ".join(f"{method.name} ({method.type})" for method in settings.auth.methods),
+            len(settings.images),
+        )
         yield
         try:
             await asyncio.wait_for(

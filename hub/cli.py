@@ -105,9 +105,9 @@ def serve(settings: Settings) -> int:
     return 0
 
 
-def read_password(from_stdin: bool) -> str:
+def read_password(from_stdin: bool, min_length: int) -> str:
     """A new password from standard input or the prompt (twice); a short or mistyped one is a ValueError."""
-    from hub.auth.native import MIN_PASSWORD
+    from hub.auth.native import password_problem
 
     if from_stdin or not sys.stdin.isatty():
         password = sys.stdin.readline().rstrip("\n")
@@ -115,8 +115,9 @@ def read_password(from_stdin: bool) -> str:
         password = getpass.getpass("Password: ")
         if password != getpass.getpass("Repeat the password: "):
             raise ValueError("the passwords do not match")
-    if len(password) < MIN_PASSWORD:
-        raise ValueError(f"the password must have at least {MIN_PASSWORD} characters")
+    problem = password_problem(password, min_length)
+    if problem is not None:
+        raise ValueError(problem[0].lower() + problem[1:].rstrip("."))
     return password
 
 
@@ -125,7 +126,7 @@ async def accounts_of(settings: Settings) -> AsyncIterator[tuple[Sessionmaker, A
     from hub.db import open_database
 
     engine, sessions = await open_database(settings.db_url)
-    accounts = AccountService(sessions, settings.hub.data_dir / SIGNAL_FILE)
+    accounts = AccountService(sessions, settings.hub.data_dir / SIGNAL_FILE, settings.auth.primary.name)
     try:
         await accounts.load()
         yield sessions, accounts
@@ -133,16 +134,22 @@ async def accounts_of(settings: Settings) -> AsyncIterator[tuple[Sessionmaker, A
         await engine.dispose()
 
 
-async def user_add(settings: Settings, name: str, admin: bool, password_stdin: bool) -> int:
-    """Create a user (native: with a password; an existing user gets the new password and loses other sessions)."""
+async def user_add(settings: Settings, name: str, admin: bool, password_stdin: bool, method: str | None) -> int:
+    """Create a user of a login method (default the first); native: with a password (an existing user gets the
+    new password and loses other sessions)."""
     from hub.auth.native import set_password
 
+    chosen = settings.auth.method(method) if method else settings.auth.primary
+    if chosen is None:
+        known = ", ".join(m.name for m in settings.auth.methods)
+        raise ValueError(f"there is no login method {method!r} (this hub has: {known})")
     async with accounts_of(settings) as (_, accounts):
-        if settings.auth.type == "native":
-            await set_password(accounts, name, read_password(password_stdin), admin=admin)
+        if chosen.type == "native":
+            password = read_password(password_stdin, settings.auth.min_password_length)
+            await set_password(accounts, name, password, admin=admin, method=chosen.name)
         else:
-            await accounts.ensure(name, admin=admin)
-        print(f"user {name} saved{' (admin)' if admin else ''}")
+            await accounts.ensure(name, admin=admin, method=chosen.name)
+        print(f"user {name} saved{' (admin)' if admin else ''}, logs in with {chosen.name}")
         return 0
 
 
@@ -153,7 +160,9 @@ async def user_password(settings: Settings, name: str, password_stdin: bool) -> 
     async with accounts_of(settings) as (_, accounts):
         if accounts.get(name) is None:  # before asking for a password nobody can use
             raise NotFound(f"There is no user {name}.")
-        await set_password(accounts, name, read_password(password_stdin), create=False)
+        await set_password(
+            accounts, name, read_password(password_stdin, settings.auth.min_password_length), create=False
+        )
         print(f"new password saved for {name}; their other sessions are ended")
         return 0
 
@@ -236,6 +245,7 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("name")
     add.add_argument("--admin", action="store_true")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    add.add_argument("--method", help="the login method the account belongs to (default: the first in auth.methods)")
     user.add_parser("list", help="list users")
     password = user.add_parser("password", help="set a new password (native); the user's sessions end")
     password.add_argument("name")
@@ -274,7 +284,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve" and args.with_traefik:
             settings = settings.model_copy(update={"traefik": settings.traefik.model_copy(update={"launch": True})})
         if args.command == "check-config":
-            print(f"configuration OK: {len(settings.images)} images, authenticator {settings.auth.type}")
+            print(
+                f"configuration OK: {len(settings.images)} images, login methods {', '.join(m.name for m in settings.auth.methods)}"
+            )
             return 0
         if args.command == "serve":
             return serve(settings)
@@ -290,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "token":
             return asyncio.run(token_create(settings, name, args.note, args.expires_in, args.service, args.admin))
         if args.action == "add":
-            return asyncio.run(user_add(settings, name, args.admin, args.password_stdin))
+            return asyncio.run(user_add(settings, name, args.admin, args.password_stdin, args.method))
         if args.action == "password":
             return asyncio.run(user_password(settings, name, args.password_stdin))
         if args.action == "admin":

@@ -10,11 +10,25 @@ import os
 import re
 from ipaddress import IPv4Network
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    SecretStr,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from hub.auth_config import DummyMethod, HeaderMethod, MethodBase, NativeMethod, PamMethod, PluginMethod
+from hub.ldap_config import LDAPMethod
+from hub.oauth_config import EntraMethod, GitHubMethod, GoogleMethod, OIDCMethod
 
 CONFIG_ENV = "HUB_CONFIG"
 DEFAULT_CONFIG = Path("hub.yaml")
@@ -59,9 +73,48 @@ class HubSection(Section):
         return self.cookie_secret_file or self.data_dir / "cookie_secret"
 
 
+_METHOD_TYPES: dict[str, type[MethodBase]] = {
+    "native": NativeMethod,
+    "pam": PamMethod,
+    "dummy": DummyMethod,
+    "header": HeaderMethod,
+    "oidc": OIDCMethod,
+    "generic": OIDCMethod,
+    "google": GoogleMethod,
+    "entra": EntraMethod,
+    "azuread": EntraMethod,
+    "github": GitHubMethod,
+    "ldap": LDAPMethod,
+}
+
+
+def _method_tag(value: Any) -> str:
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    cls = _METHOD_TYPES.get(str(kind))
+    return cls.__name__ if cls is not None else "PluginMethod"
+
+
+AnyMethod = Annotated[
+    Annotated[NativeMethod, Tag("NativeMethod")]
+    | Annotated[PamMethod, Tag("PamMethod")]
+    | Annotated[DummyMethod, Tag("DummyMethod")]
+    | Annotated[HeaderMethod, Tag("HeaderMethod")]
+    | Annotated[OIDCMethod, Tag("OIDCMethod")]
+    | Annotated[GoogleMethod, Tag("GoogleMethod")]
+    | Annotated[EntraMethod, Tag("EntraMethod")]
+    | Annotated[GitHubMethod, Tag("GitHubMethod")]
+    | Annotated[LDAPMethod, Tag("LDAPMethod")]
+    | Annotated[PluginMethod, Tag("PluginMethod")],
+    Discriminator(_method_tag),
+]
+
+
 class AuthSection(Section):
+    methods: list[AnyMethod] = []
+    """The ways to log in, shown side by side on the login page; the first is the default for new accounts.
+    Empty: one method made from `type` (and dummy_password, pam_service, options)."""
     type: str = "native"
-    """Authenticator name: native, pam, dummy, or one registered by a plugin."""
+    """With no `methods`: the one authenticator (native, pam, dummy, or any method type above)."""
     allowed_users: list[str] = []
     """When not empty, only these users may log in (admins always may)."""
     admin_users: list[str] = []
@@ -80,6 +133,44 @@ class AuthSection(Section):
     lockout_seconds: float = Field(300, gt=0)
     options: dict[str, Any] = {}
     """Options for a third-party authenticator."""
+    min_password_length: int = Field(8, ge=1, le=1024)
+    """The shortest password the hub accepts wherever one is set (setup page, sign-up, changes, resets, CLI)."""
+    auth_state_key_file: Path | None = None
+    """Key that encrypts what login methods hand to servers (auth_state_env); default <data_dir>/auth_state_key.
+    The environment variable HUB_CRYPT_KEY (one or more Fernet keys, separated by ;) wins over the file."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_method_at_least(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("methods"):
+            return data
+        kind = str(data.get("type", "native"))
+        legacy: dict[str, Any] = {"type": kind}
+        if kind == "dummy":
+            legacy["password"] = data.get("dummy_password")
+        elif kind == "pam":
+            legacy["service"] = data.get("pam_service", "login")
+        elif kind not in _METHOD_TYPES:
+            legacy["options"] = data.get("options", {})
+        else:
+            legacy.update(data.get("options", {}))
+        return {**data, "methods": [legacy]}
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> AuthSection:
+        names = [method.name for method in self.methods]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"auth.methods: the name {duplicates[0]!r} is used twice (give each a `name`)")
+        return self
+
+    @property
+    def primary(self) -> MethodBase:
+        """The first method: accounts made by admins belong to it unless they say otherwise."""
+        return self.methods[0]
+
+    def method(self, name: str) -> MethodBase | None:
+        return next((method for method in self.methods if method.name == name), None)
 
 
 class ImageSpec(Section):
@@ -103,6 +194,8 @@ class ImageSpec(Section):
     """For web apps that cannot serve under /user/<name>/: Traefik strips it."""
     build: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9._-]*$")
     """Folder under spawner.images_dir to build the image from when it is missing."""
+    allowed_groups: list[str] = []
+    """When not empty, only members of these hub groups (and admins) see and may start this image."""
 
     @property
     def title(self) -> str:
@@ -250,8 +343,6 @@ class Settings(BaseSettings):
             raise ValueError(f"images: the name {duplicates[0]!r} is used twice")
         if self.default_image is not None and self.default_image not in names:
             raise ValueError(f"default_image: {self.default_image!r} is not one of the images ({', '.join(names)})")
-        if self.auth.type == "dummy" and self.auth.dummy_password is None:
-            raise ValueError("auth.dummy_password: the dummy authenticator needs a shared password")
         return self
 
     @property

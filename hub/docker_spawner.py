@@ -65,6 +65,7 @@ def container_command(image: ImageSpec, base_url: str) -> list[str] | None:
 
 def container_environment(request: SpawnRequest) -> dict[str, str]:
     env = {
+        **request.login_environment,  # first: it may never replace what the hub itself sets
         "HUB_USER": request.username,
         "HUB_BASE_URL": request.base_url,
         "HUB_SERVER_TOKEN": request.token,

@@ -6,22 +6,26 @@ from aiohttp import web
 
 from hub.accounts import AccountService
 from hub.activity import ActivityTracker
-from hub.auth import AccessPolicy, Authenticator
+from hub.auth import AccessPolicy, LoginMethods
+from hub.auth_state import AuthStateBox
 from hub.config import Settings
 from hub.db import Sessionmaker
 from hub.dependencies import DependencyMonitor
+from hub.groups import GroupService
 from hub.login_guard import LoginThrottle, TrustedProxies
 from hub.metrics import HubMetrics
 from hub.proxy import Proxy
 from hub.reconcile import Reconciler
 from hub.servers import ServerManager
+from hub.signups import SignupService
 from hub.spawner import Spawner
 from hub.tokens import TokenStore
 from hub.users import UserDirectory
 
 SETTINGS = web.AppKey("settings", Settings)
 SESSIONS = web.AppKey("sessions", Sessionmaker)
-AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
+LOGIN_METHODS = web.AppKey("login_methods", LoginMethods)
+AUTH_STATE = web.AppKey("auth_state", AuthStateBox)
 ACCESS_POLICY = web.AppKey("access_policy", AccessPolicy)
 SPAWNER = web.AppKey("spawner", Spawner)
 PROXY = web.AppKey("proxy", Proxy)
@@ -35,3 +39,5 @@ METRICS = web.AppKey("metrics", HubMetrics)
 DEPENDENCIES = web.AppKey("dependencies", DependencyMonitor)
 ACCOUNTS = web.AppKey("accounts", AccountService)
 RECONCILER = web.AppKey("reconciler", Reconciler)
+GROUPS = web.AppKey("groups", GroupService)
+SIGNUPS = web.AppKey("signups", SignupService)

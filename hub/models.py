@@ -6,7 +6,7 @@ import datetime as dt
 import enum
 import time
 
-from sqlalchemy import DateTime, Enum, ForeignKey, String, Text
+from sqlalchemy import Column, DateTime, Enum, ForeignKey, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -40,9 +40,17 @@ class User(Base):
     volume_name: Mapped[str | None] = mapped_column(String(128), default=None)
     """The Docker volume that holds this account's files, named with the account's id when first needed,
     so an account deleted and made again under the same name never mounts the old account's files."""
+    auth_method: Mapped[str | None] = mapped_column(String(32), default=None)
+    """The login method this account belongs to (auth.methods[].name); only that method logs it in.
+    None for accounts from before methods had names: the hub gives them its first method at start."""
+    password_must_change: Mapped[bool] = mapped_column(default=False, server_default="0")
+    """Set when an admin reset the password: the next login leads to the change-password page first."""
+    auth_state: Mapped[str | None] = mapped_column(Text, default=None)
+    """What the login method hands to the user's server (auth_state_env), encrypted; renewed at each login."""
     server: Mapped[Server | None] = relationship(
         back_populates="owner", cascade="all, delete-orphan", lazy="selectin", uselist=False
     )
+    groups: Mapped[list[Group]] = relationship(secondary="user_groups", back_populates="users", lazy="raise_on_sql")
 
 
 class Server(Base):
@@ -92,3 +100,37 @@ class HubState(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text, default="")
+
+
+user_groups = Table(
+    "user_groups",
+    Base.metadata,
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("group_id", ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
+
+
+class Group(Base):
+    """A named set of users: managed by admins (panel, REST API) or synced from a login method."""
+
+    __tablename__ = "groups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True, index=True)
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    users: Mapped[list[User]] = relationship(secondary="user_groups", back_populates="groups", lazy="raise_on_sql")
+
+
+class SignupRequest(Base):
+    """Someone asked for a built-in account; an admin approves (the account is made) or rejects it."""
+
+    __tablename__ = "signup_requests"
+    __table_args__ = (UniqueConstraint("name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    """pending, approved or rejected."""
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    decided: Mapped[dt.datetime | None] = mapped_column(default=None)

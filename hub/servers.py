@@ -25,6 +25,7 @@ from typing import Protocol
 from sqlalchemy import func, select
 
 from hub import names, server_states
+from hub.auth_state import AuthStateBox
 from hub.config import ImageSpec, Settings
 from hub.db import Sessionmaker, get_user
 from hub.errors import Conflict, HubError, LimitReached, NotFound, SpawnError
@@ -113,6 +114,8 @@ class ServerManager:
     ) -> None:
         self.settings = settings
         self.metrics = metrics
+        self.auth_state: AuthStateBox | None = None
+        """Opens what login methods hand to servers; set by the app."""
         self.sessions = sessions
         self.spawner = spawner
         self.proxy = proxy
@@ -249,9 +252,12 @@ class ServerManager:
                 server.error = server.error_log = None
                 server.container_id = server.container_name = server.url = None
                 secret, volume = server.route_secret, user.volume_name
+                login_environment = self.auth_state.open(user.auth_state) if self.auth_state is not None else {}
             self._progress[name] = progress
             progress.report(0, f"Starting your {image.title} server")
-            request = SpawnRequest(name, names.user_slug(name), image, names.user_prefix(name), secret, volume)
+            request = SpawnRequest(
+                name, names.user_slug(name), image, names.user_prefix(name), secret, volume, login_environment
+            )
             self._spawns[name] = asyncio.create_task(self._spawn(request, progress), name=f"spawn-{name}")
             return progress
 

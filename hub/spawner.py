@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hub.config import ImageSpec
 
@@ -25,6 +25,8 @@ class SpawnRequest:
     """The route secret the server must require on every request."""
     volume_name: str = ""
     """The account's volume for the user's files (named with the account's id)."""
+    login_environment: dict[str, str] = field(default_factory=dict)
+    """Variables the user's login method hands to the server (auth_state_env); secret: never log them."""
 
 
 @dataclass(frozen=True, slots=True)

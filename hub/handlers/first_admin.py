@@ -6,10 +6,10 @@ import aiohttp_jinja2
 from aiohttp import web
 from aiohttp_session import new_session
 
-from hub.auth.native import MIN_PASSWORD, hash_password
+from hub.auth.native import hash_password, password_problem
 from hub.errors import BadUsername, Forbidden, NotFound
 from hub.first_admin import consume_setup_link, has_users, setup_link_valid
-from hub.keys import ACCOUNTS, SESSIONS
+from hub.keys import ACCOUNTS, SESSIONS, SETTINGS
 from hub.names import normalize_username, validate_username
 from hub.security import start_session
 
@@ -47,8 +47,9 @@ async def setup_submit(request: web.Request) -> web.StreamResponse:
         name = validate_username(normalize_username(username))
     except BadUsername as exc:
         return again(exc.user_message)
-    if len(password) < MIN_PASSWORD:
-        return again(f"The password must have at least {MIN_PASSWORD} characters.")
+    problem = password_problem(password, request.app[SETTINGS].auth.min_password_length)
+    if problem is not None:
+        return again(problem)
     if password != form.get("password_again"):
         return again("The two passwords differ.")
     password_hash = await hash_password(password)  # before the link is used up: a busy hub keeps it valid

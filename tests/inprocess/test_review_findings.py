@@ -11,11 +11,11 @@ from aiohttp.test_utils import TestClient
 
 from hub.accounts import AccountService
 from hub.activity import ActivityTracker
-from hub.auth import Identity
+from hub.auth import Identity, PasswordAuthenticator
 from hub.auth.native import set_password
 from hub.auth.pool import auth_pool
 from hub.db import Sessionmaker
-from hub.keys import ACCOUNTS, AUTHENTICATOR
+from hub.keys import ACCOUNTS, LOGIN_METHODS
 from tests.inprocess.conftest import TokenMaker
 
 XSRF = re.compile(r'name="_xsrf" value="([^"]+)"')
@@ -36,7 +36,8 @@ async def login(client: TestClient, name: str, password: str) -> int:
 
 def while_checking(app: web.Application, meanwhile: Callable[[str], Awaitable[object]]) -> None:
     """Make the password check run ``meanwhile(username)`` once it has checked (a change racing with it)."""
-    backend = app[AUTHENTICATOR]
+    backend = app[LOGIN_METHODS].primary
+    assert isinstance(backend, PasswordAuthenticator)
     real_check = backend.check_password
 
     async def check(username: str, password: str) -> Identity | None:

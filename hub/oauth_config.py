@@ -1,0 +1,110 @@
+"""Configuration of OpenID Connect and OAuth 2 login methods: the generic one and its presets.
+
+Key names follow JupyterHub's OAuthenticator (client_id, client_secret, oauth_callback_url, scope,
+username_claim, allowed_groups, admin_groups, ...). The client secret may come from the
+environment: `client_secret_env` names the variable (OAUTH_CLIENT_SECRET when neither is set).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+
+from hub.auth_config import MethodBase
+
+
+class OAuthMethodBase(MethodBase):
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr | None = None
+    client_secret_env: str = "OAUTH_CLIENT_SECRET"
+    """Environment variable that holds the client secret when `client_secret` is not set."""
+    oauth_callback_url: str | None = None
+    """The redirect URL registered with the provider; default <hub.public_url>/hub/oauth_callback."""
+    scope: list[str] = []
+    allow_all: bool = False
+    """Let everyone the provider accepts log in. Without it, set allowed_users, allowed_groups (or a preset's
+    organisation/domain list): a public provider would otherwise admit the whole world."""
+    http_timeout: float = Field(10, gt=0)
+    """Seconds to wait for the provider before telling the user it is unreachable."""
+    ca_file: str | None = None
+    """CA bundle for the provider's TLS certificate (default: the system's)."""
+
+    def secret(self) -> str | None:
+        if self.client_secret is not None:
+            return self.client_secret.get_secret_value()
+        return os.environ.get(self.client_secret_env) or None
+
+    def restricted(self) -> bool:
+        return bool(self.allowed_users or self.allowed_groups or self.admin_users or self.admin_groups)
+
+    def startup_problems(self) -> list[str]:
+        if not (self.allow_all or self.restricted()):
+            return [
+                f"auth method {self.name}: nobody may log in: set allowed_users, allowed_groups (or the preset's "
+                "organisation/domain list), or allow_all: true"
+            ]
+        return []
+
+
+class OIDCMethod(OAuthMethodBase):
+    """Any OpenID Connect provider (Keycloak, Authentik, Dex, an institution's own)."""
+
+    type: Literal["oidc", "generic"] = "oidc"
+    issuer: str | None = None
+    """The issuer URL; endpoints come from <issuer>/.well-known/openid-configuration."""
+    authorize_url: str | None = None
+    token_url: str | None = None
+    userdata_url: str | None = None
+    jwks_url: str | None = None
+    scope: list[str] = ["openid", "profile", "email"]
+    username_claim: str = "preferred_username"
+    claim_groups_key: str = "groups"
+    """The claim (in the ID token or the user info) that lists the user's groups."""
+
+    @model_validator(mode="after")
+    def _needs_endpoints(self) -> OIDCMethod:
+        if self.issuer is None and not (self.authorize_url and self.token_url and self.jwks_url):
+            raise ValueError("give issuer, or authorize_url, token_url and jwks_url")
+        return self
+
+
+class GoogleMethod(OIDCMethod):
+    type: Literal["google"] = "google"  # type: ignore[assignment]
+    issuer: str | None = "https://accounts.google.com"
+    username_claim: str = "email"
+    hosted_domain: list[str] = []
+    """Google Workspace domains whose accounts may log in (the `hd` claim)."""
+
+    def restricted(self) -> bool:
+        return super().restricted() or bool(self.hosted_domain)
+
+
+class EntraMethod(OIDCMethod):
+    """Microsoft Entra ID (Azure AD)."""
+
+    type: Literal["entra", "azuread"] = "entra"  # type: ignore[assignment]
+    tenant_id: str = Field("", min_length=1)
+    username_claim: str = "preferred_username"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _issuer_of_tenant(cls, data: object) -> object:
+        if isinstance(data, dict) and not data.get("issuer") and data.get("tenant_id"):
+            data = {**data, "issuer": f"https://login.microsoftonline.com/{data['tenant_id']}/v2.0"}
+        return data
+
+
+class GitHubMethod(OAuthMethodBase):
+    """GitHub's OAuth 2 (not OpenID Connect): the user name is the GitHub login."""
+
+    type: Literal["github"] = "github"
+    github_url: str = "https://github.com"
+    api_url: str = "https://api.github.com"
+    scope: list[str] = ["read:org"]
+    allowed_organizations: list[str] = []
+    """Organisations (`org`) or teams (`org:team`) whose members may log in."""
+
+    def restricted(self) -> bool:
+        return super().restricted() or bool(self.allowed_organizations)
