@@ -105,6 +105,17 @@ def serve(settings: Settings) -> int:
     return 0
 
 
+def check_login_methods(settings: Settings) -> None:
+    """Every configured method type has an implementation (built in, or a plugin that is installed)."""
+    from hub.auth import authenticator_class
+
+    for method in settings.auth.methods:
+        try:
+            authenticator_class(method.type)
+        except (LookupError, TypeError, ImportError) as exc:
+            raise ConfigError(str(exc)) from None
+
+
 def read_password(from_stdin: bool, min_length: int) -> str:
     """A new password from standard input or the prompt (twice); a short or mistyped one is a ValueError."""
     from hub.auth.native import password_problem
@@ -283,10 +294,11 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(args.config)
         if args.command == "serve" and args.with_traefik:
             settings = settings.model_copy(update={"traefik": settings.traefik.model_copy(update={"launch": True})})
+        if args.command in ("serve", "check-config"):
+            check_login_methods(settings)
         if args.command == "check-config":
-            print(
-                f"configuration OK: {len(settings.images)} images, login methods {', '.join(m.name for m in settings.auth.methods)}"
-            )
+            methods = ", ".join(method.name for method in settings.auth.methods)
+            print(f"configuration OK: {len(settings.images)} images, login methods {methods}")
             return 0
         if args.command == "serve":
             return serve(settings)

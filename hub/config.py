@@ -162,6 +162,9 @@ class AuthSection(Section):
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"auth.methods: the name {duplicates[0]!r} is used twice (give each a `name`)")
+        for method in self.methods:
+            for problem in method.startup_problems():
+                raise ValueError(problem)
         return self
 
     @property

@@ -207,8 +207,6 @@ class LoginMethods:
         self.by_name: dict[str, Authenticator] = {}
         for method in settings.auth.methods:
             backend = authenticator_class(method.type)(method, settings, sessions)
-            for problem in method.startup_problems():
-                raise LookupError(problem)
             for warning in backend.startup_warnings():
                 log.warning("%s", warning)
             self.by_name[method.name] = backend

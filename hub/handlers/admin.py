@@ -12,12 +12,14 @@ from aiohttp_session import get_session
 
 from hub.auth.native import hash_password
 from hub.errors import BadRequest, Forbidden
+from hub.handlers.account import has_own_password
 from hub.handlers.login import require_user
 from hub.image_choice import chosen_image
-from hub.keys import ACCOUNTS, ACTIVITY, SERVERS, SETTINGS, USERS
+from hub.keys import ACCOUNTS, ACTIVITY, SERVERS, SETTINGS, SIGNUPS, USERS
 from hub.names import normalize_username
 from hub.parsing import whole_number
 from hub.security import SessionUser
+from hub.signups import signup_method
 from hub.urls import url
 from hub.users import SortKey
 
@@ -74,9 +76,14 @@ async def admin_panel(request: web.Request) -> web.StreamResponse:
         "filter": name_filter,
         "flash": message,
         "images": request.app[SETTINGS].images,
+        "login_methods": [(method.name, method.title) for method in request.app[SETTINGS].auth.methods],
         "admin_access": request.app[SETTINGS].auth.admin_access,
         "spawning": {row.name for row in page.rows if request.app[SERVERS].is_spawning(row.name)},
         "recent": {row.name: activity.user_latest(row.name) for row in page.rows},
+        # self-service accounts: who has a password the hub keeps (reset button), sign-up requests waiting
+        "own_password": {row.name for row in page.rows if has_own_password(request, row.name)},
+        "signups_waiting": await request.app[SIGNUPS].count_pending() if SIGNUPS in request.app else 0,
+        "signups_open": signup_method(request.app[SETTINGS]) is not None,
     }
     return aiohttp_jinja2.render_template("admin.html", request, context)
 
@@ -87,12 +94,14 @@ async def add_users(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     names = [name for name in re.split(r"[\s,;]+", str(form.get("usernames", ""))) if name]
     admin = form.get("admin") == "on"
-    native = request.app[SETTINGS].auth.type == "native"
+    auth = request.app[SETTINGS].auth
+    method = auth.method(str(form.get("method", ""))) or auth.primary
+    native = method.type == "native"
     # First passwords are hashed before anything is saved: a busy hub refuses the whole request (503)
     # instead of leaving accounts without passwords.
     fresh = {normalize_username(name): secrets.token_urlsafe(9) for name in names} if native else {}
     hashes = {name: await hash_password(password) for name, password in fresh.items()}
-    created, existing = await request.app[ACCOUNTS].add(names, admin=admin)
+    created, existing = await request.app[ACCOUNTS].add(names, admin=admin, method=method.name)
     passwords: list[tuple[str, str]] = []
     for name in created if native else []:
         await request.app[ACCOUNTS].set_password_hash(name, hashes[name], admin=admin)

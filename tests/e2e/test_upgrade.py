@@ -84,6 +84,14 @@ def test_an_upgrade_from_56aa053_keeps_passwords_tokens_and_running_servers(
 
     for name in PEOPLE:
         assert HubUser(hub.url, name).login(password_of(name)).url.endswith("/hub/home"), name
+    # 0003: the old accounts now belong to the hub's (first) login method, groups and sign-up tables are there.
+    with sqlite3.connect(database) as connection:
+        owners = dict(connection.execute("SELECT name, auth_method FROM users").fetchall())
+        forced = connection.execute("SELECT count(*) FROM users WHERE password_must_change").fetchone()[0]
+    connection.close()
+    assert owners == {name: "native" for name in PEOPLE}
+    assert forced == 0
+    assert {"groups", "user_groups", "signup_requests"} <= tables(database)
     me = requests.get(f"{hub.url}/hub/api/user", headers={"Authorization": f"token {token}"}, timeout=30)
     assert me.status_code == 200 and me.json()["name"] == "alice"
     assert 'data-testid="username">bob' in bob.get("/hub/home").text  # still logged in from before
