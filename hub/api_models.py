@@ -63,6 +63,7 @@ def user_model(
     user_activity: dt.datetime | None,
     server_activity: dt.datetime | None,
     progress_url: str,
+    groups: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     active = has_server(row, spawning)
     ready = row.state == ServerState.RUNNING and not spawning
@@ -71,7 +72,7 @@ def user_model(
         "name": row.name,
         "admin": row.admin,
         "roles": ["admin", "user"] if row.admin else ["user"],
-        "groups": [],
+        "groups": sorted(groups),
         "server": user_prefix(row.name) if ready else None,
         "pending": pending_of(row, spawning),
         "created": iso(row.created),

@@ -40,6 +40,7 @@ from hub.keys import (
     SERVERS,
     SESSIONS,
     SETTINGS,
+    SIGNUPS,
     SPAWNER,
     TOKENS,
     TRUSTED_PROXIES,
@@ -51,6 +52,7 @@ from hub.proxy import Proxy
 from hub.reconcile import Reconciler
 from hub.security import csrf_middleware, csrf_token, session_storage, session_user
 from hub.servers import ServerManager
+from hub.signups import SignupService
 from hub.spawner import Spawner
 from hub.tokens import TokenStore
 from hub.users import UserDirectory
@@ -87,6 +89,7 @@ async def database(app: web.Application) -> AsyncIterator[None]:
     groups = GroupService(sessions, accounts)
     await groups.load()
     app[GROUPS] = groups
+    app[SIGNUPS] = SignupService(sessions, accounts, settings)
     app[AUTH_STATE] = AuthStateBox(settings.auth.auth_state_key_file or settings.hub.data_dir / "auth_state_key")
     app[LOGIN_METHODS] = LoginMethods(settings, sessions)
     await accounts.claim_unowned()

@@ -55,8 +55,8 @@ class LDAPMethod(MethodBase):
     """{userdn} is the user's DN, {username} the name typed (both escaped)."""
     group_name_attribute: str = "cn"
     """The group's name, as allowed_groups and admin_groups give it."""
-    timeout: float = Field(5, gt=0)
-    """Seconds for connecting and for each answer: a dead directory gives a clear message, never a hang."""
+    timeout: int = Field(5, ge=1, le=300)
+    """Whole seconds for connecting and for each answer: a dead directory gives a clear message, never a hang."""
 
     @field_validator("bind_dn_template", mode="before")
     @classmethod

@@ -30,6 +30,8 @@ class OAuthMethodBase(MethodBase):
     """Seconds to wait for the provider before telling the user it is unreachable."""
     ca_file: str | None = None
     """CA bundle for the provider's TLS certificate (default: the system's)."""
+    extra_authorize_params: dict[str, str] = {}
+    """More parameters for the authorization URL, e.g. {prompt: select_account}."""
 
     def secret(self) -> str | None:
         if self.client_secret is not None:
@@ -60,8 +62,11 @@ class OIDCMethod(OAuthMethodBase):
     jwks_url: str | None = None
     scope: list[str] = ["openid", "profile", "email"]
     username_claim: str = "preferred_username"
+    """The claim that names the user (a dotted path reaches into objects)."""
     claim_groups_key: str = "groups"
-    """The claim (in the ID token or the user info) that lists the user's groups."""
+    """The claim (in the ID token or the user info) that lists the user's groups, e.g. realm_access.roles."""
+    basic_auth: bool = True
+    """Send client_id and client_secret to the token endpoint as HTTP Basic credentials (else in the form)."""
 
     @model_validator(mode="after")
     def _needs_endpoints(self) -> OIDCMethod:
@@ -85,7 +90,8 @@ class EntraMethod(OIDCMethod):
     """Microsoft Entra ID (Azure AD)."""
 
     type: Literal["entra", "azuread"] = "entra"  # type: ignore[assignment]
-    tenant_id: str = Field("", min_length=1)
+    tenant_id: str = Field(min_length=1)
+    """The directory (tenant) id; "organizations" or "common" for several tenants (the token's tid is checked)."""
     username_claim: str = "preferred_username"
 
     @model_validator(mode="before")
@@ -104,7 +110,19 @@ class GitHubMethod(OAuthMethodBase):
     api_url: str = "https://api.github.com"
     scope: list[str] = ["read:org"]
     allowed_organizations: list[str] = []
-    """Organisations (`org`) or teams (`org:team`) whose members may log in."""
+    """Organisations (`org`) or teams (`org:team`, the team's slug) whose members may log in. The user's
+    organisations and teams are reported as groups of these names, so they also work in admin_groups."""
+
+    @model_validator(mode="after")
+    def _organizations_are_groups(self) -> GitHubMethod:
+        """GitHub's names ignore case: the hub writes them in lower case, and counts them as allowed groups."""
+        organizations = [entry.lower() for entry in self.allowed_organizations]
+        admin_groups = [entry.lower() for entry in self.admin_groups]
+        allowed = [entry.lower() for entry in self.allowed_groups]
+        object.__setattr__(self, "allowed_organizations", organizations)
+        object.__setattr__(self, "admin_groups", admin_groups)
+        object.__setattr__(self, "allowed_groups", [*allowed, *(e for e in organizations if e not in allowed)])
+        return self
 
     def restricted(self) -> bool:
         return super().restricted() or bool(self.allowed_organizations)

@@ -6,6 +6,8 @@
 - fixtures/hub.py      hub_factory / hub: a real `python -m hub serve` behind that Traefik
 - fixtures/browser.py  browser_context: Debian's Chromium driven by Playwright
 - fixtures/postgres.py postgres_url: a real PostgreSQL server started for the run
+- fixtures/oidc_provider.py oidc_provider: a real OpenID provider (npm's oidc-provider on Node)
+- fixtures/slapd.py    slapd: a real OpenLDAP server (people, groups, a service account) started for the run
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ pytest_plugins = [
     "tests.fixtures.hub",
     "tests.fixtures.browser",
     "tests.fixtures.postgres",
+    "tests.fixtures.oidc_provider",
+    "tests.fixtures.slapd",
 ]
 
 

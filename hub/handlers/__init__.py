@@ -5,7 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from hub.handlers import (
+    account,
     admin,
+    admin_groups,
+    admin_passwords,
+    admin_signups,
+    api_groups,
     api_tokens,
     api_users,
     first_admin,
@@ -14,6 +19,7 @@ from hub.handlers import (
     operations,
     pages,
     progress,
+    signup,
     token_page,
 )
 
@@ -28,7 +34,13 @@ def setup_routes(app: web.Application) -> None:
         operations,
         api_users,
         api_tokens,
+        api_groups,
         admin,
+        admin_groups,
         token_page,
+        account,  # self-service accounts (change password, sign-up) and admins' password resets
+        signup,
+        admin_passwords,
+        admin_signups,
     ):
         app.router.add_routes(module.routes)

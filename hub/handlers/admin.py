@@ -104,7 +104,7 @@ async def add_users(request: web.Request) -> web.StreamResponse:
     created, existing = await request.app[ACCOUNTS].add(names, admin=admin, method=method.name)
     passwords: list[tuple[str, str]] = []
     for name in created if native else []:
-        await request.app[ACCOUNTS].set_password_hash(name, hashes[name], admin=admin)
+        await request.app[ACCOUNTS].set_password_hash(name, hashes[name], admin=admin, must_change=True)
         passwords.append((name, fresh[name]))
     context = {"created": created, "existing": existing, "passwords": passwords, "admin": admin}
     return aiohttp_jinja2.render_template("admin_added.html", request, context)

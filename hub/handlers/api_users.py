@@ -11,8 +11,8 @@ from aiohttp import web
 from hub.api_models import API_VERSION, user_model
 from hub.errors import BadRequest, Conflict, HubError
 from hub.handlers.api_auth import api_requester, require_admin, require_manager_of
-from hub.image_choice import chosen_image
-from hub.keys import ACCOUNTS, ACTIVITY, SERVERS, SETTINGS, USERS
+from hub.image_choice import chosen_image, default_image, require_may_start
+from hub.keys import ACCOUNTS, ACTIVITY, GROUPS, SERVERS, SETTINGS, USERS
 from hub.models import ServerState
 from hub.parsing import require_whole_number
 from hub.urls import url
@@ -33,6 +33,7 @@ def model_of(request: web.Request, row: UserRow) -> dict[str, Any]:
         user_activity=activity.user_latest(row.name),
         server_activity=activity.server_latest(row.name),
         progress_url=url(request, "progress_stream", name=row.name),
+        groups=request.app[GROUPS].groups_of(row.name),
     )
 
 
@@ -157,14 +158,17 @@ async def delete_user(request: web.Request) -> web.StreamResponse:
 @routes.post("/hub/api/users/{name}/server", name="api_start_server")
 async def start_server(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
-    await require_manager_of(request, name)
+    requester = await require_manager_of(request, name)
     row = await request.app[USERS].row(name)
     settings = request.app[SETTINGS]
     servers = request.app[SERVERS]
     if row.state == ServerState.RUNNING and not servers.is_spawning(name):
         raise BadRequest(f"The server of {name} is already running.")
     body = await json_body(request)
-    image = chosen_image(settings, body.get("image", settings.default_image_name))
+    groups = request.app[GROUPS].groups_of(name)
+    fallback = default_image(settings, groups, requester.admin)
+    choice = body.get("image", fallback.name if fallback else settings.default_image_name)
+    image = require_may_start(chosen_image(settings, choice), groups, requester.admin)
     progress = await servers.start(name, image)
 
     async def finished() -> None:

@@ -65,14 +65,14 @@ def may_open(auth: AuthSection, user: SessionUser, owner: str) -> bool:
     return user.name == owner or (user.admin and auth.admin_access) or user.name in auth.server_access_accounts
 
 
-def login_location(request: web.Request, uri: str) -> str:
+def login_location(request: web.Request, uri: str, route: str = "login") -> str:
     """Absolute, because Traefik resolves a relative Location against the hub's internal address.
 
     Traefik sets X-Forwarded-Proto and -Host itself (trustForwardHeader is off).
     """
     proto = request.headers.get("X-Forwarded-Proto", "http")
     host = request.headers.get("X-Forwarded-Host", "")
-    login = request.app.router["login"].url_for().with_query(next=uri if uri.startswith("/") else "/")
+    login = request.app.router[route].url_for().with_query(next=uri if uri.startswith("/") else "/")
     return f"{proto}://{host}{login}" if host and proto in ("http", "https") else str(login)
 
 
@@ -89,6 +89,12 @@ async def forward_auth(request: web.Request) -> web.StreamResponse:
         if bearer_token(request) is None and request.headers.get("X-Forwarded-Method", "GET") in ("GET", "HEAD"):
             raise web.HTTPFound(login_location(request, uri))
         raise web.HTTPUnauthorized(text="Log in to the hub first, or send a valid token.\n")
+    account = request.app[ACCOUNTS].get(user.name)
+    if session is not None and account is not None and account.password_must_change:
+        metrics.labels("login").inc()  # an admin reset the password: the temporary one opens nothing but the hub
+        if request.headers.get("X-Forwarded-Method", "GET") in ("GET", "HEAD"):
+            raise web.HTTPFound(login_location(request, uri, "change_password"))
+        raise web.HTTPForbidden(text="Choose a new password on the hub first.\n")
     if not may_open(request.app[SETTINGS].auth, user, owner) or not is_under(path, owner):
         metrics.labels("refused").inc()
         log.info("forward-auth refused %s for %s", user.name, truncate(uri, 80))

@@ -22,7 +22,7 @@ from hub.auth import (
 from hub.auth.pool import AuthBusy
 from hub.auth_config import NativeMethod
 from hub.errors import BadUsername, NotFound, ServiceUnavailable
-from hub.keys import ACCOUNTS, LOGIN_METHODS, LOGIN_THROTTLE, SETTINGS, TRUSTED_PROXIES
+from hub.keys import ACCOUNTS, LOGIN_METHODS, LOGIN_THROTTLE, SETTINGS, SIGNUPS, TRUSTED_PROXIES
 from hub.login_flow import finish_login, landing, password_methods
 from hub.login_guard import LockedOut
 from hub.names import normalize_username, truncate
@@ -130,7 +130,10 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         if identity is None:
             attempt.failed()
             log.info("failed login for %s from %s", truncate(username), truncate(client))
-            return refuse("Invalid user name or password.", 403)
+            # self-service (signups helper): a built-in login of someone whose sign-up is not approved (yet)
+            native = backend.name == "native"
+            waiting = await request.app[SIGNUPS].pending_message(username, password) if native else None
+            return refuse(waiting or "Invalid user name or password.", 403)
         account = await finish_login(request, backend, identity, began)
     except BadUsername as exc:
         attempt.failed()

@@ -6,9 +6,10 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from hub.errors import BadUsername, Forbidden
+from hub.handlers.account import has_own_password
 from hub.handlers.login import require_user
-from hub.image_choice import chosen_image
-from hub.keys import SERVERS, SETTINGS
+from hub.image_choice import chosen_image, default_image, require_may_start, startable_images
+from hub.keys import GROUPS, SERVERS, SETTINGS
 from hub.models import ServerState
 from hub.names import truncate, user_prefix, validate_username
 from hub.security import SessionUser
@@ -43,6 +44,7 @@ async def home(request: web.Request) -> web.StreamResponse:
         "image": image,
         "spawning": servers.is_spawning(user.name),
         "server_url": servers.server_url(user.name, image),
+        "own_password": has_own_password(request, user.name),  # a "Change my password" link
     }
     return aiohttp_jinja2.render_template("home.html", request, context)
 
@@ -57,8 +59,12 @@ async def spawn_form(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     if view and view.state == ServerState.RUNNING:
         raise web.HTTPFound(servers.server_url(user.name, settings.image(view.image_name)))
-    selected = view.image_name if view and settings.image(view.image_name) else settings.default_image_name
-    return aiohttp_jinja2.render_template("spawn.html", request, {"images": settings.images, "selected": selected})
+    groups = request.app[GROUPS].groups_of(user.name)
+    images = startable_images(settings.images, groups, user.admin)
+    fallback = default_image(settings, groups, user.admin)
+    selected = view.image_name if view and view.image_name in {i.name for i in images} else None
+    context = {"images": images, "selected": selected or (fallback.name if fallback else None)}
+    return aiohttp_jinja2.render_template("spawn.html", request, context)
 
 
 @routes.post("/hub/spawn")
@@ -70,6 +76,7 @@ async def spawn_submit(request: web.Request) -> web.StreamResponse:
         form.get("image"),
         hint=" Go back to the spawn form and pick one of the images listed there.",
     )
+    require_may_start(image, request.app[GROUPS].groups_of(user.name), user.admin)
     await request.app[SERVERS].start(user.name, image)
     raise web.HTTPSeeOther(pending_url(request, user.name))
 

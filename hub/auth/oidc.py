@@ -1,0 +1,245 @@
+"""OpenID Connect login (type oidc/generic) and its presets for Google (google) and Microsoft Entra ID (entra).
+
+The endpoints come from the issuer's discovery document (fetched when first needed, kept for an
+hour, fetched again after a failure) unless the configuration names them. The ID token must be
+signed by a key the provider publishes, name the issuer and the hub's client id, be fresh, and
+carry the ``nonce`` this login sent. The user name comes from ``username_claim``, the groups
+from ``claim_groups_key`` (dotted paths such as ``realm_access.roles`` reach into objects); when
+the ID token lacks them and the provider has a user-info endpoint, the hub asks there.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from hub.auth import Authenticator, Identity, LoginRefused
+from hub.auth.id_token import KeySet, TokenProblem, verify_id_token
+from hub.auth.oauth2 import OAuth2Authenticator, token_state
+from hub.names import truncate
+from hub.oauth_config import EntraMethod, GoogleMethod, OIDCMethod
+
+log = logging.getLogger(__name__)
+DISCOVERY_SECONDS = 3600.0
+
+
+def claim(claims: Mapping[str, Any], path: str) -> Any:
+    """A claim by name, or by a dotted path into nested objects (``realm_access.roles``)."""
+    if path in claims:
+        return claims[path]
+    value: Any = claims
+    for part in path.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def groups_of(value: Any) -> frozenset[str] | None:
+    """The groups a claim lists (a list of names or one name); None when the claim is missing."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return frozenset({value}) if value else frozenset()
+    if isinstance(value, list):
+        return frozenset(str(item) for item in value if isinstance(item, (str, int)) and str(item))
+    return frozenset()
+
+
+def claim_state(claims: Mapping[str, Any]) -> dict[str, str]:
+    """The plain (text, number, yes/no) claims, as strings, for auth_state_env to pick from."""
+    skip = {"nonce", "at_hash", "c_hash", "aud", "azp", "iat", "exp", "auth_time", "sid"}
+    state: dict[str, str] = {}
+    for name, value in claims.items():
+        if name in skip or isinstance(value, (dict, list)) or value is None:
+            continue
+        state[name] = str(value).lower() if isinstance(value, bool) else str(value)
+    return state
+
+
+class OIDCAuthenticator(OAuth2Authenticator):
+    name: ClassVar[str] = "oidc"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        assert isinstance(self.method, OIDCMethod)
+        self.oidc: OIDCMethod = self.method
+        self._discovery: dict[str, Any] | None = None
+        self._discovered_at = float("-inf")
+        self.keys = KeySet(self._fetch_jwks)
+
+    def startup_warnings(self) -> list[str]:
+        warnings = []
+        if self.config.secret() is None:
+            warnings.append(
+                f"login method {self.method.name}: no client secret (set client_secret or the environment "
+                f"variable {self.config.client_secret_env}); only providers that need none will work"
+            )
+        return warnings
+
+    # -- endpoints ---------------------------------------------------------------------------------------------
+    async def discovery(self) -> dict[str, Any]:
+        """The provider's discovery document (empty without an issuer)."""
+        if self.oidc.issuer is None:
+            return {}
+        if self._discovery is not None and time.monotonic() - self._discovered_at < DISCOVERY_SECONDS:
+            return self._discovery
+        url = self.oidc.issuer.rstrip("/") + "/.well-known/openid-configuration"
+        status, document = await self.fetch_json("GET", url)
+        if status != 200 or not isinstance(document, dict):
+            raise self.unreachable(f"discovery document {url} answered {status}")
+        if str(document.get("issuer", "")).rstrip("/") != self.oidc.issuer.rstrip("/"):
+            raise self.unreachable(f"discovery document names issuer {document.get('issuer')!r}, not the configured")
+        self._discovery, self._discovered_at = document, time.monotonic()
+        return document
+
+    async def endpoint(self, configured: str | None, key: str) -> str:
+        if configured:
+            return configured
+        value = (await self.discovery()).get(key)
+        if not isinstance(value, str) or not value:
+            raise self.unreachable(f"the discovery document has no {key}")
+        return value
+
+    async def authorize_endpoint(self) -> str:
+        return await self.endpoint(self.oidc.authorize_url, "authorization_endpoint")
+
+    async def token_endpoint(self) -> str:
+        return await self.endpoint(self.oidc.token_url, "token_endpoint")
+
+    async def issuer(self) -> str:
+        return str((await self.discovery()).get("issuer") or self.oidc.issuer or "")
+
+    async def _fetch_jwks(self) -> Mapping[str, Any]:
+        url = await self.endpoint(self.oidc.jwks_url, "jwks_uri")
+        status, document = await self.fetch_json("GET", url)
+        if status != 200 or not isinstance(document, dict):
+            raise self.unreachable(f"JWKS {url} answered {status}")
+        return document
+
+    async def userinfo(self, access_token: str) -> dict[str, Any]:
+        url = self.oidc.userdata_url or (await self.discovery()).get("userinfo_endpoint")
+        if not url:
+            return {}
+        status, body = await self.fetch_json("GET", str(url), headers={"Authorization": f"Bearer {access_token}"})
+        if status != 200 or not isinstance(body, dict):
+            log.warning("%s: user info endpoint answered %s", self.method.name, status)
+            return {}
+        return body
+
+    # -- the callback ------------------------------------------------------------------------------------------
+    def expected_issuer(self, issuer: str) -> Any:
+        return issuer
+
+    async def complete(self, params: Mapping[str, str], kept: Mapping[str, str], callback_url: str) -> Identity:
+        code = self.code_of(params)
+        issuer = await self.issuer()
+        # RFC 9207: an answer that names another issuer was meant for another login (a mix-up attack)
+        if params.get("iss") and issuer and "{" not in issuer and params["iss"] != issuer:
+            raise self.refusal(f"callback names issuer {truncate(params['iss'])!r}")
+        tokens = await self.exchange(code, kept, callback_url)
+        id_token = tokens.get("id_token")
+        if not isinstance(id_token, str) or not id_token:
+            raise self.refusal("token answer without id_token")
+        try:
+            claims = await verify_id_token(
+                id_token, self.keys, issuer=self.expected_issuer(issuer), audience=self.config.client_id
+            )
+        except TokenProblem as exc:
+            raise self.refusal(str(exc), expired=exc.expired) from exc
+        if not secrets.compare_digest(str(claims.get("nonce", "")).encode(), kept.get("nonce", "").encode()):
+            raise self.refusal("the ID token's nonce is not this login's")
+        needed = (self.oidc.username_claim, self.oidc.claim_groups_key)
+        if any(claim(claims, path) is None for path in needed):
+            info = await self.userinfo(str(tokens["access_token"]))
+            if info and info.get("sub") == claims.get("sub"):
+                claims = {**info, **claims}
+        self.check_claims(claims)
+        username = claim(claims, self.oidc.username_claim)
+        if not isinstance(username, str) or not username.strip():
+            log.warning("%s: the provider sent no %r claim", self.method.name, self.oidc.username_claim)
+            raise LoginRefused(
+                f"{self.method.title} did not tell the hub your user name (the claim {self.oidc.username_claim!r} "
+                "is missing). Please tell the hub's administrator.",
+                f"{self.method.name}: no {self.oidc.username_claim} claim",
+            )
+        groups = groups_of(claim(claims, self.oidc.claim_groups_key))
+        log.info("%s: provider vouches for %s (sub %s)", self.method.name, truncate(username), truncate(claims["sub"]))
+        return Identity(username, groups=groups, auth_state={**claim_state(claims), **token_state(tokens)})
+
+    def check_claims(self, claims: Mapping[str, Any]) -> None:
+        """A preset's own conditions on the verified claims (raise LoginRefused)."""
+
+    def refusal(self, detail: str, expired: bool = False) -> LoginRefused:
+        log.warning("%s: login refused: %s", self.method.name, detail)
+        if expired:
+            message = (
+                f"The answer from {self.method.title} has expired, so you were not logged in. "
+                "Please start the login again (if it keeps happening, the clocks may disagree)."
+            )
+        else:
+            message = (
+                f"The answer from {self.method.title} could not be verified, so you were not logged in. "
+                "Please start the login again; if it keeps happening, tell the hub's administrator."
+            )
+        return LoginRefused(message, f"{self.method.name}: {detail}")
+
+
+class GoogleAuthenticator(OIDCAuthenticator):
+    """Google accounts; ``hosted_domain`` keeps out everyone outside the Workspace domains."""
+
+    name: ClassVar[str] = "google"
+
+    def authorize_extras(self) -> dict[str, str]:
+        assert isinstance(self.method, GoogleMethod)
+        domains = self.method.hosted_domain
+        return {**({"hd": domains[0]} if len(domains) == 1 else {}), **super().authorize_extras()}
+
+    def check_claims(self, claims: Mapping[str, Any]) -> None:
+        assert isinstance(self.method, GoogleMethod)
+        if self.oidc.username_claim == "email" and claims.get("email_verified") is False:
+            raise LoginRefused(
+                "Your Google account's email address is not verified yet. Verify it with Google, then log in again."
+            )
+        domains = {domain.lower() for domain in self.method.hosted_domain}
+        if domains and str(claims.get("hd", "")).lower() not in domains:
+            log.warning("%s: refused hosted domain %r", self.method.name, truncate(str(claims.get("hd", ""))))
+            raise LoginRefused(
+                f"Only accounts of {', '.join(sorted(domains))} may use this hub. "
+                "Please log in with your organisation's Google account."
+            )
+
+
+class EntraAuthenticator(OIDCAuthenticator):
+    """Microsoft Entra ID; a multi-tenant issuer ({tenantid}) is filled in from the token's ``tid``."""
+
+    name: ClassVar[str] = "entra"
+
+    def expected_issuer(self, issuer: str) -> Any:
+        assert isinstance(self.method, EntraMethod)
+        if "{tenantid}" not in issuer:
+            return issuer
+        return lambda claims: issuer.replace("{tenantid}", str(claims.get("tid", "")))
+
+    def check_claims(self, claims: Mapping[str, Any]) -> None:
+        if "_claim_names" in claims and "groups" in claims.get("_claim_names", {}):
+            log.warning(
+                "%s: the user is in too many groups for the token (Entra's group overage); groups are not known",
+                self.method.name,
+            )
+
+
+class GenericOIDCAuthenticator(OIDCAuthenticator):
+    name: ClassVar[str] = "generic"
+
+
+AUTHENTICATORS: dict[str, type[Authenticator]] = {
+    "oidc": OIDCAuthenticator,
+    "generic": GenericOIDCAuthenticator,
+    "google": GoogleAuthenticator,
+    "entra": EntraAuthenticator,
+    "azuread": EntraAuthenticator,
+}
