@@ -48,6 +48,27 @@ class Account:
     password_must_change: bool = False
 
 
+class OtherPerson(Conflict):
+    """The login provider names a person other than the one the account was made for."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"The account {name} on this hub belongs to another person of your login provider. "
+            "Please ask the hub's administrator.",
+            f"{name}: the provider's subject differs from the one bound to the account",
+        )
+
+
+def bind_subject(user: User, subject: str | None) -> None:
+    """Bind the account to the provider's id of the person at the first login; refuse another one later."""
+    if subject is None:
+        return
+    if user.auth_subject is None:
+        user.auth_subject = subject
+    elif not secrets.compare_digest(user.auth_subject.encode(), subject.encode()):
+        raise OtherPerson(user.name)
+
+
 class WrongMethod(Conflict):
     """The name belongs to an account of another login method."""
 
@@ -238,11 +259,14 @@ class AccountService:
         create: bool = True,
         valid_after: float | None = None,
         method: str | None = None,
+        subject: str | None = None,
     ) -> Account | None:
         """The account of ``name``, created when missing (and ``create``); ``admin`` only ever grants (config's
         admin lists). A new account accepts sessions issued after ``valid_after`` (default: now).
 
-        With ``method`` (a login), an account of another method raises WrongMethod: one name, one owner."""
+        With ``method`` (a login), an account of another method raises WrongMethod: one name, one owner. With
+        ``subject`` (the provider's fixed id of the person), the account is bound to it at the first such login
+        and another subject later raises OtherPerson (the provider's name changed hands)."""
         method_of_new = method or self.default_method
 
         async def change(session: AsyncSession) -> list[User]:
@@ -258,6 +282,7 @@ class AccountService:
                 raise WrongMethod(name, user.auth_method)
             elif user.auth_method is None:
                 user.auth_method = method_of_new
+            bind_subject(user, subject)
             user.admin = user.admin or admin
             if logged_in:
                 user.last_activity = utcnow()
@@ -270,6 +295,7 @@ class AccountService:
             async with self.sessions.begin() as session:  # the common login: no account change to announce
                 user = await get_user(session, name)
                 if user is not None:
+                    bind_subject(user, subject)
                     user.last_activity = utcnow()
                     return current
         users = await self._write(change)
@@ -317,8 +343,12 @@ class AccountService:
 
         await self._write(change)
 
-    async def claim_unowned(self) -> int:
-        """Give accounts from before login methods had names the default method; returns how many."""
+    async def claim_unowned(self, password_method: str | None = None) -> int:
+        """Give accounts from before login methods had names a method; returns how many.
+
+        Accounts with a password the hub keeps go to ``password_method`` (the first built-in method, when there is
+        one): after an upgrade straight to ``methods: [oidc, native]`` the old local accounts stay local, and a
+        single sign-on name cannot inherit them. The others go to the default (first) method."""
         unowned = [name for name, account in self._accounts.items() if account.method is None]
         if not unowned:
             return 0
@@ -326,12 +356,30 @@ class AccountService:
         async def change(session: AsyncSession) -> list[User]:
             users = list((await session.execute(select(User).where(User.auth_method.is_(None)))).scalars())
             for user in users:
-                user.auth_method = self.default_method
+                user.auth_method = (password_method if user.password_hash else None) or self.default_method
             return users
 
         users = await self._write(change)
-        log.info("%d accounts from before login methods had names now belong to %s", len(users), self.default_method)
+        for user in users:
+            log.info("account %s (from before login methods had names) now belongs to %s", user.name, user.auth_method)
         return len(users)
+
+    async def set_method(self, name: str, method: str) -> None:
+        """Move an account to another login method (an admin's decision: the name then logs in only there)."""
+
+        async def change(session: AsyncSession) -> list[User]:
+            user = await self._existing(session, name)
+            user.auth_method = method
+            user.auth_subject = None  # the new method binds its own person at the next login
+            user.sessions_valid_after = time.time()
+            return [user]
+
+        await self._write(change)
+        log.info("%s now logs in with %s", name, method)
+
+    def orphans(self, methods: set[str]) -> list[str]:
+        """Accounts whose login method is not configured (any more): nobody can log in to them."""
+        return sorted(name for name, account in self._accounts.items() if account.method not in methods)
 
     async def set_auth_state(self, name: str, encrypted: str | None) -> None:
         """Keep what the login method hands to the user's server (already encrypted); None forgets it."""

@@ -92,7 +92,17 @@ async def database(app: web.Application) -> AsyncIterator[None]:
     app[SIGNUPS] = SignupService(sessions, accounts, settings)
     app[AUTH_STATE] = AuthStateBox(settings.auth.auth_state_key_file or settings.hub.data_dir / "auth_state_key")
     app[LOGIN_METHODS] = LoginMethods(settings, sessions)
-    await accounts.claim_unowned()
+    native = next((method.name for method in settings.auth.methods if method.type == "native"), None)
+    await accounts.claim_unowned(native)
+    orphans = accounts.orphans({method.name for method in settings.auth.methods})
+    if orphans:
+        shown = ", ".join(orphans[:10]) + (f" and {len(orphans) - 10} more" if len(orphans) > 10 else "")
+        log.warning(
+            "%d accounts belong to a login method this hub no longer has, so they cannot log in: %s "
+            "(move them with `hub user method NAME METHOD`)",
+            len(orphans),
+            shown,
+        )
     if settings.auth.primary.type == "native" and not accounts.any():
         log.warning(
             "this hub has no users yet: make the one-time link for the first admin with `hub setup-link` "

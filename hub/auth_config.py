@@ -54,6 +54,10 @@ class MethodBase(BaseModel):
         """Settings that make no sense together (checked once at start)."""
         return []
 
+    def admits_all(self) -> bool:
+        """Whether everyone the method accepts may enter when no allowed_users or allowed_groups are set."""
+        return True
+
 
 class NativeMethod(MethodBase):
     """Accounts with passwords kept by the hub (argon2)."""

@@ -178,6 +178,17 @@ async def user_password(settings: Settings, name: str, password_stdin: bool) -> 
         return 0
 
 
+async def user_method(settings: Settings, name: str, method: str) -> int:
+    """Move an account to another login method; its sessions end."""
+    if settings.auth.method(method) is None:
+        known = ", ".join(m.name for m in settings.auth.methods)
+        raise ValueError(f"there is no login method {method!r} (this hub has: {known})")
+    async with accounts_of(settings) as (_, accounts):
+        await accounts.set_method(name, method)
+        print(f"{name} now logs in with {method}")
+        return 0
+
+
 async def user_admin(settings: Settings, name: str, revoke: bool) -> int:
     async with accounts_of(settings) as (_, accounts):
         await accounts.set_admin(name, not revoke)
@@ -193,7 +204,7 @@ async def user_list(settings: Settings) -> int:
             users = (await session.execute(select(User).order_by(User.name))).scalars().all()
             for user in users:
                 state = user.server.state.value if user.server else "no server"
-                print(f"{user.name}\t{'admin' if user.admin else 'user'}\t{state}")
+                print(f"{user.name}\t{'admin' if user.admin else 'user'}\t{state}\t{user.auth_method or '-'}")
         return 0
 
 
@@ -261,6 +272,9 @@ def parser() -> argparse.ArgumentParser:
     password = user.add_parser("password", help="set a new password (native); the user's sessions end")
     password.add_argument("name")
     password.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    method_cmd = user.add_parser("method", help="move a user to another login method (auth.methods[].name)")
+    method_cmd.add_argument("name")
+    method_cmd.add_argument("method")
     admin_cmd = user.add_parser("admin", help="make a user an admin (or, with --revoke, no longer one)")
     admin_cmd.add_argument("name")
     admin_cmd.add_argument("--revoke", action="store_true")
@@ -317,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(user_add(settings, name, args.admin, args.password_stdin, args.method))
         if args.action == "password":
             return asyncio.run(user_password(settings, name, args.password_stdin))
+        if args.action == "method":
+            return asyncio.run(user_method(settings, name, args.method))
         if args.action == "admin":
             return asyncio.run(user_admin(settings, name, args.revoke))
         return asyncio.run(user_remove(settings, name))

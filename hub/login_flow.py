@@ -13,7 +13,7 @@ import logging
 from aiohttp import web
 from aiohttp_session import new_session
 
-from hub.accounts import Account, WrongMethod
+from hub.accounts import Account, OtherPerson, WrongMethod
 from hub.auth import Authenticator, Identity, LoginRefused
 from hub.auth_state import pick
 from hub.keys import ACCESS_POLICY, ACCOUNTS, AUTH_STATE, GROUPS, LOGIN_METHODS, SETTINGS
@@ -37,6 +37,7 @@ async def finish_login(request: web.Request, backend: Authenticator, identity: I
             create=backend.creates_accounts,
             valid_after=began - 0.001,
             method=method.name,
+            subject=admitted.subject,
         )
     except WrongMethod as exc:
         log.warning("login of %s with %s refused: the account belongs to %s", truncate(name), method.name, exc.method)
@@ -46,12 +47,16 @@ async def finish_login(request: web.Request, backend: Authenticator, identity: I
             f"The name {name} belongs to an account that logs in another way{how}. Please use that instead.",
             status=403,
         ) from None
+    except OtherPerson as exc:
+        log.warning("login of %s with %s refused: %s", truncate(name), method.name, exc.detail)
+        raise LoginRefused(exc.user_message) from None
     if account is None:  # deleted while the password was being checked, or a method that makes no accounts
         raise LoginRefused("Invalid user name or password.")
     if method.manage_groups and admitted.groups is not None:
         await app[GROUPS].sync_user(name, admitted.groups)
-    if method.auth_state_env:
-        await app[ACCOUNTS].set_auth_state(name, app[AUTH_STATE].seal(pick(method.auth_state_env, admitted.auth_state)))
+    # Renewed at every login, and cleared when the method hands nothing (any more): a value taken out of
+    # auth_state_env stops reaching the server at once.
+    await app[ACCOUNTS].set_auth_state(name, app[AUTH_STATE].seal(pick(method.auth_state_env, admitted.auth_state)))
     start_session(await new_session(request), name, account.id, issued=began)
     log.info("%s logged in with %s", name, method.name)
     return account

@@ -43,6 +43,9 @@ class User(Base):
     auth_method: Mapped[str | None] = mapped_column(String(32), default=None)
     """The login method this account belongs to (auth.methods[].name); only that method logs it in.
     None for accounts from before methods had names: the hub gives them its first method at start."""
+    auth_subject: Mapped[str | None] = mapped_column(String(255), default=None)
+    """The login provider's fixed id of the person (OIDC ``sub``, GitHub's numeric id), bound at the first login:
+    a provider name that changes hands later (a renamed GitHub account) cannot take over the account."""
     password_must_change: Mapped[bool] = mapped_column(default=False, server_default="0")
     """Set when an admin reset the password: the next login leads to the change-password page first."""
     auth_state: Mapped[str | None] = mapped_column(Text, default=None)

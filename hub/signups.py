@@ -198,6 +198,8 @@ class SignupService:
             name, password_hash = request.name, request.password_hash
         if self.accounts.get(name) is not None:
             raise Conflict(f"An account named {name} exists already. Reject this request.")
+        if name in reserved_names(self.settings):  # listed as an admin since the request came in
+            raise Conflict(f"The name {name} is reserved for an admin in the configuration. Reject this request.")
         await self.accounts.add_one(name, method=method.name)  # Conflict when someone made it meanwhile
         await self.accounts.set_password_hash(name, password_hash, method=method.name)
         await self._decide(request_id, APPROVED)

@@ -43,6 +43,9 @@ class Identity:
     """The groups the method reports; None when it reports none (then the hub's groups are left as they are)."""
     auth_state: Mapping[str, str] = field(default_factory=dict)
     """Values learned at login (access_token, id_token, ...); those named in auth_state_env reach the server."""
+    subject: str | None = None
+    """The provider's fixed id of the person (OIDC ``sub``, GitHub's numeric id); the account is bound to it at
+    the first login and refuses another later (a user name that changed hands)."""
 
 
 class AuthUnavailable(Exception):
@@ -126,26 +129,37 @@ class HeaderAuthenticator(Authenticator):
 
 @dataclass(frozen=True, slots=True)
 class AccessPolicy:
-    """Who may log in and who is an admin: the hub-wide lists plus each method's own lists and groups."""
+    """Who may log in and who is an admin: each method's own lists and groups, plus the hub-wide lists.
+
+    The hub-wide ``auth.allowed_users`` and ``auth.admin_users`` apply to the first method only (the one an
+    old single-method configuration describes): a name listed there is that method's person, and the same
+    name from another method (a GitHub login ``admin``) must not become an admin or slip past its groups."""
 
     allowed_users: frozenset[str]
     admin_users: frozenset[str]
+    primary: str = ""
 
     @classmethod
     def from_settings(cls, settings: AuthSection) -> AccessPolicy:
         return cls(
             frozenset(normalize_username(name) for name in settings.allowed_users),
             frozenset(normalize_username(name) for name in settings.admin_users),
+            settings.primary.name,
         )
 
     def admit(self, identity: Identity, method: MethodBase) -> Identity:
         """The identity with its checked name and admin flag; LoginRefused when the lists keep it out."""
         name = validate_username(normalize_username(identity.username))
         groups = identity.groups or frozenset()
-        allowed = self.allowed_users | {normalize_username(user) for user in method.allowed_users}
-        admins = self.admin_users | {normalize_username(user) for user in method.admin_users}
+        hub_wide = method.name == self.primary
+        allowed = (self.allowed_users if hub_wide else frozenset()) | {
+            normalize_username(user) for user in method.allowed_users
+        }
+        admins = (self.admin_users if hub_wide else frozenset()) | {
+            normalize_username(user) for user in method.admin_users
+        }
         admin = bool(identity.admin) or name in admins or bool(groups & set(method.admin_groups))
-        restricted = bool(allowed or method.allowed_groups)
+        restricted = bool(allowed or method.allowed_groups) or not method.admits_all()
         if restricted and not admin and name not in allowed and not groups & set(method.allowed_groups):
             log.warning("login refused for %s (%s): not in the allowed users or groups", truncate(name), method.name)
             message = (

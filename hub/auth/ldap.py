@@ -69,6 +69,19 @@ def unescape_value(value: str) -> str:
     return out.decode("utf-8", errors="replace")
 
 
+def dn_parts(dn: str) -> list[tuple[str, str]]:
+    return [(attribute.lower(), unescape_value(value).lower()) for attribute, value, _ in parse_dn(dn)]
+
+
+def under(dn: str, base: str) -> bool:
+    """Whether the entry ``dn`` lies under ``base`` (compared part by part, case-insensitively)."""
+    try:
+        entry, parent = dn_parts(dn), dn_parts(base)
+    except LDAPException:
+        return False
+    return len(entry) > len(parent) and entry[len(entry) - len(parent) :] == parent
+
+
 def group_name(dn: str) -> str:
     """A group's name from its DN: the value of its first RDN (``cn=hub-admins,ou=groups,...`` -> hub-admins)."""
     return unescape_value(parse_dn(dn)[0][1])
@@ -169,13 +182,16 @@ class LDAPAuthenticator(PasswordAuthenticator):
         ) as service:
             if not self._bind(service, service_dn or "anonymous"):
                 raise AuthUnavailable(f"LDAP {self.where}: the search account {service_dn} cannot bind", MISBEHAVING)
-            found = self._find_user(service, username)
-            if found is None:
+            match = self._find_user(service, username)
+            if match is None:
                 return None
+            found, directory_name = match
             with self._connection(server, found, password) as connection:
                 if not self._bind(connection, found):
                     return None
-            return Identity(username, groups=self._groups(service, found, username))
+            # The account is named by the directory's value, not by what was typed: with a filter that also
+            # matches mail, "alice@uni" and "alice" are one person, and a mail set to someone else's uid is not them.
+            return Identity(directory_name or username, groups=self._groups(service, found, username))
 
     def _search(
         self, connection: ldap3.Connection, base: str, query: str, attributes: list[str], **options: Any
@@ -188,7 +204,8 @@ class LDAPAuthenticator(PasswordAuthenticator):
             raise AuthUnavailable(detail, MISBEHAVING)
         return [entry for entry in connection.response or [] if entry.get("type") == "searchResEntry"]
 
-    def _find_user(self, service: ldap3.Connection, username: str) -> str | None:
+    def _find_user(self, service: ldap3.Connection, username: str) -> tuple[str, str] | None:
+        """The user's DN and their name as the directory holds it (``user_attribute``)."""
         config = self.config
         assert config.user_search_base is not None
         query = user_filter(config.lookup_dn_search_filter, config.user_attribute, username)
@@ -196,13 +213,18 @@ class LDAPAuthenticator(PasswordAuthenticator):
         if len(entries) != 1:
             log.info("LDAP: %d entries for %s under %s", len(entries), truncate(username), config.user_search_base)
             return None
-        return str(entries[0]["dn"])
+        value = entries[0].get("attributes", {}).get(config.user_attribute)
+        if isinstance(value, list):
+            value = value[0] if value else None
+        return str(entries[0]["dn"]), str(value or "")
 
     def _groups(self, connection: ldap3.Connection, dn: str, username: str) -> frozenset[str] | None:
         config = self.config
         if config.use_member_of:
             entries = self._search(connection, dn, "(objectClass=*)", ["memberOf"], search_scope=ldap3.BASE)
             values = entries[0]["attributes"].get("memberOf", []) if entries else []
+            if config.group_search_base:  # a group of that name elsewhere in the tree (a delegated OU) counts not
+                values = [value for value in values if under(value, config.group_search_base)]
             return frozenset(group_name(value) for value in values)
         if config.group_search_base:
             query = group_filter(config.group_search_filter, dn, username)

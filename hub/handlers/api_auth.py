@@ -40,6 +40,9 @@ async def api_requester(request: web.Request) -> Requester:
         user = session_user(await get_session(request), request.app[ACCOUNTS])
         if user is None:
             raise Unauthorized("Authentication is required: send `Authorization: token <token>`.")
+        account = request.app[ACCOUNTS].get(user.name)
+        if account is not None and account.password_must_change:  # a temporary password opens only its change
+            raise Forbidden("Choose a new password on the hub first (your admin reset it).")
         requester = Requester(user.name, user.admin)
     request.app[ACTIVITY].touch_user(requester.name)
     return requester

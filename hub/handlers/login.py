@@ -32,6 +32,9 @@ from hub.urls import url
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 PENDING_KEY = "login_pending"
+PENDING_SECONDS = 15 * 60
+"""How long a login begun at a provider may take before it counts as an old tab."""
+PROVIDER_NAME = "Your account name from {title} cannot be used on this hub. Please tell the hub's administrator."
 OLD_TAB = (
     "This login was started in another tab, or it is too old. Please start again from the login page "
     "(and close any other login tabs)."
@@ -216,7 +219,11 @@ async def oauth_callback(request: web.Request) -> web.StreamResponse:
     if not secrets.compare_digest(params.get("state", "").encode(), pending["state"].encode()):
         log.warning("%s: the callback's state does not match this browser's login", backend.method.name)
         return refusal(request, next_url, OLD_TAB, 400)
-    began = float(pending.get("began", time.time()))
+    started = pending.get("began")
+    if not isinstance(started, (int, float)) or time.time() - started > PENDING_SECONDS:
+        log.warning("%s: the login under way in this browser is too old", backend.method.name)
+        return refusal(request, next_url, OLD_TAB, 400)
+    began = time.time()  # the session counts from now: a "log out everywhere" meanwhile does not undo it
     kept = {key: str(value) for key, value in pending.items()}
     try:
         identity = await backend.complete(params, kept, callback_url(request, backend))
@@ -225,7 +232,8 @@ async def oauth_callback(request: web.Request) -> web.StreamResponse:
         log.warning("login with %s refused: %s", backend.method.name, exc)
         return refusal(request, next_url, exc.user_message, exc.status)
     except BadUsername as exc:
-        return refusal(request, next_url, exc.user_message, 400)
+        log.warning("%s named an unusable user: %s", backend.method.name, exc.detail)
+        return refusal(request, next_url, PROVIDER_NAME.format(title=backend.method.title), 400)
     except AuthUnavailable as exc:
         log.error("login method %s unavailable: %s", backend.method.name, exc)
         return refusal(request, next_url, exc.user_message, 503)
@@ -249,7 +257,8 @@ async def header_login(request: web.Request) -> web.StreamResponse:
     except LoginRefused as exc:
         return refusal(request, next_url, exc.user_message, exc.status)
     except BadUsername as exc:
-        return refusal(request, next_url, exc.user_message, 400)
+        log.warning("%s named an unusable user: %s", backend.method.name, exc.detail)
+        return refusal(request, next_url, PROVIDER_NAME.format(title=backend.method.title), 400)
     raise web.HTTPFound(landing(request, account, next_url))
 
 

@@ -190,6 +190,10 @@ async def test_an_admin_reset_shows_a_temporary_password_once_and_forces_a_chang
     home = await other_browser.get("/hub/home", allow_redirects=False)
     assert home.status == 302 and urlsplit(home.headers["Location"]).path == "/hub/change-password"
     assert MUST_CHANGE in await (await other_browser.get("/hub/change-password")).text()
+    # Nor does the temporary password open the REST API (a token made with it would outlive the change).
+    api_xsrf = await xsrf(other_browser, "/hub/change-password")
+    made = await other_browser.post("/hub/api/users/bob/tokens", json={}, headers={"X-XSRF-Token": api_xsrf})
+    assert made.status == 403 and "Choose a new password" in (await made.json())["message"]
     response = await change(other_browser, temporary, "bob's own password")
     assert response.status == 303
     assert await logged_in(other_browser)

@@ -181,3 +181,31 @@ def test_a_hanging_directory_gives_up_after_the_timeout(own_slapd: SlapdServer, 
 def test_without_a_group_source_the_groups_are_left_alone(slapd: SlapdServer) -> None:
     backend = backend_for(slapd, bind_dn_template=f"uid={{username}},{PEOPLE}", ca_file=slapd.ca_file)
     assert check(backend, "alice", password_of("alice")) == Identity("alice", groups=None)
+
+
+def test_a_search_by_mail_names_the_account_by_the_directorys_user_name(slapd: SlapdServer) -> None:
+    backend = search_then_bind(slapd, lookup_dn_search_filter="(|({login_attr}={login})(mail={login}))")
+    by_mail = check(backend, "alice@example.org", password_of("alice"))
+    assert by_mail is not None and by_mail.username == "alice"  # one person, one account
+    assert check(backend, "alice", password_of("alice")) == by_mail
+
+
+def test_a_group_of_the_same_name_elsewhere_in_the_tree_does_not_count(slapd: SlapdServer) -> None:
+    import ldap3
+
+    from tests.fixtures.slapd import BASE_DN, ROOT_DN, ROOT_PASSWORD
+
+    elsewhere = f"ou=delegated,{BASE_DN}"
+    rogue = f"cn=hub-admins,{elsewhere}"
+    root = ldap3.Connection(ldap3.Server("127.0.0.1", port=slapd.port), ROOT_DN, ROOT_PASSWORD, auto_bind=True)
+    assert root.add(elsewhere, ["organizationalUnit"], {"ou": "delegated"}), root.result
+    assert root.add(rogue, ["groupOfNames"], {"cn": "hub-admins", "member": [f"uid=alice,{PEOPLE}"]}), root.result
+    try:
+        unscoped = check(direct(slapd), "alice", password_of("alice"))
+        assert unscoped is not None and "hub-admins" in (unscoped.groups or ())  # memberOf lists the rogue group
+        scoped = check(direct(slapd, group_search_base=GROUPS), "alice", password_of("alice"))
+        assert scoped is not None and scoped.groups == frozenset({"researchers"})
+    finally:
+        root.delete(rogue)
+        root.delete(elsewhere)
+        root.unbind()

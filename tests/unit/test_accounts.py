@@ -136,3 +136,32 @@ async def test_a_token_made_while_the_hub_was_already_looking_still_works_at_onc
     await looking
     owner = await checking
     assert owner is not None and owner.username == "script"
+
+
+async def test_accounts_from_before_login_methods_keep_their_way_of_logging_in(sessions: Sessionmaker) -> None:
+    from sqlalchemy import update
+
+    from hub.models import User
+
+    before = AccountService(sessions)
+    await set_password(before, "local", "a long password")  # a built-in account with a password
+    await before.add(["sso-person"])  # an account made for a login without a password (PAM, OIDC)
+    async with sessions.begin() as session:  # as the upgrade leaves them: no method yet
+        await session.execute(update(User).values(auth_method=None))
+    hub = AccountService(sessions, default_method="university")  # upgraded straight to [oidc, native]
+    await hub.load()
+    assert await hub.claim_unowned(password_method="guests") == 2
+    assert (hub.get("local").method, hub.get("sso-person").method) == ("guests", "university")  # type: ignore[union-attr]
+    assert hub.orphans({"university"}) == ["local"]
+
+
+async def test_an_account_is_bound_to_the_providers_person(sessions: Sessionmaker) -> None:
+    from hub.accounts import OtherPerson
+
+    accounts = AccountService(sessions, default_method="github")
+    await accounts.ensure("alice", logged_in=True, method="github", subject="1001")
+    assert await accounts.ensure("alice", logged_in=True, method="github", subject="1001") is not None
+    with pytest.raises(OtherPerson):  # the GitHub name alice changed hands: another person now holds it
+        await accounts.ensure("alice", logged_in=True, method="github", subject="2002")
+    await accounts.set_method("alice", "github")  # an admin's move unbinds: the next login binds anew
+    assert await accounts.ensure("alice", logged_in=True, method="github", subject="2002") is not None

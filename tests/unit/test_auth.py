@@ -126,3 +126,27 @@ def test_the_dummy_authenticator_warns_at_start() -> None:
     settings = settings_with(type="dummy", dummy_password="pw")
     backend = DummyAuthenticator(settings.auth.primary, settings, None)  # type: ignore[arg-type]
     assert "only for demos" in backend.startup_warnings()[0]
+
+
+def test_a_public_provider_with_only_admins_listed_lets_only_the_admins_in() -> None:
+    from hub.oauth_config import GitHubMethod
+
+    method = GitHubMethod(client_id="x", admin_users=["me"])
+    policy = AccessPolicy.from_settings(AuthSection())
+    assert policy.admit(Identity("me"), method).admin is True
+    with pytest.raises(LoginRefused):
+        policy.admit(Identity("random-stranger"), method)
+
+
+def test_the_hub_wide_lists_belong_to_the_first_method_only() -> None:
+    auth = AuthSection(
+        methods=[{"type": "native"}, {"type": "dummy", "name": "staff", "password": "pw"}],  # type: ignore[list-item]
+        admin_users=["boss"],
+        allowed_users=["carol", "boss"],
+    )
+    policy = AccessPolicy.from_settings(auth)
+    assert policy.admit(Identity("boss"), auth.methods[0]).admin is True
+    assert policy.admit(Identity("boss"), auth.methods[1]).admin is False  # another method's "boss"
+    assert policy.admit(Identity("dave"), auth.methods[1]).username == "dave"  # its own lists are empty: open
+    with pytest.raises(LoginRefused):
+        policy.admit(Identity("dave"), auth.methods[0])

@@ -34,9 +34,9 @@ def test_users_are_added_listed_and_removed(tmp_path: Path) -> None:
     assert odd.returncode == 1 and "cannot be used as a user name" in odd.stderr
 
     listing = hub_cli(config, "user", "list").stdout.splitlines()
-    assert listing == ["alice\tuser\tno server", "root\tadmin\tno server"]
+    assert listing == ["alice\tuser\tno server\tnative", "root\tadmin\tno server\tnative"]
     assert hub_cli(config, "user", "remove", "alice").returncode == 0
-    assert hub_cli(config, "user", "list").stdout.splitlines() == ["root\tadmin\tno server"]
+    assert hub_cli(config, "user", "list").stdout.splitlines() == ["root\tadmin\tno server\tnative"]
     missing = hub_cli(config, "user", "remove", "alice")
     assert missing.returncode == 1 and "there is no user alice" in missing.stderr
 
@@ -57,4 +57,29 @@ def test_tokens_for_services_are_made_from_the_command_line(tmp_path: Path) -> N
     made = hub_cli(config, "token", "create", "culler", "--service", "--admin", "--note", "idle culler")
     assert made.returncode == 0, made.stderr
     assert len(made.stdout.strip()) > 30
-    assert "culler\tadmin\tno server" in hub_cli(config, "user", "list").stdout
+    assert "culler\tadmin\tno server\tnative" in hub_cli(config, "user", "list").stdout
+
+
+def test_an_account_moves_to_another_login_method(tmp_path: Path) -> None:
+    config = tmp_path / "hub.yaml"
+    methods = [{"type": "native"}, {"type": "pam", "name": "campus"}]
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "hub": {"data_dir": str(tmp_path / "data")},
+                "auth": {"methods": methods},
+                "images": [{"name": "lab", "image": "x:1"}],
+            }
+        )
+    )
+    assert hub_cli(config, "user", "add", "alice", stdin="a long password\n").returncode == 0
+    assert hub_cli(config, "user", "add", "bob", "--method", "campus").returncode == 0
+    assert hub_cli(config, "user", "list").stdout.splitlines() == [
+        "alice\tuser\tno server\tnative",
+        "bob\tuser\tno server\tcampus",
+    ]
+    moved = hub_cli(config, "user", "method", "alice", "campus")
+    assert moved.returncode == 0 and "alice now logs in with campus" in moved.stdout
+    assert "alice\tuser\tno server\tcampus" in hub_cli(config, "user", "list").stdout
+    unknown = hub_cli(config, "user", "method", "alice", "github")
+    assert unknown.returncode == 1 and "there is no login method 'github'" in unknown.stderr

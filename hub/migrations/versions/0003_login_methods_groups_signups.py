@@ -1,7 +1,8 @@
 """Accounts belong to a login method; groups; sign-up requests; forced password changes; encrypted auth state.
 
-Adds ``users.auth_method`` (None for existing accounts: the hub gives them its first configured
-method when it starts, so they keep logging in as before), ``users.password_must_change``
+Adds ``users.auth_method`` (None for existing accounts: the hub gives them a method when it
+starts, so they keep logging in as before), ``users.auth_subject`` (the provider's fixed id of the
+person, bound at their first single sign-on login), ``users.password_must_change``
 (false for everyone), ``users.auth_state`` (empty), and the ``groups``, ``user_groups`` and
 ``signup_requests`` tables (empty).
 """
@@ -50,6 +51,7 @@ def upgrade() -> None:
 
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.add_column(sa.Column("auth_method", sa.String(length=32), nullable=True))
+        batch_op.add_column(sa.Column("auth_subject", sa.String(length=255), nullable=True))
         batch_op.add_column(sa.Column("password_must_change", sa.Boolean(), server_default="0", nullable=False))
         batch_op.add_column(sa.Column("auth_state", sa.Text(), nullable=True))
 
@@ -58,6 +60,7 @@ def downgrade() -> None:
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.drop_column("auth_state")
         batch_op.drop_column("password_must_change")
+        batch_op.drop_column("auth_subject")
         batch_op.drop_column("auth_method")
 
     with op.batch_alter_table("user_groups", schema=None) as batch_op:
