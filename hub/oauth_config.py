@@ -10,9 +10,12 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from hub.auth_config import MethodBase
+
+MULTI_TENANT = frozenset({"common", "organizations", "consumers"})
+"""Entra's tenant names that let accounts of any tenant in."""
 
 
 class OAuthMethodBase(MethodBase):
@@ -41,6 +44,10 @@ class OAuthMethodBase(MethodBase):
     def restricted(self) -> bool:
         return bool(self.allowed_users or self.allowed_groups or self.admin_users or self.admin_groups)
 
+    def admits_all(self) -> bool:
+        """Only with allow_all: a public provider accepts anybody, so without allow lists only admins enter."""
+        return self.allow_all
+
     def startup_problems(self) -> list[str]:
         if not (self.allow_all or self.restricted()):
             return [
@@ -55,7 +62,8 @@ class OIDCMethod(OAuthMethodBase):
 
     type: Literal["oidc", "generic"] = "oidc"
     issuer: str | None = None
-    """The issuer URL; endpoints come from <issuer>/.well-known/openid-configuration."""
+    """The issuer URL (required): the ID token's ``iss`` must be exactly this. The endpoints come from
+    <issuer>/.well-known/openid-configuration unless authorize_url, token_url and jwks_url are all given."""
     authorize_url: str | None = None
     token_url: str | None = None
     userdata_url: str | None = None
@@ -69,10 +77,17 @@ class OIDCMethod(OAuthMethodBase):
     """Send client_id and client_secret to the token endpoint as HTTP Basic credentials (else in the form)."""
 
     @model_validator(mode="after")
-    def _needs_endpoints(self) -> OIDCMethod:
-        if self.issuer is None and not (self.authorize_url and self.token_url and self.jwks_url):
-            raise ValueError("give issuer, or authorize_url, token_url and jwks_url")
+    def _needs_issuer(self) -> OIDCMethod:
+        if not (self.issuer or "").strip():
+            raise ValueError(
+                "give issuer: the provider's issuer URL, exactly as its ID tokens name it in `iss` (also needed "
+                "when authorize_url, token_url and jwks_url are given: every ID token's issuer is checked)"
+            )
         return self
+
+    def explicit_endpoints(self) -> bool:
+        """Whether the configuration names every endpoint the login needs (then no discovery document is read)."""
+        return bool(self.authorize_url and self.token_url and self.jwks_url)
 
 
 class GoogleMethod(OIDCMethod):
@@ -85,21 +100,45 @@ class GoogleMethod(OIDCMethod):
     def restricted(self) -> bool:
         return super().restricted() or bool(self.hosted_domain)
 
+    def admits_all(self) -> bool:
+        return self.allow_all or bool(self.hosted_domain)  # the domain is checked when the login completes
+
 
 class EntraMethod(OIDCMethod):
     """Microsoft Entra ID (Azure AD)."""
 
     type: Literal["entra", "azuread"] = "entra"  # type: ignore[assignment]
     tenant_id: str = Field(min_length=1)
-    """The directory (tenant) id; "organizations" or "common" for several tenants (the token's tid is checked)."""
+    """The directory (tenant) id of one tenant; the token's ``tid`` must name it. Multi-tenant logins
+    ("common", "organizations", "consumers") are refused: anyone with any Microsoft account could log in."""
     username_claim: str = "preferred_username"
+
+    @field_validator("tenant_id")
+    @classmethod
+    def _one_tenant(cls, tenant_id: str) -> str:
+        tenant_id = tenant_id.strip()
+        if tenant_id.lower() in MULTI_TENANT or "{" in tenant_id or "/" in tenant_id:
+            raise ValueError(
+                f"tenant_id {tenant_id!r}: give your tenant's id: multi-tenant logins are not supported (the id is "
+                "the Directory (tenant) ID in the Entra admin center)"
+            )
+        return tenant_id
 
     @model_validator(mode="before")
     @classmethod
     def _issuer_of_tenant(cls, data: object) -> object:
         if isinstance(data, dict) and not data.get("issuer") and data.get("tenant_id"):
-            data = {**data, "issuer": f"https://login.microsoftonline.com/{data['tenant_id']}/v2.0"}
+            data = {**data, "issuer": f"https://login.microsoftonline.com/{str(data['tenant_id']).strip()}/v2.0"}
         return data
+
+    @model_validator(mode="after")
+    def _issuer_of_one_tenant(self) -> EntraMethod:
+        if "{" in (self.issuer or ""):
+            raise ValueError(
+                f"issuer {self.issuer!r}: give your tenant's issuer (or leave issuer out): multi-tenant logins are "
+                "not supported"
+            )
+        return self
 
 
 class GitHubMethod(OAuthMethodBase):
@@ -111,7 +150,9 @@ class GitHubMethod(OAuthMethodBase):
     scope: list[str] = ["read:org"]
     allowed_organizations: list[str] = []
     """Organisations (`org`) or teams (`org:team`, the team's slug) whose members may log in. The user's
-    organisations and teams are reported as groups of these names, so they also work in admin_groups."""
+    organisations and teams are reported as groups of these names, so they also work in admin_groups. With
+    manage_groups or admin_groups, only organisations named here, in allowed_groups or in admin_groups (and
+    their teams) become groups."""
 
     @model_validator(mode="after")
     def _organizations_are_groups(self) -> GitHubMethod:
@@ -126,3 +167,10 @@ class GitHubMethod(OAuthMethodBase):
 
     def restricted(self) -> bool:
         return super().restricted() or bool(self.allowed_organizations)
+
+    def group_organizations(self) -> frozenset[str]:
+        """The organisations named in allowed_organizations, allowed_groups and admin_groups (``org`` or
+        ``org:team``): only their organisations and teams become groups, so nobody can make a hub group
+        by creating a GitHub organisation of the same name."""
+        entries = [*self.allowed_organizations, *self.allowed_groups, *self.admin_groups]
+        return frozenset(entry.partition(":")[0] for entry in entries if entry.partition(":")[0])

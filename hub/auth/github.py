@@ -3,8 +3,10 @@
 Organisations and teams the user belongs to are reported as groups named ``org`` and
 ``org:team`` (the team's slug), so ``allowed_organizations``, ``allowed_groups`` and
 ``admin_groups`` all speak of the same names. Only the memberships the configuration names are
-asked about, unless the hub manages groups or has admin_groups: then all of the user's
-organisations and teams are read (the token needs the ``read:org`` scope).
+asked about, unless the hub manages groups or has admin_groups: then the user's organisations and
+teams are read (the token needs the ``read:org`` scope), and only those of organisations the
+configuration names become groups (anybody can create a GitHub organisation called ``admins``).
+The account is bound to the numeric GitHub user id, which stays when a login is renamed or reused.
 """
 
 from __future__ import annotations
@@ -55,13 +57,26 @@ class GitHubAuthenticator(OAuth2Authenticator):
                 break
         return items
 
+    def startup_warnings(self) -> list[str]:
+        warnings = []
+        if self.github.manage_groups and not self.github.group_organizations():
+            warnings.append(
+                f"login method {self.method.name}: manage_groups makes no groups: name the organisations whose "
+                "teams become groups in allowed_organizations, allowed_groups or admin_groups"
+            )
+        return warnings
+
     async def all_groups(self, token: str) -> set[str]:
-        orgs = {str(org.get("login", "")).lower() for org in await self.listing("/user/orgs", token)}
+        """The user's organisations and teams, of the organisations the configuration names only."""
+        known = self.github.group_organizations()
+        if not known:
+            return set()
+        groups = {str(org.get("login", "")).lower() for org in await self.listing("/user/orgs", token)}
         for team in await self.listing("/user/teams", token):
             org = team.get("organization")
             org = org if isinstance(org, dict) else {}
-            orgs.add(f"{str(org.get('login', '')).lower()}:{str(team.get('slug', '')).lower()}")
-        return {group for group in orgs if group and not group.startswith(":")}
+            groups.add(f"{str(org.get('login', '')).lower()}:{str(team.get('slug', '')).lower()}")
+        return {group for group in groups if group.partition(":")[0] in known}
 
     async def member_of(self, entry: str, login: str, token: str) -> bool:
         """Whether ``login`` is in the organisation ``org`` or the team ``org:team``."""
@@ -87,7 +102,7 @@ class GitHubAuthenticator(OAuth2Authenticator):
         tokens = await self.exchange(code, kept, callback_url)
         token = str(tokens["access_token"])
         status, user = await self.api("/user", token)
-        if status != 200 or not isinstance(user, dict) or not user.get("login"):
+        if status != 200 or not isinstance(user, dict) or not user.get("login") or user.get("id") is None:
             log.warning("%s: GET /user answered %s", self.method.name, status)
             raise LoginRefused(
                 "GitHub did not tell the hub who you are. Please start the login again.",
@@ -98,7 +113,8 @@ class GitHubAuthenticator(OAuth2Authenticator):
         groups = await self.groups(login, token)
         log.info("%s: GitHub vouches for %s (groups %s)", self.method.name, truncate(login), sorted(groups or []))
         about = {key: str(user[key]) for key in ("login", "id", "name", "email") if user.get(key) is not None}
-        return Identity(login, groups=groups, auth_state={**about, **token_state(tokens)})
+        state = {**about, **token_state(tokens)}
+        return Identity(login, groups=groups, auth_state=state, subject=str(user["id"]))
 
 
 AUTHENTICATORS: dict[str, type[Authenticator]] = {"github": GitHubAuthenticator}

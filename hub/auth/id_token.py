@@ -73,17 +73,16 @@ async def verify_id_token(
     token: str,
     keys: KeySet,
     *,
-    issuer: str | Callable[[Mapping[str, Any]], str],
+    issuer: str,
     audience: str,
     algorithms: frozenset[str] = ASYMMETRIC,
     leeway: int = LEEWAY_SECONDS,
 ) -> dict[str, Any]:
-    """The token's claims once signature, iss, aud, exp and iat hold; TokenProblem otherwise.
-
-    ``issuer`` may be a function of the unverified claims (Entra's multi-tenant issuer names the tenant)."""
+    """The token's claims once signature, iss (exactly ``issuer``), aud, exp and iat hold; TokenProblem otherwise."""
+    if not issuer:
+        raise TokenProblem("no issuer to check the ID token against")
     try:
         header = jwt.get_unverified_header(token)
-        unverified = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError as exc:
         raise TokenProblem(f"unreadable ID token: {exc}") from exc
     alg = header.get("alg")
@@ -93,7 +92,6 @@ async def verify_id_token(
     candidates = await keys.keys_for(kid if isinstance(kid, str) else None)
     if not candidates:
         raise TokenProblem(f"ID token signed with key {kid!r}, which the provider does not publish")
-    expected_issuer = issuer(unverified) if callable(issuer) else issuer
     last: Exception | None = None
     for jwk in candidates:
         if jwk.get("alg", alg) != alg:
@@ -106,7 +104,7 @@ async def verify_id_token(
                 key=key.key,
                 algorithms=[alg],
                 audience=audience,
-                issuer=expected_issuer,
+                issuer=issuer,
                 leeway=leeway,
                 options={"require": ["iss", "aud", "exp", "iat", "sub"]},
             )

@@ -1,11 +1,12 @@
 """OpenID Connect login (type oidc/generic) and its presets for Google (google) and Microsoft Entra ID (entra).
 
 The endpoints come from the issuer's discovery document (fetched when first needed, kept for an
-hour, fetched again after a failure) unless the configuration names them. The ID token must be
-signed by a key the provider publishes, name the issuer and the hub's client id, be fresh, and
-carry the ``nonce`` this login sent. The user name comes from ``username_claim``, the groups
-from ``claim_groups_key`` (dotted paths such as ``realm_access.roles`` reach into objects); when
-the ID token lacks them and the provider has a user-info endpoint, the hub asks there.
+hour, fetched again after a failure) unless the configuration names them all. The ID token must be
+signed by a key the provider publishes, name the configured issuer and the hub's client id, be
+fresh, and carry the ``nonce`` this login sent. The user name comes from ``username_claim``, the
+groups from ``claim_groups_key`` (dotted paths such as ``realm_access.roles`` reach into objects);
+when the ID token lacks them and the provider has a user-info endpoint, the hub asks there. The
+token's ``sub`` is the person's fixed id: the account is bound to it at the first login.
 """
 
 from __future__ import annotations
@@ -49,6 +50,11 @@ def groups_of(value: Any) -> frozenset[str] | None:
     return frozenset()
 
 
+def names_email(path: str) -> bool:
+    """Whether a username_claim is an email address (``email``, or a dotted path ending in it)."""
+    return path.rsplit(".", 1)[-1].lower() == "email"
+
+
 def claim_state(claims: Mapping[str, Any]) -> dict[str, str]:
     """The plain (text, number, yes/no) claims, as strings, for auth_state_env to pick from."""
     skip = {"nonce", "at_hash", "c_hash", "aud", "azp", "iat", "exp", "auth_time", "sid"}
@@ -81,17 +87,21 @@ class OIDCAuthenticator(OAuth2Authenticator):
         return warnings
 
     # -- endpoints ---------------------------------------------------------------------------------------------
+    @property
+    def configured_issuer(self) -> str:
+        return self.oidc.issuer or ""  # required by the configuration
+
     async def discovery(self) -> dict[str, Any]:
-        """The provider's discovery document (empty without an issuer)."""
-        if self.oidc.issuer is None:
+        """The provider's discovery document (empty when the configuration names every endpoint)."""
+        if self.oidc.explicit_endpoints():
             return {}
         if self._discovery is not None and time.monotonic() - self._discovered_at < DISCOVERY_SECONDS:
             return self._discovery
-        url = self.oidc.issuer.rstrip("/") + "/.well-known/openid-configuration"
+        url = self.configured_issuer.rstrip("/") + "/.well-known/openid-configuration"
         status, document = await self.fetch_json("GET", url)
         if status != 200 or not isinstance(document, dict):
             raise self.unreachable(f"discovery document {url} answered {status}")
-        if str(document.get("issuer", "")).rstrip("/") != self.oidc.issuer.rstrip("/"):
+        if str(document.get("issuer", "")).rstrip("/") != self.configured_issuer.rstrip("/"):
             raise self.unreachable(f"discovery document names issuer {document.get('issuer')!r}, not the configured")
         self._discovery, self._discovered_at = document, time.monotonic()
         return document
@@ -111,7 +121,8 @@ class OIDCAuthenticator(OAuth2Authenticator):
         return await self.endpoint(self.oidc.token_url, "token_endpoint")
 
     async def issuer(self) -> str:
-        return str((await self.discovery()).get("issuer") or self.oidc.issuer or "")
+        """The issuer every ID token must name: the configured one (as the discovery document spells it)."""
+        return str((await self.discovery()).get("issuer") or self.configured_issuer)
 
     async def _fetch_jwks(self) -> Mapping[str, Any]:
         url = await self.endpoint(self.oidc.jwks_url, "jwks_uri")
@@ -131,23 +142,18 @@ class OIDCAuthenticator(OAuth2Authenticator):
         return body
 
     # -- the callback ------------------------------------------------------------------------------------------
-    def expected_issuer(self, issuer: str) -> Any:
-        return issuer
-
     async def complete(self, params: Mapping[str, str], kept: Mapping[str, str], callback_url: str) -> Identity:
         code = self.code_of(params)
         issuer = await self.issuer()
         # RFC 9207: an answer that names another issuer was meant for another login (a mix-up attack)
-        if params.get("iss") and issuer and "{" not in issuer and params["iss"] != issuer:
+        if params.get("iss") and params["iss"] != issuer:
             raise self.refusal(f"callback names issuer {truncate(params['iss'])!r}")
         tokens = await self.exchange(code, kept, callback_url)
         id_token = tokens.get("id_token")
         if not isinstance(id_token, str) or not id_token:
             raise self.refusal("token answer without id_token")
         try:
-            claims = await verify_id_token(
-                id_token, self.keys, issuer=self.expected_issuer(issuer), audience=self.config.client_id
-            )
+            claims = await verify_id_token(id_token, self.keys, issuer=issuer, audience=self.config.client_id)
         except TokenProblem as exc:
             raise self.refusal(str(exc), expired=exc.expired) from exc
         if not secrets.compare_digest(str(claims.get("nonce", "")).encode(), kept.get("nonce", "").encode()):
@@ -167,11 +173,22 @@ class OIDCAuthenticator(OAuth2Authenticator):
                 f"{self.method.name}: no {self.oidc.username_claim} claim",
             )
         groups = groups_of(claim(claims, self.oidc.claim_groups_key))
-        log.info("%s: provider vouches for %s (sub %s)", self.method.name, truncate(username), truncate(claims["sub"]))
-        return Identity(username, groups=groups, auth_state={**claim_state(claims), **token_state(tokens)})
+        subject = str(claims["sub"])
+        log.info("%s: provider vouches for %s (sub %s)", self.method.name, truncate(username), truncate(subject))
+        state = {**claim_state(claims), **token_state(tokens)}
+        return Identity(username, groups=groups, auth_state=state, subject=subject)
 
     def check_claims(self, claims: Mapping[str, Any]) -> None:
-        """A preset's own conditions on the verified claims (raise LoginRefused)."""
+        """Conditions on the verified claims (raise LoginRefused); presets add their own.
+
+        A user name taken from an email claim must be verified when the provider says whether it is: an
+        unverified address may be anybody's."""
+        if names_email(self.oidc.username_claim) and str(claims.get("email_verified", "")).lower() == "false":
+            log.warning("%s: refused unverified email %r", self.method.name, truncate(str(claim(claims, "email"))))
+            raise LoginRefused(
+                f"Your {self.method.title} account's email address is not verified yet. Verify it there, "
+                "then log in again."
+            )
 
     def refusal(self, detail: str, expired: bool = False) -> LoginRefused:
         log.warning("%s: login refused: %s", self.method.name, detail)
@@ -200,7 +217,7 @@ class GoogleAuthenticator(OIDCAuthenticator):
 
     def check_claims(self, claims: Mapping[str, Any]) -> None:
         assert isinstance(self.method, GoogleMethod)
-        if self.oidc.username_claim == "email" and claims.get("email_verified") is False:
+        if names_email(self.oidc.username_claim) and str(claims.get("email_verified", "")).lower() == "false":
             raise LoginRefused(
                 "Your Google account's email address is not verified yet. Verify it with Google, then log in again."
             )
@@ -214,17 +231,16 @@ class GoogleAuthenticator(OIDCAuthenticator):
 
 
 class EntraAuthenticator(OIDCAuthenticator):
-    """Microsoft Entra ID; a multi-tenant issuer ({tenantid}) is filled in from the token's ``tid``."""
+    """Microsoft Entra ID, one tenant: the issuer names it, and so must the token's ``tid`` when present."""
 
     name: ClassVar[str] = "entra"
 
-    def expected_issuer(self, issuer: str) -> Any:
-        assert isinstance(self.method, EntraMethod)
-        if "{tenantid}" not in issuer:
-            return issuer
-        return lambda claims: issuer.replace("{tenantid}", str(claims.get("tid", "")))
-
     def check_claims(self, claims: Mapping[str, Any]) -> None:
+        assert isinstance(self.method, EntraMethod)
+        super().check_claims(claims)
+        tenant = claims.get("tid")
+        if tenant is not None and str(tenant).lower() != self.method.tenant_id.lower():
+            raise self.refusal(f"the ID token's tenant {truncate(str(tenant))!r} is not {self.method.tenant_id!r}")
         if "_claim_names" in claims and "groups" in claims.get("_claim_names", {}):
             log.warning(
                 "%s: the user is in too many groups for the token (Entra's group overage); groups are not known",

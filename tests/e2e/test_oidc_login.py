@@ -129,6 +129,26 @@ def test_a_refused_login_says_why_and_makes_no_account(
     assert name not in users(sso_hub)
 
 
+def test_the_account_stays_with_the_person_when_the_user_name_changes_hands(
+    sso_hub: HubProcess, oidc_provider: OIDCProvider
+) -> None:
+    oidc_provider.add_user("sub-frank-1", username="frank")
+    for _ in range(2):  # the first login makes the account, the second finds it
+        http, back = provider_answer(sso_hub, "sso", "sub-frank-1")
+        assert http.get(back, timeout=30).status_code == 200 and logged_in(http, sso_hub)
+    with sqlite3.connect(sso_hub.config_path.parent / "data" / "hub.sqlite") as db:
+        (subject,) = db.execute("SELECT auth_subject FROM users WHERE name = 'frank'").fetchone()
+    assert subject == "sub-frank-1"
+
+    # the provider gives the name frank to another person (a rename, a reused name)
+    oidc_provider.add_user("sub-frank-2", username="frank")
+    http, back = provider_answer(sso_hub, "sso", "sub-frank-2")
+    response = http.get(back, timeout=30)
+    assert response.status_code == 403
+    assert "The account frank on this hub belongs to another person of your login provider." in alert(response)
+    assert not logged_in(http, sso_hub)
+
+
 def test_a_callback_with_another_state_is_an_old_tab(sso_hub: HubProcess) -> None:
     http, back = provider_answer(sso_hub, "sso", "dave")
     response = http.get(re.sub(r"state=[^&]+", "state=from-another-tab", back), timeout=30)

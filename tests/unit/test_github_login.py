@@ -19,10 +19,16 @@ from tests.fixtures.traefik import free_port
 
 IMAGES = [{"name": "lab", "image": "example/lab"}]
 CALLBACK = "https://hub.example.org/hub/oauth_callback"
-PEOPLE = {
-    "octocat": {"orgs": ["Acme"], "teams": [("Acme", "staff")]},
-    "monalisa": {"orgs": ["Acme", "art"], "teams": [("art", "painters")]},
-    "stranger": {"orgs": [], "teams": []},
+PEOPLE: dict[str, dict[str, Any]] = {
+    "octocat": {"id": 583231, "orgs": ["Acme"], "teams": [("Acme", "staff")]},
+    "monalisa": {"id": 4, "orgs": ["Acme", "art"], "teams": [("art", "painters")]},
+    "stranger": {"id": 99, "orgs": [], "teams": []},
+    # made organisations named like the hub's groups, and a team in one
+    "mallory": {
+        "id": 666,
+        "orgs": ["acme", "hub-admins", "Staff"],
+        "teams": [("hub-admins", "all"), ("acme", "staff")],
+    },
 }
 
 
@@ -64,7 +70,7 @@ def github_app(fake: FakeGitHub) -> web.Application:
     @routes.get("/api/user")
     async def user(request: web.Request) -> web.Response:
         login = who(request)
-        return web.json_response({"login": login, "id": 1000 + len(login), "name": login.title(), "email": None})
+        return web.json_response({"login": login, "id": PEOPLE[login]["id"], "name": login.title(), "email": None})
 
     @routes.get("/api/user/orgs")
     async def orgs(request: web.Request) -> web.Response:
@@ -157,6 +163,7 @@ async def test_a_member_of_an_allowed_organisation_logs_in_with_it_as_group(
     backend = make(allowed_organizations=["ACME"])
     identity = await log_in(backend, fake_github, "octocat")
     assert identity.username == "octocat" and identity.groups == {"acme"}
+    assert identity.subject == "583231"  # GitHub's numeric user id: it stays when a login is renamed
     assert identity.auth_state["access_token"].startswith("gho_octocat")
     assert fake_github.token_forms[-1]["code_verifier"]  # PKCE verifier sent with the code
     admitted = AccessPolicy(frozenset(), frozenset()).admit(identity, backend.method)
@@ -183,6 +190,21 @@ async def test_admin_groups_read_all_organisations_and_teams(make: Make, fake_gi
     identity = await log_in(backend, fake_github, "monalisa")
     assert identity.groups == {"acme", "art", "art:painters"}
     assert AccessPolicy(frozenset(), frozenset()).admit(identity, backend.method).admin
+
+
+async def test_only_organisations_of_the_configuration_become_groups(make: Make, fake_github: FakeGitHub) -> None:
+    backend = make(allowed_organizations=["acme"], admin_groups=["art:painters"], manage_groups=True)
+    assert backend.startup_warnings() == []
+    identity = await log_in(backend, fake_github, "mallory")
+    assert identity.groups == {"acme", "acme:staff"}  # not hub-admins, hub-admins:all or staff
+    assert not AccessPolicy(frozenset(), frozenset()).admit(identity, backend.method).admin
+    assert (await log_in(backend, fake_github, "monalisa")).groups == {"acme", "art", "art:painters"}
+
+
+async def test_managed_groups_need_organisations_named(make: Make, fake_github: FakeGitHub) -> None:
+    backend = make(allow_all=True, manage_groups=True)
+    assert "manage_groups makes no groups" in backend.startup_warnings()[0]
+    assert (await log_in(backend, fake_github, "mallory")).groups == frozenset()
 
 
 async def test_a_used_code_is_explained(make: Make, fake_github: FakeGitHub) -> None:

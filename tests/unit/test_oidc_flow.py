@@ -89,7 +89,7 @@ async def test_the_authorization_url_asks_for_a_code_with_pkce_state_and_nonce(m
 
 async def test_alice_logs_in_with_her_name_groups_and_tokens(make: Make) -> None:
     identity = await log_in(make(), "alice")
-    assert identity.username == "alice"
+    assert identity.username == "alice" and identity.subject == "alice"  # the provider's sub
     assert identity.groups == {"hub-users", "science"}
     assert identity.auth_state["project_token"] == "project-token-of-alice"
     assert identity.auth_state["access_token"] and identity.auth_state["id_token"].count(".") == 2
@@ -100,6 +100,46 @@ async def test_the_user_name_and_groups_can_come_from_other_claims(make: Make) -
     identity = await log_in(make(username_claim="email", claim_groups_key="name"), "bob")
     assert identity.username == "bob@example.org"
     assert identity.groups == {"Bob Builder"}
+
+
+async def test_the_subject_stays_when_the_user_name_changes_hands(make: Make, oidc_provider: OIDCProvider) -> None:
+    oidc_provider.add_user("sub-grace-1", username="grace")
+    oidc_provider.add_user("sub-grace-2", username="grace")
+    first, second = await log_in(make(), "sub-grace-1"), await log_in(make(), "sub-grace-2")
+    assert first.username == second.username == "grace"
+    assert (first.subject, second.subject) == ("sub-grace-1", "sub-grace-2")
+
+
+async def test_a_user_name_from_an_unverified_email_is_refused(make: Make, oidc_provider: OIDCProvider) -> None:
+    oidc_provider.add_user("heidi", email="heidi@example.org", email_verified=False)
+    with refused("Your Test Provider account's email address is not verified yet"):
+        await log_in(make(username_claim="email"), "heidi")
+    assert (await log_in(make(), "heidi")).username == "heidi"  # the name is not the email: no matter
+
+
+async def test_named_endpoints_are_used_without_discovery_but_the_issuer_is_checked(
+    make: Make, oidc_provider: OIDCProvider
+) -> None:
+    document = requests.get(f"{oidc_provider.issuer}/.well-known/openid-configuration", timeout=10).json()
+    endpoints = {
+        "authorize_url": document["authorization_endpoint"],
+        "token_url": document["token_endpoint"],
+        "jwks_url": document["jwks_uri"],
+    }
+    backend = make(**endpoints)
+    assert (await log_in(backend, "alice")).username == "alice"
+    assert backend._discovery is None  # nothing fetched from /.well-known
+
+    # another issuer configured: no discovery (that would be unreachable), and the token's iss is refused
+    other = make(**endpoints, issuer=f"http://127.0.0.1:{free_port()}")
+    query, kept = await answer(other, "alice")
+    with refused("could not be verified"):
+        await other.complete(query, kept, CALLBACK)  # the callback's iss (RFC 9207)
+    query, kept = await answer(other, "alice")
+    del query["iss"]
+    with pytest.raises(LoginRefused) as caught:
+        await other.complete(query, kept, CALLBACK)  # the ID token's iss
+    assert "could not be verified" in caught.value.user_message and "issuer" in str(caught.value).lower()
 
 
 async def test_a_user_without_the_name_claim_is_told_why(make: Make) -> None:

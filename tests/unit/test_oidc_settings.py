@@ -11,7 +11,7 @@ import pytest
 from hub.auth import LoginRefused
 from hub.auth.id_token import KeySet
 from hub.auth.oauth2 import basic_credentials, pkce_pair, with_query
-from hub.auth.oidc import EntraAuthenticator, GoogleAuthenticator, claim, groups_of
+from hub.auth.oidc import EntraAuthenticator, GoogleAuthenticator, OIDCAuthenticator, claim, groups_of
 from hub.config import Settings
 from hub.oauth_config import EntraMethod, GitHubMethod, GoogleMethod, OIDCMethod
 
@@ -47,9 +47,21 @@ def test_an_open_provider_without_any_restriction_does_not_start() -> None:
     )
 
 
-def test_explicit_endpoints_replace_the_issuer_but_all_are_needed() -> None:
-    with pytest.raises(ValueError, match="give issuer, or authorize_url, token_url and jwks_url"):
-        method(type="oidc", client_id="hub", authorize_url="https://sso.example.org/auth", allow_all=True)
+def test_the_issuer_is_always_needed_even_with_every_endpoint_named() -> None:
+    endpoints = {
+        "authorize_url": "https://sso.example.org/auth",
+        "token_url": "https://sso.example.org/token",
+        "jwks_url": "https://sso.example.org/jwks",
+    }
+    for entry in ({}, endpoints, {**endpoints, "issuer": " "}):
+        with pytest.raises(ValueError, match="give issuer: the provider's issuer URL"):
+            method(type="oidc", client_id="hub", allow_all=True, **entry)
+    named = method(type="oidc", client_id="hub", allow_all=True, issuer="https://sso.example.org", **endpoints)
+    assert named.explicit_endpoints()
+    partly = {"authorize_url": endpoints["authorize_url"]}
+    assert not method(
+        type="oidc", client_id="hub", allow_all=True, issuer="https://x.example", **partly
+    ).explicit_endpoints()
 
 
 def test_the_client_secret_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -120,15 +132,50 @@ def test_google_accounts_outside_the_hosted_domain_are_refused() -> None:
         google().check_claims({"email": "a@gmail.com", "email_verified": False})
 
 
-def test_entra_with_several_tenants_expects_the_issuer_of_the_token_tenant() -> None:
-    entry = {"type": "entra", "client_id": "hub", "tenant_id": "organizations", "allow_all": True}
+@pytest.mark.parametrize("tenant", ["common", "organizations", "consumers", "Common", "{tenantid}"])
+def test_entra_refuses_multi_tenant_logins(tenant: str) -> None:
+    with pytest.raises(ValueError, match="give your tenant's id: multi-tenant logins are not supported"):
+        method(type="entra", client_id="hub", tenant_id=tenant, allow_all=True)
+
+
+def test_entra_refuses_an_issuer_of_any_tenant() -> None:
+    issuer = "https://login.microsoftonline.com/{tenantid}/v2.0"
+    with pytest.raises(ValueError, match="multi-tenant logins are not supported"):
+        method(type="entra", client_id="hub", tenant_id="t-1", issuer=issuer, allow_all=True)
+
+
+def entra(tenant: str) -> EntraAuthenticator:
+    entry = {"type": "entra", "client_id": "hub", "tenant_id": tenant, "allow_all": True}
     settings = Settings(images=IMAGES, auth={"methods": [entry]})  # type: ignore[arg-type]
-    backend = EntraAuthenticator(settings.auth.methods[0], settings, None)  # type: ignore[arg-type]
-    expected = backend.expected_issuer("https://login.microsoftonline.com/{tenantid}/v2.0")
-    assert expected({"tid": "t-1"}) == "https://login.microsoftonline.com/t-1/v2.0"
-    assert backend.expected_issuer("https://login.microsoftonline.com/t-1/v2.0") == (
-        "https://login.microsoftonline.com/t-1/v2.0"
-    )
+    return EntraAuthenticator(settings.auth.methods[0], settings, None)  # type: ignore[arg-type]
+
+
+def test_entra_tokens_of_another_tenant_are_refused() -> None:
+    backend = entra("0a1b2c3d-0000-1111-2222-333333333333")
+    assert backend.oidc.issuer == "https://login.microsoftonline.com/0a1b2c3d-0000-1111-2222-333333333333/v2.0"
+    backend.check_claims({"tid": "0A1B2C3D-0000-1111-2222-333333333333"})
+    backend.check_claims({})  # no tid: the issuer (checked with the signature) names the tenant
+    with pytest.raises(LoginRefused) as caught:
+        backend.check_claims({"tid": "99999999-0000-1111-2222-333333333333"})
+    assert "could not be verified" in caught.value.user_message
+
+
+def oidc(**options: Any) -> OIDCAuthenticator:
+    entry = {"type": "generic", "client_id": "hub", "issuer": "https://sso.example.org", "allow_all": True, **options}
+    settings = Settings(images=IMAGES, auth={"methods": [entry]})  # type: ignore[arg-type]
+    return OIDCAuthenticator(settings.auth.methods[0], settings, None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("username_claim", ["email", "profile.email"])
+def test_a_user_name_from_an_unverified_email_is_refused(username_claim: str) -> None:
+    backend = oidc(username_claim=username_claim, display_name="Uni")
+    for verified in (False, "false", "False"):
+        with pytest.raises(LoginRefused) as caught:
+            backend.check_claims({"email": "a@example.org", "email_verified": verified})
+        assert "Your Uni account's email address is not verified yet" in caught.value.user_message
+    backend.check_claims({"email": "a@example.org", "email_verified": True})
+    backend.check_claims({"email": "a@example.org"})  # the provider does not say: its own affair
+    oidc().check_claims({"preferred_username": "a", "email_verified": False})  # the name is not the email
 
 
 async def test_unknown_key_ids_refetch_the_keys_at_most_once_per_interval() -> None:
