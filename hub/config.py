@@ -29,6 +29,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from hub.auth_config import DummyMethod, HeaderMethod, MethodBase, NativeMethod, PamMethod, PluginMethod
 from hub.ldap_config import LDAPMethod
 from hub.oauth_config import EntraMethod, GitHubMethod, GoogleMethod, OIDCMethod
+from hub.resource_config import GpuCount, GroupLimits, ResourceChoices, check_fixed_or_choice
 
 CONFIG_ENV = "HUB_CONFIG"
 DEFAULT_CONFIG = Path("hub.yaml")
@@ -189,6 +190,10 @@ class ImageSpec(Section):
     environment: dict[str, str] = {}
     mem_limit: str | None = Field(None, pattern=r"^[0-9]+[bkmgBKMG]?$")
     cpu_limit: float | None = Field(None, gt=0)
+    gpus: GpuCount | None = None
+    """GPUs every server of this image gets (a number or `all`); None or 0: none."""
+    choices: ResourceChoices | None = None
+    """Memory, CPUs and GPUs a person picks when starting (options and a default), instead of fixed values."""
     volume_mount: str = "/home/jovyan"
     jupyter: bool = True
     user: str = Field("1000:1000", min_length=1)
@@ -217,6 +222,17 @@ class ImageSpec(Section):
         if value.split(":")[0] in ("0", "root"):
             raise ValueError("user containers must not run as root")
         return value
+
+    @model_validator(mode="after")
+    def _fixed_or_choice(self) -> ImageSpec:
+        fixed = {"mem_limit": self.mem_limit, "cpu_limit": self.cpu_limit, "gpus": self.gpus}
+        check_fixed_or_choice(fixed, self.choices)
+        return self
+
+    @property
+    def asks_for_gpus(self) -> bool:
+        """Whether a server of this image may get a GPU (fixed, or as one of its choices)."""
+        return self.gpus not in (None, 0) or (self.choices is not None and self.choices.asks_for_gpus)
 
 
 class SpawnerSection(Section):
@@ -258,9 +274,24 @@ class SpawnerSection(Section):
     """Size limit of each new user volume (local driver `size` option): needs Docker's volumes on xfs with pquota."""
     writable_layer_size: str | None = Field(None, pattern=r"^[0-9]+[kmgtKMGT]?$")
     """Size limit of each container's own writable layer (outside the volume): overlay2 on xfs with pquota."""
+    gpus: Annotated[int, Field(ge=0, le=64)] | Literal["auto"] = 0
+    """How many NVIDIA GPUs the host has (ids 0..n-1); auto: the ones Docker lists (see hub/gpus.py)."""
+    gpu_ids: list[str] = []
+    """The host's GPU ids (indexes or UUIDs) when not 0..n-1, e.g. to keep some GPUs out of the hub."""
+    gpu_sharing: bool = False
+    """Whether two servers may share a GPU (each then gets the least used ones); by default never."""
+    gpu_wait: float = Field(0, ge=0)
+    """Seconds a start waits for a GPU to come free before it is refused; 0: refuse at once."""
 
     @model_validator(mode="after")
     def _check_subnets(self) -> SpawnerSection:
+        if self.gpu_ids and self.gpus not in ("auto", len(self.gpu_ids)):
+            raise ValueError(
+                f"spawner.gpus: {self.gpus} does not match the {len(self.gpu_ids)} gpu_ids; "
+                "set gpus to auto or to their number"
+            )
+        if len(set(self.gpu_ids)) != len(self.gpu_ids):
+            raise ValueError("spawner.gpu_ids: an id is listed twice")
         if self.isolated_subnet_size < self.isolated_subnet_pool.prefixlen:
             raise ValueError(
                 f"spawner.isolated_subnet_size: /{self.isolated_subnet_size} networks do not fit into "
@@ -326,6 +357,8 @@ class Settings(BaseSettings):
     traefik: TraefikSection = TraefikSection()
     lifecycle: LifecycleSection = LifecycleSection()
     culler: CullerSection = CullerSection()
+    group_limits: dict[str, GroupLimits] = {}
+    """The most members of each group may choose (mem_limit, cpu_limit, gpus); see README, "Resources"."""
 
     @classmethod
     def settings_customise_sources(
@@ -346,6 +379,26 @@ class Settings(BaseSettings):
             raise ValueError(f"images: the name {duplicates[0]!r} is used twice")
         if self.default_image is not None and self.default_image not in names:
             raise ValueError(f"default_image: {self.default_image!r} is not one of the images ({', '.join(names)})")
+        return self
+
+    @model_validator(mode="after")
+    def _front_proxy_is_not_a_user_container(self) -> Settings:
+        """A header method must not trust addresses user containers can have: they could name anyone."""
+        from ipaddress import ip_network
+
+        for method in self.auth.methods:
+            if not isinstance(method, HeaderMethod):
+                continue
+            for entry in method.trusted_addresses:
+                try:
+                    network = ip_network(entry, strict=False)
+                except ValueError:
+                    continue  # a host name: resolved at run time
+                if network.version == 4 and network.overlaps(self.spawner.isolated_subnet_pool):
+                    raise ValueError(
+                        f"auth.methods: {method.name}: trusted_addresses {entry} overlaps "
+                        f"spawner.isolated_subnet_pool {self.spawner.isolated_subnet_pool}, where user containers live"
+                    )
         return self
 
     @property

@@ -15,11 +15,13 @@ from typing import Any, TypeVar
 import aiohttp
 import docker
 import docker.errors
+import docker.types
 from docker.models.containers import Container
 
 from hub import names
 from hub.config import ImageSpec, SpawnerSection
 from hub.errors import ServiceUnavailable, SpawnError
+from hub.gpus import GPU_LABEL, gpu_label, parse_gpu_label
 from hub.images import ImageProvider
 from hub.networks import UserNetworks
 from hub.spawner import Report, ServerHandle, ServerInfo, Spawner, SpawnRequest
@@ -75,6 +77,27 @@ def container_environment(request: SpawnRequest) -> dict[str, str]:
     if request.image.jupyter:
         env["JUPYTER_TOKEN"] = request.token
     return env
+
+
+def memory_limit(request: SpawnRequest) -> str | None:
+    """The server's memory limit: the one chosen for this start, else the image's."""
+    return request.limits.mem_limit if request.limits is not None else request.image.mem_limit
+
+
+def cpu_limit(request: SpawnRequest) -> float | None:
+    return request.limits.cpu_limit if request.limits is not None else request.image.cpu_limit
+
+
+def gpu_requests(gpu_ids: tuple[str, ...]) -> list[docker.types.DeviceRequest]:
+    """What ``docker run --gpus '"device=0,1"'`` sends: exactly these GPUs, through the nvidia driver."""
+    if not gpu_ids:
+        return []
+    return [docker.types.DeviceRequest(driver="nvidia", device_ids=list(gpu_ids), capabilities=[["gpu"]])]
+
+
+def is_gpu_refusal(exc: docker.errors.APIError) -> bool:
+    """Docker's words when it has no NVIDIA driver to pass a GPU with."""
+    return "device driver" in str(exc.explanation or exc)
 
 
 def readiness_url(handle_url: str, request: SpawnRequest) -> str:
@@ -191,6 +214,10 @@ class DockerSpawner(Spawner):
                 )
         return problems
 
+    async def daemon_info(self) -> dict[str, Any]:
+        """``docker info`` (runtimes, discovered devices): what hub/gpus.py checks at start-up."""
+        return await self._call(lambda: self.client().info())
+
     async def close(self) -> None:
         if self._client is not None:
             self._client.close()
@@ -219,6 +246,13 @@ class DockerSpawner(Spawner):
                 await self._call(container.start)
                 await self._call(container.reload)
             except docker.errors.APIError as exc:
+                if request.gpu_ids and is_gpu_refusal(exc):
+                    raise SpawnError(
+                        "Your server needs a GPU, but Docker on this host cannot give GPUs to containers "
+                        "(it has no NVIDIA runtime). Please tell an admin.",
+                        f"start {name} with GPUs {gpu_label(request.gpu_ids)}: {exc.explanation}; install the "
+                        "NVIDIA Container Toolkit (nvidia-ctk runtime configure --runtime=docker)",
+                    ) from exc
                 raise SpawnError(f"Docker could not start your container: {exc.explanation}", str(exc)) from exc
             handle = ServerHandle(container.id or "", name, volume, self._address(container, image, network))
             report(60, "Waiting for your server to answer")
@@ -301,7 +335,11 @@ class DockerSpawner(Spawner):
             "name": name,
             "command": container_command(image, request.base_url),
             "environment": container_environment(request),
-            "labels": {**labels, "hub.image": image.name},
+            "labels": {
+                **labels,
+                "hub.image": image.name,
+                **({GPU_LABEL: gpu_label(request.gpu_ids)} if request.gpu_ids else {}),
+            },
             "network": network,
             "volumes": {volume: {"bind": image.volume_mount, "mode": "rw"}},
             "init": True,
@@ -311,10 +349,13 @@ class DockerSpawner(Spawner):
             "pids_limit": self.settings.pids_limit,
             "user": image.user,
         }
-        if image.mem_limit:
-            options["mem_limit"] = image.mem_limit
-        if image.cpu_limit:
-            options["nano_cpus"] = int(image.cpu_limit * 1_000_000_000)
+        memory, cpus = memory_limit(request), cpu_limit(request)
+        if memory:
+            options["mem_limit"] = memory
+        if cpus:
+            options["nano_cpus"] = int(cpus * 1_000_000_000)
+        if request.gpu_ids:
+            options["device_requests"] = gpu_requests(request.gpu_ids)
         logging_options = log_config(self.settings)
         if logging_options:
             options["log_config"] = logging_options
@@ -356,7 +397,7 @@ class DockerSpawner(Spawner):
                     next_state_check = now + 0.5
                     await self._call(container.reload)
                     if container.status in ("exited", "dead"):
-                        raise await self._exit_error(container, handle, request.image.mem_limit)
+                        raise await self._exit_error(container, handle, memory_limit(request))
                 if now > deadline:
                     tail = await self.logs(handle, LOG_TAIL_LINES)
                     await self.stop(handle)
@@ -426,6 +467,7 @@ class DockerSpawner(Spawner):
                         running=container.status == "running",
                         exit_code=state.get("ExitCode"),
                         oom_killed=bool(state.get("OOMKilled")),
+                        gpu_ids=parse_gpu_label(container.labels.get(GPU_LABEL)),
                     )
                 )
             return found

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hub.config import ImageSpec
+from hub.resources import Limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,10 @@ class SpawnRequest:
     """The account's volume for the user's files (named with the account's id)."""
     login_environment: dict[str, str] = field(default_factory=dict)
     """Variables the user's login method hands to the server (auth_state_env); secret: never log them."""
+    limits: Limits | None = None
+    """Memory, CPUs and GPUs chosen for this start (hub/resources.py); None: the image's own mem_limit, cpu_limit."""
+    gpu_ids: tuple[str, ...] = ()
+    """The host GPUs the hub assigned to this server (hub/gpus.py); the spawner passes exactly these."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +53,8 @@ class ServerInfo:
     running: bool
     exit_code: int | None = None
     oom_killed: bool = False
+    gpu_ids: tuple[str, ...] = ()
+    """The GPUs the server was given (its hub.gpus label), so the hub knows them again after a restart."""
 
 
 Report = Callable[[int, str], None]
