@@ -17,7 +17,6 @@ from hub.metrics import HubMetrics
 from hub.proxy import Proxy
 from hub.reconcile import Reconciler
 from hub.servers import ServerManager
-from hub.signups import SignupService
 from hub.spawner import Spawner
 from hub.tokens import TokenStore
 from hub.users import UserDirectory
@@ -40,4 +39,3 @@ DEPENDENCIES = web.AppKey("dependencies", DependencyMonitor)
 ACCOUNTS = web.AppKey("accounts", AccountService)
 RECONCILER = web.AppKey("reconciler", Reconciler)
 GROUPS = web.AppKey("groups", GroupService)
-SIGNUPS = web.AppKey("signups", SignupService)
