@@ -255,6 +255,11 @@ class SpawnerSection(Section):
     """Size limit of each new user volume (local driver `size` option): needs Docker's volumes on xfs with pquota."""
     writable_layer_size: str | None = Field(None, pattern=r"^[0-9]+[kmgtKMGT]?$")
     """Size limit of each container's own writable layer (outside the volume): overlay2 on xfs with pquota."""
+    named_servers: bool = True
+    """Whether users may run named servers besides their default one (JupyterHub: allow_named_servers)."""
+    volume_per_server: bool = False
+    """false: all of a user's servers mount the account's one volume; true: each named server gets a volume of
+    its own (the default server keeps the account's volume)."""
 
     @model_validator(mode="after")
     def _check_subnets(self) -> SpawnerSection:
@@ -287,7 +292,10 @@ class LifecycleSection(Section):
     concurrent_spawns: int = Field(8, gt=0)
     """Starts that run at once; more wait in a fair queue and see their place in line."""
     max_running_servers: int | None = Field(None, gt=0)
-    """Most servers running (or starting) at once; None for no limit."""
+    """Most servers running (or starting) at once, named servers included; None for no limit."""
+    named_server_limit_per_user: int | None = Field(None, ge=0)
+    """Most named servers one user may have (running or not; the default server does not count); None or 0:
+    no limit (JupyterHub's name)."""
     reconcile_interval: float = Field(10, gt=0)
     """Seconds between checks of the database against Docker and the route files (crashes are found here)."""
     unknown_containers: Literal["keep", "remove"] = "keep"

@@ -20,13 +20,17 @@ class SpawnRequest:
     slug: str
     image: ImageSpec
     base_url: str
-    """/user/<name>/"""
+    """/user/<name>/ or /user/<name>/<server>/"""
     token: str
     """The route secret the server must require on every request."""
     volume_name: str = ""
     """The account's volume for the user's files (named with the account's id)."""
     login_environment: dict[str, str] = field(default_factory=dict)
     """Variables the user's login method hands to the server (auth_state_env); secret: never log them."""
+    server_name: str = ""
+    """"" for the user's default server, else the named server's name; ``slug`` is that server's slug."""
+    volume_server: str = ""
+    """The server the volume belongs to: "" when it is the account's (shared by the user's servers)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +52,8 @@ class ServerInfo:
     running: bool
     exit_code: int | None = None
     oom_killed: bool = False
+    server_name: str = ""
+    """"" for a user's default server (and containers from before named servers)."""
 
 
 Report = Callable[[int, str], None]
@@ -55,7 +61,7 @@ Report = Callable[[int, str], None]
 
 
 class Spawner(abc.ABC):
-    """Starts and stops one server per user."""
+    """Starts and stops users' servers (one container each)."""
 
     @abc.abstractmethod
     async def start(self, request: SpawnRequest, report: Report) -> ServerHandle:
