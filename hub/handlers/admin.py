@@ -148,7 +148,9 @@ async def stop_named_for_user(request: web.Request) -> web.StreamResponse:
 async def stop_all_confirm(request: web.Request) -> web.StreamResponse:
     await require_admin_user(request)
     active = await request.app[USERS].page(state="active", limit=10**6)
-    count = sum(1 for row in active.rows for server in (row.default_server, *row.named) if server.state in ACTIVE_STATES)
+    count = sum(
+        1 for row in active.rows for server in (row.default_server, *row.named) if server.state in ACTIVE_STATES
+    )
     context = {
         "action": url(request, "admin_stop_all"),
         "title": "Stop all servers?",
