@@ -215,5 +215,6 @@ async def server_log(request: web.Request) -> web.StreamResponse:
     await require_admin_user(request)
     name = request.match_info["name"]
     await request.app[USERS].row(name)
-    log_text = await request.app[SERVERS].logs(name, LOG_LINES)
+    server = request.query.get("server", "")
+    log_text = await request.app[SERVERS].logs(name, LOG_LINES, validate_server_name(server) if server else "")
     return aiohttp_jinja2.render_template("admin_log.html", request, {"name": name, "log": log_text})
