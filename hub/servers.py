@@ -414,8 +414,10 @@ class ServerManager:
         except Exception as exc:
             log.warning("cleanup after failed start of %s: %s", names.server_label(*key), getattr(exc, "detail", exc))
         finally:
-            progress.emit(ProgressEvent(100, failure_text(message, log_tail), failed=True))
-            await self._set(key, ServerState.FAILED, error=message, error_log=log_tail or None, url=None)
+            try:  # the state first: whoever the final event wakes reads the failure from the database
+                await self._set(key, ServerState.FAILED, error=message, error_log=log_tail or None, url=None)
+            finally:
+                progress.emit(ProgressEvent(100, failure_text(message, log_tail), failed=True))
 
     # -- stop ----------------------------------------------------------------------------------
     async def stop(self, name: str, reason: str | None = None, server: str = "") -> None:
