@@ -27,26 +27,27 @@ class ActivityTracker:
         # The newest moment seen, kept after it is saved: a reader (the culler) never finds activity
         # that is neither here nor in the database yet. One entry per user who was active.
         self._users: dict[str, dt.datetime] = {}
-        self._servers: dict[str, dt.datetime] = {}
+        self._servers: dict[tuple[str, str], dt.datetime] = {}
+        """By (owner, server name); "" is the default server."""
         self._unsaved_users: set[str] = set()
-        self._unsaved_servers: set[str] = set()
+        self._unsaved_servers: set[tuple[str, str]] = set()
 
     def touch_user(self, name: str) -> None:
         self._users[name] = utcnow()
         self._unsaved_users.add(name)
 
-    def touch_server(self, owner: str) -> None:
+    def touch_server(self, owner: str, server: str = "") -> None:
         now = utcnow()
-        self._servers[owner] = now
+        self._servers[(owner, server)] = now
         self._users[owner] = now
-        self._unsaved_servers.add(owner)
+        self._unsaved_servers.add((owner, server))
         self._unsaved_users.add(owner)
 
     def user_latest(self, name: str) -> dt.datetime | None:
         return self._users.get(name)
 
-    def server_latest(self, owner: str) -> dt.datetime | None:
-        return self._servers.get(owner)
+    def server_latest(self, owner: str, server: str = "") -> dt.datetime | None:
+        return self._servers.get((owner, server))
 
     async def flush(self) -> None:
         user_names, server_names = self._unsaved_users, self._unsaved_servers
@@ -54,15 +55,17 @@ class ActivityTracker:
         if not user_names and not server_names:
             return
         users = {name: self._users[name] for name in user_names if name in self._users}
-        servers = {name: self._servers[name] for name in server_names if name in self._servers}
+        servers = {key: self._servers[key] for key in server_names if key in self._servers}
         async with self.sessions.begin() as session:
-            names = set(users) | set(servers)
+            names = set(users) | {owner for owner, _ in servers}
             rows = (await session.execute(select(User).where(User.name.in_(names)))).scalars().all()
             for user in rows:
                 if user.name in users:
                     user.last_activity = users[user.name]
-                if user.name in servers and user.server is not None and user.server.state == ServerState.RUNNING:
-                    user.server.last_activity = servers[user.name]
+                for server in user.servers:
+                    moment = servers.get((user.name, server.name))
+                    if moment is not None and server.state == ServerState.RUNNING:
+                        server.last_activity = moment
 
     async def run_flush(
         self, also: Callable[[], Awaitable[None]] | None = None, interval: float = FLUSH_SECONDS

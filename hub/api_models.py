@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Collection
 from typing import Any
 
 from hub.models import ServerState
-from hub.names import user_prefix
+from hub.names import server_prefix, user_prefix
 from hub.parsing import whole_number
 from hub.tokens import TokenView, aware
-from hub.users import UserRow
+from hub.users import ServerRow, UserRow
 
 # The JupyterHub REST API level this hub speaks; clients such as jupyterhub-idle-culler look at it.
 API_VERSION = "5.0.0"
@@ -25,7 +26,7 @@ def latest(*moments: dt.datetime | None) -> dt.datetime | None:
     return max(present) if present else None
 
 
-def pending_of(row: UserRow, spawning: bool) -> str | None:
+def pending_of(row: ServerRow, spawning: bool) -> str | None:
     if spawning or row.state == ServerState.STARTING:
         return "spawn"
     if row.state == ServerState.STOPPING:
@@ -34,56 +35,76 @@ def pending_of(row: UserRow, spawning: bool) -> str | None:
 
 
 def server_model(
-    row: UserRow, *, spawning: bool, server_activity: dt.datetime | None, progress_url: str
+    owner: str, row: ServerRow, *, spawning: bool, server_activity: dt.datetime | None, progress_url: str
 ) -> dict[str, Any]:
-    prefix = user_prefix(row.name)
     ready = row.state == ServerState.RUNNING and not spawning
     return {
-        "name": "",
+        "name": row.name,
         "ready": ready,
         "stopped": not ready and pending_of(row, spawning) is None,
         "pending": pending_of(row, spawning),
-        "url": prefix,
+        "url": server_prefix(owner, row.name),
         "progress_url": progress_url,
         "started": iso(row.started),
-        "last_activity": iso(latest(row.server_last_activity, server_activity)),
+        "last_activity": iso(latest(row.last_activity, server_activity)),
         "state": {},
         "user_options": {"image": row.image_name} if row.image_name else {},
     }
 
 
-def has_server(row: UserRow, spawning: bool) -> bool:
+def has_server(row: ServerRow, spawning: bool) -> bool:
     return spawning or row.state in (ServerState.STARTING, ServerState.RUNNING, ServerState.STOPPING)
 
 
 def user_model(
     row: UserRow,
     *,
-    spawning: bool,
+    spawning: Collection[str],
     user_activity: dt.datetime | None,
-    server_activity: dt.datetime | None,
-    progress_url: str,
+    server_activity: Callable[[str], dt.datetime | None],
+    progress_url: Callable[[str], str],
+    include_stopped: bool = False,
+    named_server_limit: int | None = None,
     groups: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
-    active = has_server(row, spawning)
-    ready = row.state == ServerState.RUNNING and not spawning
-    return {
+    """JupyterHub's user model. ``spawning`` names the servers whose start is under way ("" the default one);
+    ``servers`` holds the active ones, and with ``include_stopped`` every server the user has (as JupyterHub's
+    ``?include_stopped_servers``: the default one only once it was ever started)."""
+    default = row.default_server
+    ready = default.state == ServerState.RUNNING and "" not in spawning
+    servers = {}
+    for server in (default, *row.named):
+        if server.name == "" and row.image_name is None and "" not in spawning:
+            continue  # never started: JupyterHub has no record of it either
+        busy = server.name in spawning
+        if include_stopped or has_server(server, busy):
+            servers[server.name] = server_model(
+                row.name,
+                server,
+                spawning=busy,
+                server_activity=server_activity(server.name),
+                progress_url=progress_url(server.name),
+            )
+    model: dict[str, Any] = {
         "kind": "user",
         "name": row.name,
         "admin": row.admin,
         "roles": ["admin", "user"] if row.admin else ["user"],
         "groups": sorted(groups),
         "server": user_prefix(row.name) if ready else None,
-        "pending": pending_of(row, spawning),
+        "pending": pending_of(default, "" in spawning),
         "created": iso(row.created),
-        "last_activity": iso(latest(row.last_activity, user_activity, server_activity)),
-        "servers": {
-            "": server_model(row, spawning=spawning, server_activity=server_activity, progress_url=progress_url)
-        }
-        if active
-        else {},
+        "last_activity": iso(
+            latest(
+                row.last_activity, user_activity, *(server_activity(server.name) for server in (default, *row.named))
+            )
+        ),
+        "servers": servers,
         "auth_state": None,
     }
+    if named_server_limit is not None:
+        model["named_server_limit"] = named_server_limit
+    return model
 
 
 def token_model(token: TokenView) -> dict[str, Any]:

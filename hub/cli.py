@@ -217,7 +217,7 @@ async def user_remove(settings: Settings, name: str) -> int:
             if user is None:
                 print(f"error: there is no user {name}", file=sys.stderr)
                 return EXIT_USAGE
-            if user.server is not None and user.server.state.value in ("running", "starting"):
+            if any(server.state.value in ("running", "starting") for server in user.servers):
                 print(f"error: {name}'s server is running; stop it first", file=sys.stderr)
                 return EXIT_USAGE
         await accounts.delete(name)

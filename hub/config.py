@@ -282,6 +282,11 @@ class SpawnerSection(Section):
     """Whether two servers may share a GPU (each then gets the least used ones); by default never."""
     gpu_wait: float = Field(0, ge=0)
     """Seconds a start waits for a GPU to come free before it is refused; 0: refuse at once."""
+    named_servers: bool = True
+    """Whether users may run named servers besides their default one (JupyterHub: allow_named_servers)."""
+    volume_per_server: bool = False
+    """false: all of a user's servers mount the account's one volume; true: each named server gets a volume of
+    its own (the default server keeps the account's volume)."""
 
     @model_validator(mode="after")
     def _check_subnets(self) -> SpawnerSection:
@@ -321,7 +326,10 @@ class LifecycleSection(Section):
     concurrent_spawns: int = Field(8, gt=0)
     """Starts that run at once; more wait in a fair queue and see their place in line."""
     max_running_servers: int | None = Field(None, gt=0)
-    """Most servers running (or starting) at once; None for no limit."""
+    """Most servers running (or starting) at once, named servers included; None for no limit."""
+    named_server_limit_per_user: int | None = Field(None, ge=0)
+    """Most named servers one user may have (running or not; the default server does not count); None or 0:
+    no limit (JupyterHub's name)."""
     reconcile_interval: float = Field(10, gt=0)
     """Seconds between checks of the database against Docker and the route files (crashes are found here)."""
     unknown_containers: Literal["keep", "remove"] = "keep"

@@ -19,7 +19,7 @@ from hub.activity import ActivityTracker
 from hub.api_models import latest
 from hub.config import Settings
 from hub.models import Server, ServerState, User, utcnow
-from hub.names import truncate, user_prefix
+from hub.names import server_label, server_prefix, truncate
 from hub.servers import Seen, ServerManager
 from hub.tokens import aware
 
@@ -122,7 +122,7 @@ async def jupyter_activity(http: aiohttp.ClientSession, server: Server, name: st
     The server belongs to its user, so its answers are untrusted: when it redirects, answers
     slowly, at length, compressed, deeply nested or not as JSON, it gives no information (None, False).
     """
-    base = f"{server.url}{user_prefix(name)}api"
+    base = f"{server.url}{server_prefix(name, server.name)}api"
     headers = {"Authorization": f"token {server.route_secret}", "Accept-Encoding": "identity"}
     try:
         async with asyncio.timeout(ASK_SECONDS):
@@ -155,7 +155,7 @@ class IdleCuller:
         return self.settings.culler.idle_timeout is not None or self.settings.culler.max_age is not None
 
     async def run_once(self) -> list[str]:
-        """Stop what is idle or too old; returns the names of the users whose servers were stopped."""
+        """Stop what is idle or too old; returns the servers stopped (``alice``, ``alice/x``: names.server_label)."""
         async with self.servers.sessions() as session:
             rows = (
                 await session.execute(
@@ -165,17 +165,19 @@ class IdleCuller:
         culled = []
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
             for name, server in rows:
-                if self.servers.is_spawning(name):
+                label = server_label(name, server.name)
+                if self.servers.is_spawning(name, server.name):
                     continue
                 try:
                     reason = await self._reason(http, name, server)
                     if reason is None:
                         continue
-                    log.info("culling the server of %s: %s", name, reason)
-                    if await self.servers.cull(name, reason, Seen(server.state, aware(server.started))):
-                        culled.append(name)
+                    log.info("culling the server of %s: %s", label, reason)
+                    seen = Seen(server.state, aware(server.started))
+                    if await self.servers.cull(name, reason, seen, server=server.name):
+                        culled.append(label)
                 except Exception:  # one server's trouble must not stop culling for everyone else
-                    log.exception("could not check or cull the server of %s", name)
+                    log.exception("could not check or cull the server of %s", label)
         return culled
 
     async def _reason(self, http: aiohttp.ClientSession, name: str, server: Server) -> str | None:
@@ -189,7 +191,7 @@ class IdleCuller:
             )
         if culler.idle_timeout is None:
             return None
-        last = latest(server.last_activity, self.activity.server_latest(name), started)
+        last = latest(server.last_activity, self.activity.server_latest(name, server.name), started)
         image = self.settings.image(server.image_name)
         if image is not None and image.jupyter and server.url:
             try:

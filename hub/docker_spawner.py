@@ -229,11 +229,19 @@ class DockerSpawner(Spawner):
         await self.images.ensure(image, report)
         report(30, "Preparing the network and your storage")
         volume = request.volume_name or names.volume_name(self.settings.prefix, request.slug)
-        labels = {**names.labels(self.settings.prefix, request.username, request.slug, self.extra_labels)}
+        prefix, user = self.settings.prefix, request.username
+        labels = names.labels(prefix, user, request.slug, self.extra_labels, server=request.server_name)
+        volume_labels = names.labels(
+            prefix,
+            user,
+            names.server_slug(user, request.volume_server),
+            self.extra_labels,
+            server=request.volume_server,
+        )
         name = names.container_name(self.settings.prefix, request.slug)
         try:
             async with self._network_for(request.slug, name, labels) as network:
-                await self._call(self._ensure_volume, volume, labels)
+                await self._call(self._ensure_volume, volume, volume_labels)
                 await self._call(self._remove_container, name)
                 report(40, "Creating your container")
                 container = await self._call(self._create, request, name, volume, labels, network)
@@ -291,7 +299,9 @@ class DockerSpawner(Spawner):
         try:
             client.networks.get(self.settings.network)
         except docker.errors.NotFound:
-            net_labels = {key: value for key, value in labels.items() if key not in ("hub.user", "hub.username")}
+            net_labels = {
+                key: value for key, value in labels.items() if key not in ("hub.user", "hub.username", "hub.server")
+            }
             try:
                 client.networks.create(self.settings.network, driver="bridge", labels=net_labels, check_duplicate=True)
             except docker.errors.APIError as exc:
@@ -468,6 +478,7 @@ class DockerSpawner(Spawner):
                         exit_code=state.get("ExitCode"),
                         oom_killed=bool(state.get("OOMKilled")),
                         gpu_ids=parse_gpu_label(container.labels.get(GPU_LABEL)),
+                        server_name=container.labels.get("hub.server", ""),
                     )
                 )
             return found

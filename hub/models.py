@@ -50,17 +50,28 @@ class User(Base):
     """Set when an admin reset the password: the next login leads to the change-password page first."""
     auth_state: Mapped[str | None] = mapped_column(Text, default=None)
     """What the login method hands to the user's server (auth_state_env), encrypted; renewed at each login."""
-    server: Mapped[Server | None] = relationship(
-        back_populates="owner", cascade="all, delete-orphan", lazy="selectin", uselist=False
-    )
+    servers: Mapped[list[Server]] = relationship(back_populates="owner", cascade="all, delete-orphan", lazy="selectin")
+    """The default server (name "") and the named ones."""
     groups: Mapped[list[Group]] = relationship(secondary="user_groups", back_populates="users", lazy="raise_on_sql")
+
+    def server_named(self, name: str = "") -> Server | None:
+        """One of the user's servers; "" is the default server."""
+        return next((server for server in self.servers if server.name == name), None)
+
+    @property
+    def server(self) -> Server | None:
+        """The default server."""
+        return self.server_named("")
 
 
 class Server(Base):
     __tablename__ = "servers"
+    __table_args__ = (UniqueConstraint("user_id", "name", name="uq_servers_user_id_name"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    """"" for the user's default server (/user/<name>/), else the server's name (/user/<name>/<server>/)."""
     image_name: Mapped[str] = mapped_column(String(64))
     container_id: Mapped[str | None] = mapped_column(String(80), default=None)
     container_name: Mapped[str | None] = mapped_column(String(128), default=None)
@@ -77,7 +88,7 @@ class Server(Base):
     """Why the last start failed or the server stopped, in words for the user."""
     error_log: Mapped[str | None] = mapped_column(Text, default=None)
     """The last lines of the server's log that go with ``error``, kept apart from the message."""
-    owner: Mapped[User] = relationship(back_populates="server", lazy="raise_on_sql")
+    owner: Mapped[User] = relationship(back_populates="servers", lazy="raise_on_sql")
 
 
 class ApiToken(Base):

@@ -11,12 +11,20 @@ from __future__ import annotations
 import hashlib
 import re
 
-from hub.errors import BadUsername
+from hub.errors import BadRequest, BadUsername
 
 USERNAME_PATTERN = re.compile(r"^[a-z0-9_][a-z0-9._@+-]{0,63}$")
 USERNAME_RULES = (
     "A user name has 1 to 64 characters: lower-case letters, digits and . _ @ + - and it cannot start with . + @ or -."
 )
+SERVER_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
+SERVER_NAME_RULES = (
+    "A server name has 1 to 32 characters: lower-case letters, digits and . _ - and it starts with a letter or a digit."
+)
+SERVER_SEPARATOR = "----"
+"""Between a user's slug and a server's escape. No user slug holds four dashes in a row (see server_slug)."""
+SHORT_SERVER_MARK = "-----"
+"""Before the digest of a shortened server slug: five dashes, which no other slug holds."""
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
 MAX_SLUG = 40
 DIGEST_LENGTH = 16
@@ -58,6 +66,43 @@ def user_slug(name: str) -> str:
     return f"{slug[: MAX_SLUG - DIGEST_LENGTH - 2]}--{digest}"
 
 
+def validate_server_name(name: str) -> str:
+    """Return the name of a named server if it is allowed, else raise BadRequest (400) with the rules."""
+    if not SERVER_NAME_PATTERN.fullmatch(name):
+        raise BadRequest(f"{truncate(name)!r} cannot be used as a server name. {SERVER_NAME_RULES}")
+    return name
+
+
+def server_slug(user: str, server: str = "") -> str:
+    """The slug of one server of a user: the user's slug for the default server (``""``), so names from before
+    named servers stay as they were; for a named server, ``<user slug>----<escape(server)>``.
+
+    Why no two (user, server) pairs share a slug, and none equals a user's slug:
+
+    - A plain escape holds no ``--`` (each ``-`` it writes is followed by two hex digits), and a shortened user
+      slug adds one ``--`` after a cut plain escape, which may end in ``-``: so a user slug holds at most three
+      dashes in a row, and it ends in a letter or digit (a hex digit, when shortened).
+    - A server name starts with a letter or a digit, so its escape does too, and holds no ``--``.
+    - So ``<user slug>----<escape(server)>`` holds exactly one run of four dashes, and no longer run: the run
+      splits it back into the user's slug (injective: ``user_slug``) and the server's escape (injective:
+      ``escape``), and no user slug can equal it. (Three dashes would not do: a shortened user slug whose cut
+      ends in ``-`` reads ``<21 characters>---<16 hex digits>``, which another user with a server named with
+      those hex digits could otherwise match.)
+    - Longer than ``MAX_SLUG``, it keeps its start without trailing dashes, then ``-----`` and 16 hex digits
+      of the SHA-256 of the pair: a run of five dashes, which neither a user slug nor an unshortened server
+      slug holds, and two shortened slugs differ unless SHA-256 collides (as for shortened user slugs).
+    """
+    if server == "":
+        return user_slug(user)
+    validate_server_name(server)
+    plain = f"{user_slug(user)}{SERVER_SEPARATOR}{escape(server)}"
+    if len(plain) <= MAX_SLUG:
+        return plain
+    digest = hashlib.sha256(f"{user}\0{server}".encode()).hexdigest()[:DIGEST_LENGTH]
+    head = plain[: MAX_SLUG - DIGEST_LENGTH - len(SHORT_SERVER_MARK)].rstrip("-")
+    return f"{head}{SHORT_SERVER_MARK}{digest}"
+
+
 def container_name(prefix: str, slug: str) -> str:
     return f"{prefix}-user-{slug}"
 
@@ -89,8 +134,25 @@ def user_prefix(name: str) -> str:
     return f"/user/{validate_username(name)}/"
 
 
-def labels(prefix: str, name: str, slug: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-    return {"hub.managed": "true", "hub.prefix": prefix, "hub.user": slug, "hub.username": name, **(extra or {})}
+def server_prefix(name: str, server: str = "") -> str:
+    """The URL path of one of a user's servers: ``/user/<name>/`` (default) or ``/user/<name>/<server>/``."""
+    return user_prefix(name) + (f"{validate_server_name(server)}/" if server else "")
+
+
+def server_label(name: str, server: str = "") -> str:
+    """A user's server in logs and messages: ``alice`` or ``alice/x``."""
+    return f"{name}/{server}" if server else name
+
+
+def labels(prefix: str, name: str, slug: str, extra: dict[str, str] | None = None, server: str = "") -> dict[str, str]:
+    return {
+        "hub.managed": "true",
+        "hub.prefix": prefix,
+        "hub.user": slug,
+        "hub.username": name,
+        "hub.server": server,
+        **(extra or {}),
+    }
 
 
 def truncate(text: str, limit: int = 40) -> str:

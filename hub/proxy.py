@@ -15,11 +15,13 @@ class Route:
     username: str
     slug: str
     prefix: str
-    """/user/<name>/"""
+    """/user/<name>/ or /user/<name>/<server>/"""
     target: str
     """http://host:port of the user's server. (Its secret token is not part of the route: forward auth
     hands it to the proxy with every request it allows.)"""
     strip_prefix: bool = False
+    server_name: str = ""
+    """"" for the user's default server; forward auth is asked about this server of the user."""
 
 
 class Proxy(abc.ABC):
@@ -31,7 +33,7 @@ class Proxy(abc.ABC):
 
     @abc.abstractmethod
     async def list_routes(self) -> set[str]:
-        """Slugs of the users that have a route."""
+        """Slugs of the servers that have a route (names.server_slug)."""
 
     async def prepare(self) -> None:
         """Install what the proxy needs besides users' routes (the route to the hub); called again after

@@ -1,11 +1,14 @@
 """Users' servers: the one owner of their state, and the only code that uses the spawner, the proxy and
 the database together.
 
+A user has a default server (name ``""``, at ``/user/<name>/``) and, when ``spawner.named_servers`` is
+on, named ones (``/user/<name>/<server>/``); everything here is keyed by (user, server name).
 Every change of a server's state is a named step below (start, stop, cull, adopt, record a crash,
-finish an interrupted start or stop, remove leftovers, delete the user); the reconciler and the
-culler only observe and then call these steps. The states and the allowed changes are drawn in
-server_states.py. Steps for one user run one at a time (a lock per user), and a step started from
-an observation does nothing when the server changed since (``Seen``).
+finish an interrupted start or stop, remove leftovers, delete a server or the user); the reconciler
+and the culler only observe and then call these steps. The states and the allowed changes are drawn
+in server_states.py. Steps for one server run one at a time (a lock per server); a start registers
+under its user's lock as well, which deleting the user holds throughout. A step started from an
+observation does nothing when the server changed since (``Seen``).
 
 The server's secret token lives in the database and in memory: forward auth hands it to Traefik
 with each request it allows (``route_secret``), so it is in no file Traefik reads.
@@ -23,12 +26,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import names, server_states
 from hub.auth_state import AuthStateBox
 from hub.config import ImageSpec, Settings
 from hub.db import Sessionmaker, get_user
-from hub.errors import Conflict, HubError, LimitReached, NotFound, SpawnError
+from hub.errors import BadRequest, Conflict, HubError, LimitReached, NotFound, SpawnError
 from hub.metrics import HubMetrics
 from hub.models import Server, ServerState, User, utcnow
 from hub.progress import ProgressEvent, SpawnProgress
@@ -39,6 +43,8 @@ from hub.tokens import aware
 
 log = logging.getLogger(__name__)
 LOG_TAIL_LINES = 20
+Key = tuple[str, str]
+"""(user name, server name); "" names the default server."""
 
 
 class DependencyGate(Protocol):
@@ -56,6 +62,8 @@ class ServerView:
     started: dt.datetime | None
     error: str | None
     error_log: str | None = None
+    name: str = ""
+    """"" for the default server."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +90,29 @@ def handle_from(info: ServerInfo) -> ServerHandle:
 def route_of(user: str, server: Server, image: ImageSpec | None) -> Route:
     return Route(
         username=user,
-        slug=names.user_slug(user),
-        prefix=names.user_prefix(user),
+        slug=names.server_slug(user, server.name),
+        prefix=names.server_prefix(user, server.name),
         target=server.url or "",
         strip_prefix=bool(image and image.strip_prefix),
+        server_name=server.name,
     )
+
+
+def view_of(server: Server) -> ServerView:
+    return ServerView(
+        server.state,
+        server.image_name,
+        server.url,
+        server.started,
+        server.error,
+        server.error_log,
+        server.name,
+    )
+
+
+async def server_row(session: AsyncSession, key: Key) -> Server | None:
+    user = await get_user(session, key[0])
+    return user.server_named(key[1]) if user else None
 
 
 def failure_text(message: str, log_tail: str | None) -> str:
@@ -119,83 +145,90 @@ class ServerManager:
         self.sessions = sessions
         self.spawner = spawner
         self.proxy = proxy
-        self._spawns: dict[str, asyncio.Task[None]] = {}
-        self._progress: dict[str, SpawnProgress] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._secrets: dict[str, str] = {}
+        self._spawns: dict[Key, asyncio.Task[None]] = {}
+        self._progress: dict[Key, SpawnProgress] = {}
+        self._locks: dict[Key, asyncio.Lock] = {}
+        self._user_locks: dict[str, asyncio.Lock] = {}
+        self._secrets: dict[Key, str] = {}
         self.queue = SpawnQueue(settings.lifecycle.concurrent_spawns)
         self._capacity = asyncio.Lock()  # the running-server limit is checked and claimed in one step
         self.dependencies: DependencyGate | None = None
 
     # -- reading -------------------------------------------------------------------------------
-    def _lock(self, name: str) -> asyncio.Lock:
-        return self._locks.setdefault(name, asyncio.Lock())
+    def _lock(self, key: Key) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
 
-    def server_url(self, name: str, image: ImageSpec | None) -> str:
+    def _user_lock(self, name: str) -> asyncio.Lock:
+        return self._user_locks.setdefault(name, asyncio.Lock())
+
+    def server_url(self, name: str, image: ImageSpec | None, server: str = "") -> str:
         default = image.default_url if image else "/"
-        return names.user_prefix(name) + default.lstrip("/")
+        return names.server_prefix(name, server) + default.lstrip("/")
 
-    def progress(self, name: str) -> SpawnProgress | None:
-        return self._progress.get(name)
+    def progress(self, name: str, server: str = "") -> SpawnProgress | None:
+        return self._progress.get((name, server))
 
-    def is_spawning(self, name: str) -> bool:
-        task = self._spawns.get(name)
+    def is_spawning(self, name: str, server: str = "") -> bool:
+        task = self._spawns.get((name, server))
         return task is not None and not task.done()
 
-    def route_secret(self, name: str) -> str | None:
-        """The token the user's server requires, while its route may carry traffic (from memory)."""
-        return self._secrets.get(name)
+    def spawning_servers(self, name: str) -> set[str]:
+        """The names of the user's servers whose start is under way."""
+        return {server for (user, server), task in self._spawns.items() if user == name and not task.done()}
+
+    def route_secret(self, name: str, server: str = "") -> str | None:
+        """The token the server requires, while its route may carry traffic (from memory)."""
+        return self._secrets.get((name, server))
 
     async def load(self) -> None:
         """Read the secrets of servers that may carry traffic (at start-up, before any request)."""
         async with self.sessions() as session:
             rows = (
                 await session.execute(
-                    select(User.name, Server.route_secret)
-                    .join(User.server)
+                    select(User.name, Server.name, Server.route_secret)
+                    .join(User.servers)
                     .where(Server.state.in_((ServerState.RUNNING, ServerState.STARTING, ServerState.STOPPING)))
                 )
             ).all()
-        self._secrets = {name: secret for name, secret in rows if secret}
+        self._secrets = {(name, server): secret for name, server, secret in rows if secret}
 
-    async def view(self, name: str) -> ServerView | None:
+    async def view(self, name: str, server: str = "") -> ServerView | None:
+        async with self.sessions() as session:
+            row = await server_row(session, (name, server))
+            return view_of(row) if row is not None else None
+
+    async def views(self, name: str) -> list[ServerView]:
+        """Every server of the user, the default one first, then by name."""
         async with self.sessions() as session:
             user = await get_user(session, name)
-            if user is None or user.server is None:
-                return None
-            server = user.server
-            return ServerView(
-                server.state, server.image_name, server.url, server.started, server.error, server.error_log
-            )
+            rows = sorted(user.servers, key=lambda row: row.name) if user else []
+            return [view_of(row) for row in rows]
 
-    async def running_handle(self, name: str) -> tuple[ServerHandle, str] | None:
+    async def running_handle(self, name: str, server: str = "") -> tuple[ServerHandle, str] | None:
         """The handle and secret of a running server, for those who ask it questions (the culler)."""
         async with self.sessions() as session:
-            user = await get_user(session, name)
-            server = user.server if user else None
-            if server is None or server.state != ServerState.RUNNING:
+            row = await server_row(session, (name, server))
+            if row is None or row.state != ServerState.RUNNING:
                 return None
-            return handle_of(server), server.route_secret
+            return handle_of(row), row.route_secret
 
-    async def logs(self, name: str, lines: int) -> str:
-        """The last lines of the user's container log ('' when there is no container)."""
+    async def logs(self, name: str, lines: int, server: str = "") -> str:
+        """The last lines of the server's container log ('' when there is no container)."""
         async with self.sessions() as session:
-            user = await get_user(session, name)
-            server = user.server if user else None
-            if server is None or not (server.container_id or server.container_name):
+            row = await server_row(session, (name, server))
+            if row is None or not (row.container_id or row.container_name):
                 return ""
-            handle = handle_of(server)
+            handle = handle_of(row)
         return await self.spawner.logs(handle, lines)
 
     # -- the one writer of server rows ---------------------------------------------------------
-    async def _set(self, name: str, target: ServerState | None, seen: Seen | None = None, **fields: object) -> bool:
+    async def _set(self, key: Key, target: ServerState | None, seen: Seen | None = None, **fields: object) -> bool:
         """Move the server to ``target`` (checked against the state machine) and write ``fields`` with it.
 
         With ``seen``, nothing is written (and False returned) when the server is no longer as seen.
         """
         async with self.sessions.begin() as session:
-            user = await get_user(session, name)
-            server = user.server if user else None
+            server = await server_row(session, key)
             if server is None:
                 return False
             if seen is not None and not seen.matches(server):
@@ -203,84 +236,123 @@ class ServerManager:
             if target is not None:
                 server_states.check(server.state, target)
                 server.state = target
-            for key, value in fields.items():
-                setattr(server, key, value)
+            for field, value in fields.items():
+                setattr(server, field, value)
             return True
 
     # -- start ---------------------------------------------------------------------------------
-    async def start(self, name: str, image: ImageSpec) -> SpawnProgress:
-        """Begin starting the user's server, or join the start in flight; returns at once."""
-        async with self._lock(name):
-            if self.is_spawning(name):
-                return self._progress[name]
+    async def start(self, name: str, image: ImageSpec, server: str = "") -> SpawnProgress:
+        """Begin starting one of the user's servers (made if new), or join the start in flight; returns at once."""
+        key = (name, server)
+        if server:
+            if not self.settings.spawner.named_servers:
+                raise BadRequest("Named servers are not enabled on this hub.")
+            names.validate_server_name(server)
+        async with self._user_lock(name), self._lock(key):
+            if self.is_spawning(name, server):
+                return self._progress[key]
             progress = SpawnProgress()
             if self.dependencies is not None:
                 self.dependencies.require_docker()
             async with self._capacity, self.sessions.begin() as session:
-                await self._check_capacity(name)
+                await self._check_capacity(key)
                 user = await get_user(session, name)
                 if user is None:
                     raise HubError("Your user account does not exist any more.")
-                server = user.server
-                if server is not None and server.state == ServerState.RUNNING:
+                row = user.server_named(server)
+                if row is not None and row.state == ServerState.RUNNING:
                     progress.emit(
                         ProgressEvent(
                             100,
                             "Your server is already running.",
                             ready=True,
-                            url=self.server_url(name, self.settings.image(server.image_name)),
+                            url=self.server_url(name, self.settings.image(row.image_name), server),
                         )
                     )
                     return progress
-                if server is None:
-                    server = Server(image_name=image.name, route_secret="")
-                    user.server = server
-                if server.state is not None and not server_states.allowed(server.state, ServerState.STARTING):
+                if row is None:
+                    if server:
+                        self._check_named_limit(user, server)
+                    row = Server(name=server, image_name=image.name, route_secret="")
+                    user.servers.append(row)
+                if row.state is not None and not server_states.allowed(row.state, ServerState.STARTING):
                     # left half-done by a hub that stopped meanwhile; the reconciler finishes it within seconds
                     raise Conflict(
                         "Your server is still being cleaned up after an interrupted start or stop. "
                         "Please try again in a few seconds.",
-                        f"{name}: start refused in {server.state}",
+                        f"{names.server_label(name, server)}: start refused in {row.state}",
                     )
                 if user.volume_name is None:  # the account's files: named after the account, never reused
                     user.volume_name = names.account_volume_name(
                         self.settings.spawner.prefix, names.user_slug(name), secrets.token_hex(6)
                     )
-                server.image_name = image.name
-                server.state = ServerState.STARTING
-                server.route_secret = secrets.token_urlsafe(32)
-                server.error = server.error_log = None
-                server.container_id = server.container_name = server.url = None
-                secret, volume = server.route_secret, user.volume_name
+                volume, volume_server = user.volume_name, ""
+                if server and self.settings.spawner.volume_per_server:
+                    if row.volume_name is None or row.volume_name == user.volume_name:
+                        row.volume_name = names.account_volume_name(
+                            self.settings.spawner.prefix, names.server_slug(name, server), secrets.token_hex(6)
+                        )
+                    volume, volume_server = row.volume_name, server
+                row.image_name = image.name
+                row.state = ServerState.STARTING
+                row.route_secret = secrets.token_urlsafe(32)
+                row.error = row.error_log = None
+                row.container_id = row.container_name = row.url = None
+                secret = row.route_secret
                 login_environment = self.auth_state.open(user.auth_state) if self.auth_state is not None else {}
-            self._progress[name] = progress
+            self._progress[key] = progress
             progress.report(0, f"Starting your {image.title} server")
             request = SpawnRequest(
-                name, names.user_slug(name), image, names.user_prefix(name), secret, volume, login_environment
+                name,
+                names.server_slug(name, server),
+                image,
+                names.server_prefix(name, server),
+                secret,
+                volume,
+                login_environment,
+                server_name=server,
+                volume_server=volume_server,
             )
-            self._spawns[name] = asyncio.create_task(self._spawn(request, progress), name=f"spawn-{name}")
+            self._spawns[key] = asyncio.create_task(
+                self._spawn(request, progress), name=f"spawn-{names.server_label(name, server)}"
+            )
             return progress
 
-    async def _check_capacity(self, name: str) -> None:
+    def _check_named_limit(self, user: User, server: str) -> None:
+        """JupyterHub's rule: a new named server is refused when the user has the limit's number already."""
+        limit = self.settings.lifecycle.named_server_limit_per_user
+        named = [row for row in user.servers if row.name]
+        if limit and len(named) >= limit:
+            raise BadRequest(
+                f"You already have the maximum of {limit} named servers. Delete one before you make a new one.",
+                f"{user.name}/{server} refused: {len(named)} named servers, limit {limit}",
+            )
+
+    async def _check_capacity(self, key: Key) -> None:
         limit = self.settings.lifecycle.max_running_servers
         if limit is None:
             return
+        name, server = key
         async with self.sessions() as session:
             busy = (
                 select(func.count(Server.id))
                 .join(Server.owner)
-                .where(Server.state.in_((ServerState.STARTING, ServerState.RUNNING)), User.name != name)
+                .where(
+                    Server.state.in_((ServerState.STARTING, ServerState.RUNNING)),
+                    ~((User.name == name) & (Server.name == server)),
+                )
             )
             count = (await session.execute(busy)).scalar_one()
         if count >= limit:
             raise LimitReached(
                 f"The hub is running its maximum of {limit} servers. Please try again later, "
                 "or ask an admin to stop servers that are not in use.",
-                f"{name} refused: {count} servers active, limit {limit}",
+                f"{names.server_label(name, server)} refused: {count} servers active, limit {limit}",
             )
 
     async def _spawn(self, request: SpawnRequest, progress: SpawnProgress) -> None:
-        name, image = request.username, request.image
+        name, server, image = request.username, request.server_name, request.image
+        key, label = (name, server), names.server_label(name, server)
         began = time.monotonic()
         handle: ServerHandle | None = None
 
@@ -291,7 +363,7 @@ class ServerManager:
             async with self.queue.turn(place_in_line):
                 handle = await self.spawner.start(request, progress.report)
                 await self._set(
-                    name,
+                    key,
                     None,
                     container_id=handle.container_id,
                     container_name=handle.container_name,
@@ -299,25 +371,29 @@ class ServerManager:
                     url=handle.url,
                 )
                 progress.report(85, "Adding the route to your server")
-                self._secrets[name] = request.token
-                await self.proxy.add_route(Route(name, request.slug, request.base_url, handle.url, image.strip_prefix))
-            await self._set(name, ServerState.RUNNING, started=utcnow(), last_activity=utcnow())
+                self._secrets[key] = request.token
+                await self.proxy.add_route(
+                    Route(name, request.slug, request.base_url, handle.url, image.strip_prefix, server)
+                )
+            await self._set(key, ServerState.RUNNING, started=utcnow(), last_activity=utcnow())
             elapsed = time.monotonic() - began
             if self.metrics:
                 self.metrics.spawn_duration.observe(elapsed)
-            log.info("server of %s ready in %.2fs (%s)", name, elapsed, handle.container_id[:12])
-            progress.emit(ProgressEvent(100, "Your server is ready", ready=True, url=self.server_url(name, image)))
+            log.info("server of %s ready in %.2fs (%s)", label, elapsed, handle.container_id[:12])
+            progress.emit(
+                ProgressEvent(100, "Your server is ready", ready=True, url=self.server_url(name, image, server))
+            )
         except asyncio.CancelledError:
-            await self._fail(name, handle, "The start of your server was interrupted.", None, progress)
+            await self._fail(key, handle, "The start of your server was interrupted.", None, progress)
             raise
         except HubError as exc:
-            log.warning("start of %s's server failed: %s", name, exc.detail)
+            log.warning("start of %s's server failed: %s", label, exc.detail)
             tail = exc.log_tail if isinstance(exc, SpawnError) else None
-            await self._fail(name, handle, exc.user_message, tail, progress)
+            await self._fail(key, handle, exc.user_message, tail, progress)
         except Exception as exc:
-            log.exception("start of %s's server failed unexpectedly", name)
+            log.exception("start of %s's server failed unexpectedly", label)
             await self._fail(
-                name,
+                key,
                 handle,
                 f"Your server could not start because of an internal error ({type(exc).__name__}).",
                 None,
@@ -325,128 +401,154 @@ class ServerManager:
             )
 
     async def _fail(
-        self, name: str, handle: ServerHandle | None, message: str, log_tail: str | None, progress: SpawnProgress
+        self, key: Key, handle: ServerHandle | None, message: str, log_tail: str | None, progress: SpawnProgress
     ) -> None:
         """Mark failed: clean up after a failed start; the state and the final event are written whatever happens."""
         if self.metrics:
             self.metrics.spawn_failures.inc()
-        self._secrets.pop(name, None)
+        self._secrets.pop(key, None)
         try:
-            await self.proxy.delete_route(names.user_slug(name))
+            await self.proxy.delete_route(names.server_slug(*key))
             if handle is not None:
                 await self.spawner.stop(handle)
         except Exception as exc:
-            log.warning("cleanup after failed start of %s: %s", name, getattr(exc, "detail", exc))
+            log.warning("cleanup after failed start of %s: %s", names.server_label(*key), getattr(exc, "detail", exc))
         finally:
-            progress.emit(ProgressEvent(100, failure_text(message, log_tail), failed=True))
-            await self._set(name, ServerState.FAILED, error=message, error_log=log_tail or None, url=None)
+            try:  # the state first: whoever the final event wakes reads the failure from the database
+                await self._set(key, ServerState.FAILED, error=message, error_log=log_tail or None, url=None)
+            finally:
+                progress.emit(ProgressEvent(100, failure_text(message, log_tail), failed=True))
 
     # -- stop ----------------------------------------------------------------------------------
-    async def stop(self, name: str, reason: str | None = None) -> None:
-        """Stop the user's server and keep its volume. Stopping a stopped server does nothing.
+    async def stop(self, name: str, reason: str | None = None, server: str = "") -> None:
+        """Stop one of the user's servers and keep its volume. Stopping a stopped server does nothing.
 
         ``reason`` is shown to the user on their home page (idle culling, crashes).
         """
-        async with self._lock(name):
-            await self._stop_locked(name, reason)
+        async with self._lock((name, server)):
+            await self._stop_locked((name, server), reason)
 
-    async def cull(self, name: str, reason: str, seen: Seen) -> bool:
+    async def cull(self, name: str, reason: str, seen: Seen, server: str = "") -> bool:
         """Stop a server the culler found idle, unless it changed (restarted, stopped) since it looked."""
-        async with self._lock(name):
-            if self.is_spawning(name) or not await self._still(name, seen):
+        key = (name, server)
+        async with self._lock(key):
+            if self.is_spawning(name, server) or not await self._still(key, seen):
                 return False
-            await self._stop_locked(name, reason)
+            await self._stop_locked(key, reason)
             return True
 
-    async def _still(self, name: str, seen: Seen) -> bool:
+    async def _still(self, key: Key, seen: Seen) -> bool:
         async with self.sessions() as session:
-            user = await get_user(session, name)
-            server = user.server if user else None
+            server = await server_row(session, key)
         return seen.matches(server)
 
-    async def _stop_locked(self, name: str, reason: str | None) -> None:
+    async def _stop_locked(self, key: Key, reason: str | None) -> None:
         """The route goes first, so no request reaches a container that is going away; if the container
         cannot be stopped (Docker away), the route comes back and the server stays usable."""
-        task = self._spawns.get(name)
+        label, slug = names.server_label(*key), names.server_slug(*key)
+        task = self._spawns.get(key)
         interrupted = task is not None and not task.done()
         if task is not None and interrupted:
             task.cancel()  # the start marks the server failed and removes what it made
             await asyncio.gather(task, return_exceptions=True)
         async with self.sessions() as session:
-            user = await get_user(session, name)
-            server = user.server if user else None
+            server = await server_row(session, key)
             if server is None or server.state == ServerState.STOPPED:
                 return
             handle, previous = handle_of(server), server.state
-            route = route_of(name, server, self.settings.image(server.image_name)) if server.url else None
-        secret = self._secrets.pop(name, None)
+            route = route_of(key[0], server, self.settings.image(server.image_name)) if server.url else None
+        secret = self._secrets.pop(key, None)
         if previous == ServerState.FAILED:  # nothing runs; make sure nothing is left, keep the reason unless asked
-            await self.proxy.delete_route(names.user_slug(name))
+            await self.proxy.delete_route(slug)
             if handle.container_id or handle.container_name:
                 await self.spawner.stop(handle)
             if reason is not None or interrupted:  # a new reason (or none, after a cancelled start) replaces the old
-                await self._set(name, ServerState.STOPPED, container_id=None, url=None, error=reason, error_log=None)
+                await self._set(key, ServerState.STOPPED, container_id=None, url=None, error=reason, error_log=None)
             else:
-                await self._set(name, ServerState.STOPPED, container_id=None, url=None)
-            self._progress.pop(name, None)
+                await self._set(key, ServerState.STOPPED, container_id=None, url=None)
+            self._progress.pop(key, None)
             return
-        await self._set(name, ServerState.STOPPING)
-        await self.proxy.delete_route(names.user_slug(name))
+        await self._set(key, ServerState.STOPPING)
+        await self.proxy.delete_route(slug)
         try:
             if handle.container_id or handle.container_name:
                 await self.spawner.stop(handle)
         except Exception as exc:
             if previous == ServerState.RUNNING and route is not None and secret is not None:
-                await self._set(name, ServerState.RUNNING)
-                self._secrets[name] = secret
+                await self._set(key, ServerState.RUNNING)
+                self._secrets[key] = secret
                 await self.proxy.add_route(route)
             else:
-                await self._set(name, ServerState.FAILED, error="Your server could not be stopped cleanly.")
+                await self._set(key, ServerState.FAILED, error="Your server could not be stopped cleanly.")
             if isinstance(exc, HubError):
                 raise
-            log.exception("stopping the server of %s failed", name)
+            log.exception("stopping the server of %s failed", label)
             raise HubError("Your server could not be stopped. Please try again in a minute.") from exc
-        await self._set(name, ServerState.STOPPED, container_id=None, url=None, error=reason, error_log=None)
-        self._progress.pop(name, None)
-        log.info("stopped the server of %s", name)
+        await self._set(key, ServerState.STOPPED, container_id=None, url=None, error=reason, error_log=None)
+        self._progress.pop(key, None)
+        log.info("stopped the server of %s", label)
+
+    async def delete_server(self, name: str, server: str) -> None:
+        """Stop a named server and forget it (its name is free again). Its files are kept: the account's
+        volume, or with ``spawner.volume_per_server`` its own volume (labelled ``hub.server``)."""
+        if not server:
+            raise BadRequest("The default server cannot be deleted, only stopped.")
+        key = (name, server)
+        async with self._user_lock(name), self._lock(key):
+            async with self.sessions() as session:
+                if await server_row(session, key) is None:
+                    raise NotFound(f"{name} has no server named {server!r}.")
+            await self._stop_locked(key, None)
+            async with self.sessions.begin() as session:
+                row = await server_row(session, key)
+                if row is not None:
+                    server_states.check(row.state, ServerState.STOPPED)
+                    await session.delete(row)
+            self._progress.pop(key, None)
+            self._secrets.pop(key, None)
+            self._spawns.pop(key, None)
+        log.info("deleted the server %s", names.server_label(name, server))
 
     # -- steps the reconciler calls after it looked ---------------------------------------------
-    async def adopt(self, name: str, seen: Seen, *, rewrite_route: bool) -> None:
+    async def adopt(self, name: str, seen: Seen, *, rewrite_route: bool, server: str = "") -> None:
         """A running server whose container runs: keep it, and (re)write its route when asked."""
-        async with self._lock(name):
-            if self.is_spawning(name) or not await self._still(name, seen):
+        key = (name, server)
+        async with self._lock(key):
+            if self.is_spawning(name, server) or not await self._still(key, seen):
                 return
             async with self.sessions() as session:
-                user = await get_user(session, name)
-                server = user.server if user else None
-                if server is None:
+                row = await server_row(session, key)
+                if row is None:
                     return
-                route = route_of(name, server, self.settings.image(server.image_name))
-                self._secrets[name] = server.route_secret
+                route = route_of(name, row, self.settings.image(row.image_name))
+                self._secrets[key] = row.route_secret
             log.info(
-                "reconcile: %s the route of %s's running server", "rewriting" if rewrite_route else "adopting", name
+                "reconcile: %s the route of %s's running server",
+                "rewriting" if rewrite_route else "adopting",
+                names.server_label(name, server),
             )
             await self.proxy.add_route(route)
 
-    async def record_crash(self, name: str, seen: Seen, info: ServerInfo | None) -> None:
+    async def record_crash(self, name: str, seen: Seen, info: ServerInfo | None, server: str = "") -> None:
         """A running server whose container exited (or vanished): route gone, stopped, and the user told why."""
-        async with self._lock(name):
-            if self.is_spawning(name) or not await self._still(name, seen):
+        key = (name, server)
+        async with self._lock(key):
+            if self.is_spawning(name, server) or not await self._still(key, seen):
                 return
-            view = await self.view(name)
+            view = await self.view(name, server)
             image = self.settings.image(view.image_name) if view else None
             tail = await self.spawner.logs(handle_from(info), LOG_TAIL_LINES) if info is not None else ""
             log.warning(
                 "server of %s %s",
-                name,
+                names.server_label(name, server),
                 "is gone from Docker" if info is None else f"exited (code {info.exit_code}, oom {info.oom_killed})",
             )
-            self._secrets.pop(name, None)
-            await self.proxy.delete_route(names.user_slug(name))
+            self._secrets.pop(key, None)
+            await self.proxy.delete_route(names.server_slug(name, server))
             if info is not None:
                 await self.spawner.stop(handle_from(info))
             await self._set(
-                name,
+                key,
                 ServerState.STOPPED,
                 url=None,
                 container_id=None,
@@ -454,24 +556,26 @@ class ServerManager:
                 error_log=tail.rstrip() or None,
             )
 
-    async def finish_interrupted(self, name: str, seen: Seen, info: ServerInfo | None) -> None:
+    async def finish_interrupted(self, name: str, seen: Seen, info: ServerInfo | None, server: str = "") -> None:
         """A start or stop that a hub restart cut short: container removed, route removed, server stopped."""
-        async with self._lock(name):
-            if self.is_spawning(name) or not await self._still(name, seen):
+        key = (name, server)
+        async with self._lock(key):
+            if self.is_spawning(name, server) or not await self._still(key, seen):
                 return
-            log.warning("finishing the interrupted %s of %s's server", seen.state.value, name)
+            log.warning(
+                "finishing the interrupted %s of %s's server", seen.state.value, names.server_label(name, server)
+            )
             async with self.sessions() as session:
-                user = await get_user(session, name)
-                server = user.server if user else None
-                recorded = handle_of(server) if server and (server.container_id or server.container_name) else None
+                row = await server_row(session, key)
+                recorded = handle_of(row) if row and (row.container_id or row.container_name) else None
             if info is not None:
                 await self.spawner.stop(handle_from(info))
             elif recorded is not None:
                 await self.spawner.stop(recorded)
-            self._secrets.pop(name, None)
-            await self.proxy.delete_route(names.user_slug(name))
+            self._secrets.pop(key, None)
+            await self.proxy.delete_route(names.server_slug(name, server))
             await self._set(
-                name,
+                key,
                 ServerState.STOPPED,
                 url=None,
                 container_id=None,
@@ -479,48 +583,67 @@ class ServerManager:
                 "Start it again; your files are kept.",
             )
 
-    async def remove_leftovers(self, name: str, seen: Seen, info: ServerInfo | None, routed: bool) -> None:
+    async def remove_leftovers(
+        self, name: str, seen: Seen, info: ServerInfo | None, routed: bool, server: str = ""
+    ) -> None:
         """A server that is not running but left a container or a route behind."""
-        async with self._lock(name):
-            if self.is_spawning(name) or not await self._still(name, seen):
+        key = (name, server)
+        async with self._lock(key):
+            if self.is_spawning(name, server) or not await self._still(key, seen):
                 return
             if info is not None:
-                log.warning("removing leftover container %s of %s", info.container_name, name)
+                log.warning(
+                    "removing leftover container %s of %s", info.container_name, names.server_label(name, server)
+                )
                 await self.spawner.stop(handle_from(info))
             if routed:
-                self._secrets.pop(name, None)
-                await self.proxy.delete_route(names.user_slug(name))
+                self._secrets.pop(key, None)
+                await self.proxy.delete_route(names.server_slug(name, server))
 
     # -- accounts going away ---------------------------------------------------------------------
     async def delete_user(
         self, name: str, delete_account: Callable[[str], Awaitable[None]], remove_files: bool = False
     ) -> None:
-        """Stop the server, delete the account and, if asked, its files: under the user's lock, so a start
-        that races with the deletion either finishes first (and is stopped) or finds no account."""
-        async with self._lock(name):
-            volume = await self._volume_of(name)
-            await self._stop_locked(name, None)
+        """Stop every server of the user, delete the account and, if asked, its files: under the user's lock,
+        so a start that races with the deletion either finishes first (and is stopped) or finds no account."""
+        async with self._user_lock(name):
+            volumes = await self._volumes_of(name)
+            for server in sorted(await self._server_names(name) | self.spawning_servers(name)):
+                async with self._lock((name, server)):
+                    await self._stop_locked((name, server), None)
             await delete_account(name)
-            self._progress.pop(name, None)
-            self._secrets.pop(name, None)
-        if remove_files and volume:
-            await self.spawner.remove_data(volume)
-            log.info("removed the files of %s (%s)", name, volume)
-
-    async def remove_data(self, name: str) -> None:
-        """Delete the user's stored files (their volume). The server must be stopped."""
-        async with self._lock(name):
-            volume = await self._volume_of(name)
-            if volume:
+            for key in [key for key in self._progress if key[0] == name]:
+                self._progress.pop(key, None)
+            for key in [key for key in self._secrets if key[0] == name]:
+                self._secrets.pop(key, None)
+        if remove_files:
+            for volume in volumes:
                 await self.spawner.remove_data(volume)
                 log.info("removed the files of %s (%s)", name, volume)
 
-    async def _volume_of(self, name: str) -> str | None:
+    async def remove_data(self, name: str) -> None:
+        """Delete the user's stored files (their volumes). The servers must be stopped."""
+        async with self._user_lock(name):
+            for volume in await self._volumes_of(name):
+                await self.spawner.remove_data(volume)
+                log.info("removed the files of %s (%s)", name, volume)
+
+    async def _server_names(self, name: str) -> set[str]:
+        async with self.sessions() as session:
+            user = await get_user(session, name)
+            return {row.name for row in user.servers} if user else set()
+
+    async def _volumes_of(self, name: str) -> list[str]:
+        """The account's volume and the named servers' own volumes."""
         async with self.sessions() as session:
             user = await get_user(session, name)
             if user is None:
                 raise NotFound(f"There is no user {name}.")
-            return user.volume_name
+            found = [user.volume_name] if user.volume_name else []
+            for row in user.servers:
+                if row.volume_name and row.volume_name not in found:
+                    found.append(row.volume_name)
+            return found
 
     # -- shut-down -------------------------------------------------------------------------------
     async def shutdown(self, stop_servers: bool = False) -> None:
@@ -532,12 +655,8 @@ class ServerManager:
         if stop_servers:
             async with self.sessions() as session:
                 running = (
-                    (
-                        await session.execute(
-                            select(User.name).join(User.server).where(Server.state == ServerState.RUNNING)
-                        )
+                    await session.execute(
+                        select(User.name, Server.name).join(User.servers).where(Server.state == ServerState.RUNNING)
                     )
-                    .scalars()
-                    .all()
-                )
-            await asyncio.gather(*(self.stop(name) for name in running), return_exceptions=True)
+                ).all()
+            await asyncio.gather(*(self.stop(name, server=server) for name, server in running), return_exceptions=True)

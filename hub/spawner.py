@@ -21,7 +21,7 @@ class SpawnRequest:
     slug: str
     image: ImageSpec
     base_url: str
-    """/user/<name>/"""
+    """/user/<name>/ or /user/<name>/<server>/"""
     token: str
     """The route secret the server must require on every request."""
     volume_name: str = ""
@@ -32,6 +32,10 @@ class SpawnRequest:
     """Memory, CPUs and GPUs chosen for this start (hub/resources.py); None: the image's own mem_limit, cpu_limit."""
     gpu_ids: tuple[str, ...] = ()
     """The host GPUs the hub assigned to this server (hub/gpus.py); the spawner passes exactly these."""
+    server_name: str = ""
+    """"" for the user's default server, else the named server's name; ``slug`` is that server's slug."""
+    volume_server: str = ""
+    """The server the volume belongs to: "" when it is the account's (shared by the user's servers)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +59,8 @@ class ServerInfo:
     oom_killed: bool = False
     gpu_ids: tuple[str, ...] = ()
     """The GPUs the server was given (its hub.gpus label), so the hub knows them again after a restart."""
+    server_name: str = ""
+    """"" for a user's default server (and containers from before named servers)."""
 
 
 Report = Callable[[int, str], None]
@@ -62,7 +68,7 @@ Report = Callable[[int, str], None]
 
 
 class Spawner(abc.ABC):
-    """Starts and stops one server per user."""
+    """Starts and stops users' servers (one container each)."""
 
     @abc.abstractmethod
     async def start(self, request: SpawnRequest, report: Report) -> ServerHandle:

@@ -1,4 +1,4 @@
-"""Routes through Traefik's file provider: one YAML file per user server, written atomically.
+"""Routes through Traefik's file provider: one YAML file per server (default or named), written atomically.
 
 Temporary files are written next to (not inside) the watched directory: Traefik reloads on every
 file event and then waits out its throttle, so a temp file inside it would delay every route.
@@ -53,6 +53,8 @@ def render_route(route: Route, *, hub_url: str, entrypoint: str, tls: dict[str, 
     if not (route.prefix.startswith("/user/") and route.prefix.endswith("/")) or "`" in route.prefix:
         raise ValueError(f"not a user prefix: {route.prefix!r}")
     auth_address = f"{hub_url}/hub/forward-auth/{quote(route.username, safe='')}"
+    if route.server_name:  # each server's own middleware asks about that server, and gets its token
+        auth_address += f"/{quote(route.server_name, safe='')}"
     middlewares: dict[str, Any] = {
         f"{rid}-auth": {
             "forwardAuth": {

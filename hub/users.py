@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, and_, exists, func, select
 from sqlalchemy.orm import aliased
 
 from hub.db import Sessionmaker, get_user
@@ -27,6 +27,23 @@ ACTIVE_STATES = (ServerState.STARTING, ServerState.RUNNING, ServerState.STOPPING
 
 
 @dataclass(frozen=True, slots=True)
+class ServerRow:
+    """One server of a user, as lists show it."""
+
+    name: str
+    state: ServerState
+    image_name: str | None
+    started: dt.datetime | None
+    last_activity: dt.datetime | None
+    error: str | None
+
+
+def server_row_of(srv: Server) -> ServerRow:
+    started = srv.started if srv.state == ServerState.RUNNING else None
+    return ServerRow(srv.name, srv.state, srv.image_name, started, srv.last_activity, srv.error)
+
+
+@dataclass(frozen=True, slots=True)
 class UserRow:
     name: str
     admin: bool
@@ -37,6 +54,12 @@ class UserRow:
     started: dt.datetime | None
     server_last_activity: dt.datetime | None
     error: str | None
+    named: tuple[ServerRow, ...] = ()
+    """The user's named servers, by name (the fields above are the default server's)."""
+
+    @property
+    def default_server(self) -> ServerRow:
+        return ServerRow("", self.state, self.image_name, self.started, self.server_last_activity, self.error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,20 +70,25 @@ class UserPage:
     limit: int
 
 
-def _filtered(query: QueryT, server: type[Server], name_filter: str, state: StateFilter | None) -> QueryT:
+def _any_server(*states: ServerState) -> Any:
+    """Whether any of the user's servers (default or named) is in one of ``states``."""
+    return exists().where(Server.user_id == User.id, Server.state.in_(states))
+
+
+def _filtered(query: QueryT, name_filter: str, state: StateFilter | None) -> QueryT:
     if name_filter:
         escaped = name_filter.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         query = query.where(User.name.like(f"%{escaped}%", escape="\\"))
     if state == "ready":
-        query = query.where(server.state == ServerState.RUNNING)
+        query = query.where(_any_server(ServerState.RUNNING))
     elif state == "active":
-        query = query.where(server.state.in_(ACTIVE_STATES))
+        query = query.where(_any_server(*ACTIVE_STATES))
     elif state == "inactive":
-        query = query.where(or_(server.id.is_(None), server.state.not_in(ACTIVE_STATES)))
+        query = query.where(~_any_server(*ACTIVE_STATES))
     return query
 
 
-def row_of(user: User, srv: Server | None) -> UserRow:
+def row_of(user: User, srv: Server | None, named: list[Server] | None = None) -> UserRow:
     return UserRow(
         user.name,
         user.admin,
@@ -71,6 +99,7 @@ def row_of(user: User, srv: Server | None) -> UserRow:
         srv.started if srv and srv.state == ServerState.RUNNING else None,
         srv.last_activity if srv else None,
         srv.error if srv else None,
+        tuple(server_row_of(row) for row in sorted(named or [], key=lambda row: row.name)),
     )
 
 
@@ -99,14 +128,14 @@ class UserDirectory:
             "created": User.created,
         }
         order = columns[sort].desc() if descending else columns[sort].asc()
-        base = select(User, server).outerjoin(server, server.user_id == User.id)
-        query = _filtered(base, server, name_filter, state).order_by(order, User.name).offset(offset).limit(limit)
-        count = _filtered(
-            select(func.count(User.id)).outerjoin(server, server.user_id == User.id), server, name_filter, state
-        )
+        default = and_(server.user_id == User.id, server.name == "")  # the columns are the default server's
+        base = select(User, server).outerjoin(server, default)
+        query = _filtered(base, name_filter, state).order_by(order, User.name).offset(offset).limit(limit)
+        count = _filtered(select(func.count(User.id)), name_filter, state)
         async with self.sessions() as session:
             total = (await session.execute(count)).scalar_one()
-            rows = [row_of(user, srv) for user, srv in (await session.execute(query)).all()]
+            pairs = (await session.execute(query)).all()
+            rows = [row_of(user, srv, [row for row in user.servers if row.name]) for user, srv in pairs]
         return UserPage(rows, total, offset, limit)
 
     async def row(self, name: str) -> UserRow:
@@ -114,4 +143,4 @@ class UserDirectory:
             user = await get_user(session, name)
             if user is None:
                 raise NotFound(f"There is no user {name}.")
-            return row_of(user, user.server)
+            return row_of(user, user.server, [row for row in user.servers if row.name])

@@ -13,6 +13,7 @@ import itertools
 from dataclasses import dataclass, field
 
 from hub.errors import SpawnError
+from hub.names import server_label
 from hub.proxy import Proxy, Route
 from hub.spawner import Report, ServerHandle, ServerInfo, Spawner, SpawnRequest
 
@@ -37,7 +38,7 @@ class FakeSpawner(Spawner):
     """When set, starts fail with this message (and a log tail)."""
     reachable: bool = True
     servers: dict[str, FakeServer] = field(default_factory=dict)
-    """Containers that exist, by user name."""
+    """Containers that exist, by user name (``alice``), or ``alice/x`` for her server named x."""
     started: list[str] = field(default_factory=list)
     removed_volumes: list[str] = field(default_factory=list)
     gate: asyncio.Event | None = None
@@ -45,7 +46,7 @@ class FakeSpawner(Spawner):
 
     async def start(self, request: SpawnRequest, report: Report) -> ServerHandle:
         report(30, "Creating your container")
-        self.started.append(request.username)
+        self.started.append(server_label(request.username, request.server_name))
         if self.gate is not None:
             await self.gate.wait()
         await asyncio.sleep(self.start_delay)
@@ -55,7 +56,7 @@ class FakeSpawner(Spawner):
         handle = ServerHandle(
             f"fake{number:060d}", f"fake-{request.slug}", request.volume_name, f"http://fake-{number}:8888"
         )
-        self.servers[request.username] = FakeServer(request, handle)
+        self.servers[server_label(request.username, request.server_name)] = FakeServer(request, handle)
         return handle
 
     def crash(self, name: str, exit_code: int = 1, oom: bool = False) -> None:
@@ -85,14 +86,15 @@ class FakeSpawner(Spawner):
     async def list_servers(self) -> list[ServerInfo]:
         return [
             ServerInfo(
-                name,
+                server.request.username,
                 server.handle.container_id,
                 server.handle.container_name,
                 server.running,
                 server.exit_code,
                 server.oom_killed,
+                server_name=server.request.server_name,
             )
-            for name, server in self.servers.items()
+            for server in self.servers.values()
         ]
 
     async def remove_data(self, volume_name: str) -> None:

@@ -16,12 +16,12 @@ from hub.handlers.account import has_own_password
 from hub.handlers.login import require_user
 from hub.image_choice import chosen_image
 from hub.keys import ACCOUNTS, ACTIVITY, SERVERS, SETTINGS, SIGNUPS, USERS
-from hub.names import normalize_username
+from hub.names import normalize_username, validate_server_name
 from hub.parsing import whole_number
 from hub.security import SessionUser
 from hub.signups import signup_method
 from hub.urls import url
-from hub.users import SortKey
+from hub.users import ACTIVE_STATES, SortKey
 
 routes = web.RouteTableDef()
 PAGE_SIZE = 50
@@ -143,14 +143,27 @@ async def stop_for_user(request: web.Request) -> web.StreamResponse:
     raise back_to_panel(request)
 
 
+@routes.post("/hub/admin/users/{name}/servers/{server}/stop", name="admin_stop_named")
+async def stop_named_for_user(request: web.Request) -> web.StreamResponse:
+    await require_admin_user(request)
+    name, server = request.match_info["name"], validate_server_name(request.match_info["server"])
+    await request.app[USERS].row(name)
+    await request.app[SERVERS].stop(name, server=server)
+    await flash(request, f"The server {server} of {name} is stopped.")
+    raise back_to_panel(request)
+
+
 @routes.get("/hub/admin/stop-all", name="admin_stop_all_confirm")
 async def stop_all_confirm(request: web.Request) -> web.StreamResponse:
     await require_admin_user(request)
     active = await request.app[USERS].page(state="active", limit=10**6)
+    count = sum(
+        1 for row in active.rows for server in (row.default_server, *row.named) if server.state in ACTIVE_STATES
+    )
     context = {
         "action": url(request, "admin_stop_all"),
         "title": "Stop all servers?",
-        "question": f"This stops {active.total} running server(s). Users' files are kept.",
+        "question": f"This stops {count} running server(s). Users' files are kept.",
         "volume_choice": False,
         "button": "Stop all servers",
     }
@@ -163,9 +176,13 @@ async def stop_all(request: web.Request) -> web.StreamResponse:
     if (await request.post()).get("confirm") != "yes":
         raise BadRequest("Confirm that you want to stop all servers.")
     active = await request.app[USERS].page(state="active", limit=10**6)
+    stopped = 0
     for row in active.rows:
-        await request.app[SERVERS].stop(row.name)
-    await flash(request, f"Stopped {len(active.rows)} server(s).")
+        for server in (row.default_server, *row.named):
+            if server.state in ACTIVE_STATES or request.app[SERVERS].is_spawning(row.name, server.name):
+                await request.app[SERVERS].stop(row.name, server=server.name)
+                stopped += 1
+    await flash(request, f"Stopped {stopped} server(s).")
     raise web.HTTPSeeOther(url(request, "admin"))
 
 
@@ -207,5 +224,6 @@ async def server_log(request: web.Request) -> web.StreamResponse:
     await require_admin_user(request)
     name = request.match_info["name"]
     await request.app[USERS].row(name)
-    log_text = await request.app[SERVERS].logs(name, LOG_LINES)
+    server = request.query.get("server", "")
+    log_text = await request.app[SERVERS].logs(name, LOG_LINES, validate_server_name(server) if server else "")
     return aiohttp_jinja2.render_template("admin_log.html", request, {"name": name, "log": log_text})

@@ -9,11 +9,12 @@ from typing import Any, cast
 from aiohttp import web
 
 from hub.api_models import API_VERSION, user_model
-from hub.errors import BadRequest, Conflict, HubError
+from hub.errors import BadRequest, Conflict, HubError, NotFound
 from hub.handlers.api_auth import api_requester, require_admin, require_manager_of
 from hub.image_choice import chosen_image, default_image, require_may_start
 from hub.keys import ACCOUNTS, ACTIVITY, GROUPS, SERVERS, SETTINGS, USERS
 from hub.models import ServerState
+from hub.names import truncate, validate_server_name
 from hub.parsing import require_whole_number
 from hub.urls import url
 from hub.users import StateFilter, UserRow
@@ -25,14 +26,26 @@ MAX_LIMIT = 200
 START_WAIT_SECONDS = 10.0
 
 
+def progress_url(request: web.Request, name: str, server: str = "") -> str:
+    if server:
+        return url(request, "progress_stream_named", name=name, server=server)
+    return url(request, "progress_stream", name=name)
+
+
 def model_of(request: web.Request, row: UserRow) -> dict[str, Any]:
     activity = request.app[ACTIVITY]
+    settings = request.app[SETTINGS]
+    stopped = request.query.get("include_stopped_servers")
     return user_model(
         row,
-        spawning=request.app[SERVERS].is_spawning(row.name),
+        spawning=request.app[SERVERS].spawning_servers(row.name),
         user_activity=activity.user_latest(row.name),
-        server_activity=activity.server_latest(row.name),
-        progress_url=url(request, "progress_stream", name=row.name),
+        server_activity=lambda server: activity.server_latest(row.name, server),
+        progress_url=lambda server: progress_url(request, row.name, server),
+        include_stopped=stopped is not None and stopped.lower() not in ("0", "false"),
+        named_server_limit=(settings.lifecycle.named_server_limit_per_user or 0)
+        if settings.spawner.named_servers
+        else None,
         groups=request.app[GROUPS].groups_of(row.name),
     )
 
@@ -156,20 +169,28 @@ async def delete_user(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post("/hub/api/users/{name}/server", name="api_start_server")
+@routes.post("/hub/api/users/{name}/servers/{server}", name="api_start_named_server")
 async def start_server(request: web.Request) -> web.StreamResponse:
-    name = request.match_info["name"]
+    """201 once the server is ready, 202 while it is still starting (JupyterHub's answers)."""
+    name, server = request.match_info["name"], request.match_info.get("server", "")
     requester = await require_manager_of(request, name)
-    row = await request.app[USERS].row(name)
+    await request.app[USERS].row(name)
     settings = request.app[SETTINGS]
     servers = request.app[SERVERS]
-    if row.state == ServerState.RUNNING and not servers.is_spawning(name):
-        raise BadRequest(f"The server of {name} is already running.")
+    if server:
+        if not settings.spawner.named_servers:
+            raise BadRequest("Named servers are not enabled on this hub.")
+        validate_server_name(server)
+    view = await servers.view(name, server)
+    if view is not None and view.state == ServerState.RUNNING and not servers.is_spawning(name, server):
+        which = f"server {server!r} of {name}" if server else f"server of {name}"
+        raise BadRequest(f"The {which} is already running.")
     body = await json_body(request)
     groups = request.app[GROUPS].groups_of(name)
     fallback = default_image(settings, groups, requester.admin)
     choice = body.get("image", fallback.name if fallback else settings.default_image_name)
     image = require_may_start(chosen_image(settings, choice), groups, requester.admin)
-    progress = await servers.start(name, image)
+    progress = await servers.start(name, image, server)
 
     async def finished() -> None:
         async for _ in progress.follow():
@@ -186,9 +207,25 @@ async def start_server(request: web.Request) -> web.StreamResponse:
 
 
 @routes.delete("/hub/api/users/{name}/server", name="api_stop_server")
+@routes.delete("/hub/api/users/{name}/servers/{server}", name="api_stop_named_server")
 async def stop_server(request: web.Request) -> web.StreamResponse:
-    name = request.match_info["name"]
+    """Stop the server; ``{"remove": true}`` also deletes a named server (JupyterHub's body)."""
+    name, server = request.match_info["name"], request.match_info.get("server", "")
     await require_manager_of(request, name)
     await request.app[USERS].row(name)
-    await request.app[SERVERS].stop(name)
+    servers = request.app[SERVERS]
+    remove = (await json_body(request)).get("remove", False)
+    if not isinstance(remove, bool):
+        raise BadRequest("remove must be true or false.")
+    if server:
+        if not request.app[SETTINGS].spawner.named_servers:
+            raise BadRequest("Named servers are not enabled on this hub.")
+        if await servers.view(name, server) is None:
+            raise NotFound(f"{name} has no server named {truncate(server)!r}.")
+    elif remove:
+        raise BadRequest("The default server cannot be deleted, only stopped.")
+    if remove:
+        await servers.delete_server(name, server)
+    else:
+        await servers.stop(name, server=server)
     return web.Response(status=204)

@@ -1,9 +1,10 @@
 """The endpoint Traefik asks before it forwards a request to a user's server.
 
 It answers from memory alone (the session cookie or an API token): no database, no I/O. An allowed
-request gets the server's secret token in the answer, which Traefik puts on the request. The owner is part of the
-address (each route has its own middleware), and the forwarded path must lie under that
-owner's prefix once decoded and normalised, so ``/user/alice/../bob/`` never counts as alice's.
+request gets the server's secret token in the answer, which Traefik puts on the request. The owner, and for a
+named server its name, are part of the address (each route has its own middleware), and the forwarded path
+must lie under that server's prefix once decoded and normalised, so ``/user/alice/../bob/`` never counts as
+alice's, and the token handed out is always that of the server the route leads to.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ def normalized_path(uri: str) -> str:
     return normal + "/" if path.endswith("/") and normal != "/" else normal
 
 
-def is_under(path: str, owner: str) -> bool:
-    prefix = f"/user/{owner}/"
+def is_under(path: str, owner: str, server: str = "") -> bool:
+    prefix = f"/user/{owner}/" + (f"{server}/" if server else "")
     return path.startswith(prefix) or path == prefix.rstrip("/")
 
 
@@ -77,8 +78,9 @@ def login_location(request: web.Request, uri: str, route: str = "login") -> str:
 
 
 @routes.get("/hub/forward-auth/{owner}", name="forward_auth")
+@routes.get("/hub/forward-auth/{owner}/{server}", name="forward_auth_named")
 async def forward_auth(request: web.Request) -> web.StreamResponse:
-    owner = request.match_info["owner"]
+    owner, server = request.match_info["owner"], request.match_info.get("server", "")
     uri = request.headers.get("X-Forwarded-Uri", "/")
     path = normalized_path(uri)
     session = session_user(await get_session(request), request.app[ACCOUNTS])
@@ -95,7 +97,7 @@ async def forward_auth(request: web.Request) -> web.StreamResponse:
         if request.headers.get("X-Forwarded-Method", "GET") in ("GET", "HEAD"):
             raise web.HTTPFound(login_location(request, uri, "change_password"))
         raise web.HTTPForbidden(text="Choose a new password on the hub first.\n")
-    if not may_open(request.app[SETTINGS].auth, user, owner) or not is_under(path, owner):
+    if not may_open(request.app[SETTINGS].auth, user, owner) or not is_under(path, owner, server):
         metrics.labels("refused").inc()
         log.info("forward-auth refused %s for %s", user.name, truncate(uri, 80))
         raise web.HTTPForbidden(text="This server belongs to another user.\n")
@@ -113,12 +115,12 @@ async def forward_auth(request: web.Request) -> web.StreamResponse:
             reason,
         )
         raise web.HTTPForbidden(text=reason + "\n")
-    secret = request.app[SERVERS].route_secret(owner)
+    secret = request.app[SERVERS].route_secret(owner, server)
     if secret is None:
         metrics.labels("refused").inc()
         raise web.HTTPServiceUnavailable(text="This server is not running. Start it from the hub's home page.\n")
     metrics.labels("allowed").inc()
-    request.app[ACTIVITY].touch_server(owner)
+    request.app[ACTIVITY].touch_server(owner, server)
     cookies = cookies_without_session(request.headers.get("Cookie", ""))
     return web.Response(text="ok\n", headers={"Authorization": f"token {secret}", "Cookie": cookies})
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import aiohttp_jinja2
 from aiohttp import web
+from multidict import MultiMapping
 
-from hub.errors import BadUsername, Forbidden
+from hub.errors import BadRequest, BadUsername, Forbidden
 from hub.handlers.account import has_own_password
 from hub.handlers.login import require_user
 from hub.image_choice import chosen_image, default_image, require_may_start, startable_images
 from hub.keys import GROUPS, SERVERS, SETTINGS
 from hub.models import ServerState
-from hub.names import truncate, user_prefix, validate_username
+from hub.names import truncate, user_prefix, validate_server_name, validate_username
 from hub.security import SessionUser
 from hub.urls import url
 
@@ -22,8 +23,16 @@ def may_manage(user: SessionUser, name: str) -> bool:
     return user.name == name or user.admin
 
 
-def pending_url(request: web.Request, name: str) -> str:
+def pending_url(request: web.Request, name: str, server: str = "") -> str:
+    if server:
+        return str(request.app.router["spawn_pending_named"].url_for(name=name, server=server))
     return str(request.app.router["spawn_pending"].url_for(name=name))
+
+
+def form_server(form: MultiMapping[object]) -> str:
+    """The server a form names ("" for the default one), checked."""
+    server = str(form.get("server", "") or "").strip()
+    return validate_server_name(server) if server else ""
 
 
 @routes.get("/", name="root")
@@ -39,12 +48,24 @@ async def home(request: web.Request) -> web.StreamResponse:
     servers = request.app[SERVERS]
     view = await servers.view(user.name)
     image = request.app[SETTINGS].image(view.image_name) if view else None
+    settings = request.app[SETTINGS]
+    named = [found for found in await servers.views(user.name) if found.name]
     context = {
         "server": view,
         "image": image,
         "spawning": servers.is_spawning(user.name),
         "server_url": servers.server_url(user.name, image),
         "own_password": has_own_password(request, user.name),  # a "Change my password" link
+        "named_servers_enabled": settings.spawner.named_servers,
+        "named": named,
+        "named_spawning": servers.spawning_servers(user.name),
+        "named_urls": {
+            found.name: servers.server_url(user.name, settings.image(found.image_name), found.name) for found in named
+        },
+        "named_titles": {
+            found.name: getattr(settings.image(found.image_name), "title", found.image_name) for found in named
+        },
+        "named_limit": settings.lifecycle.named_server_limit_per_user or None,
     }
     return aiohttp_jinja2.render_template("home.html", request, context)
 
@@ -81,16 +102,71 @@ async def spawn_submit(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(pending_url(request, user.name))
 
 
+@routes.get("/hub/spawn/{name}/{server}", name="spawn_named")
+async def spawn_named_form(request: web.Request) -> web.StreamResponse:
+    """JupyterHub's address of the spawn form of a named server (made by the start)."""
+    user = await require_user(request)
+    name, server = request.match_info["name"], validate_server_name(request.match_info["server"])
+    if not may_manage(user, name):
+        raise Forbidden("You can only start your own servers.")
+    servers = request.app[SERVERS]
+    if servers.is_spawning(name, server):
+        raise web.HTTPFound(pending_url(request, name, server))
+    view = await servers.view(name, server)
+    settings = request.app[SETTINGS]
+    if view and view.state == ServerState.RUNNING:
+        raise web.HTTPFound(servers.server_url(name, settings.image(view.image_name), server))
+    groups = request.app[GROUPS].groups_of(name)
+    images = startable_images(settings.images, groups, user.admin)
+    fallback = default_image(settings, groups, user.admin)
+    selected = view.image_name if view and view.image_name in {i.name for i in images} else None
+    context = {
+        "images": images,
+        "selected": selected or (fallback.name if fallback else None),
+        "action": str(request.app.router["spawn_named"].url_for(name=name, server=server)),
+        "server_name": server,
+    }
+    return aiohttp_jinja2.render_template("spawn.html", request, context)
+
+
+@routes.post("/hub/spawn/{name}/{server}")
+async def spawn_named_submit(request: web.Request) -> web.StreamResponse:
+    user = await require_user(request)
+    name, server = request.match_info["name"], validate_server_name(request.match_info["server"])
+    if not may_manage(user, name):
+        raise Forbidden("You can only start your own servers.")
+    form = await request.post()
+    image = chosen_image(
+        request.app[SETTINGS],
+        form.get("image"),
+        hint=" Go back to the spawn form and pick one of the images listed there.",
+    )
+    require_may_start(image, request.app[GROUPS].groups_of(name), user.admin)
+    await request.app[SERVERS].start(name, image, server)
+    raise web.HTTPSeeOther(pending_url(request, name, server))
+
+
+@routes.post("/hub/new-server", name="new_server")
+async def new_server(request: web.Request) -> web.StreamResponse:
+    """The home page's field for a new server's name leads to that server's spawn form."""
+    user = await require_user(request)
+    server = form_server(await request.post())
+    if not server:
+        raise BadRequest("Give the new server a name.")
+    raise web.HTTPSeeOther(str(request.app.router["spawn_named"].url_for(name=user.name, server=server)))
+
+
 @routes.get("/hub/spawn-pending/{name}", name="spawn_pending")
+@routes.get("/hub/spawn-pending/{name}/{server}", name="spawn_pending_named")
 async def spawn_pending(request: web.Request) -> web.StreamResponse:
     user = await require_user(request)
-    name = request.match_info["name"]
+    name, server = request.match_info["name"], request.match_info.get("server", "")
     if not may_manage(user, name):
         raise Forbidden("You can only follow the start of your own server.")
     servers = request.app[SERVERS]
-    progress = servers.progress(name)
-    view = await servers.view(name)
-    if view is not None and view.state == ServerState.FAILED and not servers.is_spawning(name):
+    progress = servers.progress(name, server)
+    view = await servers.view(name, server)
+    if view is not None and view.state == ServerState.FAILED and not servers.is_spawning(name, server):
         return aiohttp_jinja2.render_template(
             "error.html",
             request,
@@ -104,14 +180,30 @@ async def spawn_pending(request: web.Request) -> web.StreamResponse:
         )
     if progress is None or view is None or view.state == ServerState.STOPPED:
         raise web.HTTPFound(request.app.router["home"].url_for())
-    context = {"owner": name, "events": progress.events, "progress_url": url(request, "progress_stream", name=name)}
+    stream = (
+        url(request, "progress_stream_named", name=name, server=server)
+        if server
+        else url(request, "progress_stream", name=name)
+    )
+    context = {"owner": name, "events": progress.events, "progress_url": stream, "server_name": server}
     return aiohttp_jinja2.render_template("progress.html", request, context)
 
 
 @routes.post("/hub/stop", name="stop")
 async def stop_server(request: web.Request) -> web.StreamResponse:
+    """Stop one of your servers: the default one, or the one the form names."""
     user = await require_user(request)
-    await request.app[SERVERS].stop(user.name)
+    server = form_server(await request.post())
+    await request.app[SERVERS].stop(user.name, server=server)
+    raise web.HTTPSeeOther(str(request.app.router["home"].url_for()))
+
+
+@routes.post("/hub/delete-server", name="delete_server")
+async def delete_server(request: web.Request) -> web.StreamResponse:
+    """Stop and forget one of your named servers (its files are kept)."""
+    user = await require_user(request)
+    server = form_server(await request.post())
+    await request.app[SERVERS].delete_server(user.name, server)
     raise web.HTTPSeeOther(str(request.app.router["home"].url_for()))
 
 
@@ -138,8 +230,13 @@ async def user_not_routed(request: web.Request) -> web.StreamResponse:
     if not may_manage(user, name):
         raise Forbidden("This server belongs to another user.", f"{user.name} tried to open {truncate(name)}'s server")
     servers = request.app[SERVERS]
-    if servers.is_spawning(name):
-        raise web.HTTPFound(pending_url(request, name))
-    view = await servers.view(name)
-    context = {"owner": name, "server": view, "own": name == user.name}
+    first = request.match_info["tail"].split("/", 1)[0]
+    server = first if first and await servers.view(name, first) is not None else ""
+    if servers.is_spawning(name, server):
+        raise web.HTTPFound(pending_url(request, name, server))
+    view = await servers.view(name, server)
+    start = (
+        str(request.app.router["spawn_named"].url_for(name=name, server=server)) if server else url(request, "spawn")
+    )
+    context = {"owner": name, "server": view, "own": name == user.name, "server_name": server, "start_url": start}
     return aiohttp_jinja2.render_template("not_running.html", request, context, status=503)

@@ -10,6 +10,7 @@ from hub.errors import NotFound
 from hub.handlers.api_auth import require_manager_of
 from hub.keys import SERVERS, SETTINGS
 from hub.models import ServerState
+from hub.names import truncate
 from hub.parsing import whole_number
 from hub.progress import ProgressEvent
 from hub.servers import failure_text
@@ -25,17 +26,20 @@ async def send(response: web.StreamResponse, event: ProgressEvent, number: int |
 
 
 @routes.get("/hub/api/users/{name}/server/progress", name="progress_stream")
+@routes.get("/hub/api/users/{name}/servers/{server}/progress", name="progress_stream_named")
 async def progress_stream(request: web.Request) -> web.StreamResponse:
-    name = request.match_info["name"]
+    name, server = request.match_info["name"], request.match_info.get("server", "")
     await require_manager_of(request, name)
     servers = request.app[SERVERS]
-    progress = servers.progress(name)
-    view = await servers.view(name)
+    progress = servers.progress(name, server)
+    view = await servers.view(name, server)
     if progress is None:
         if view is None:
-            raise NotFound("This user has no server.")
+            raise NotFound(
+                f"This user has no server named {truncate(server)!r}." if server else "This user has no server."
+            )
         if view.state == ServerState.RUNNING:
-            url = servers.server_url(name, request.app[SETTINGS].image(view.image_name))
+            url = servers.server_url(name, request.app[SETTINGS].image(view.image_name), server)
             final = ProgressEvent(100, "Your server is ready", ready=True, url=url)
         elif view.state == ServerState.FAILED:
             text = failure_text(view.error or "Your server could not start.", view.error_log)

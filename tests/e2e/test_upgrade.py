@@ -108,6 +108,26 @@ def test_an_upgrade_from_56aa053_keeps_passwords_tokens_and_running_servers(
     stranger = requests.get(f"{hub.url}/user/alice/", allow_redirects=False, timeout=30)
     assert stranger.status_code != 200
 
+    # 0004 (named servers): her old server is her default one, and a named server started next to it shares
+    # her files, in a container and behind a route of its own.
+    api, auth = f"{hub.url}/hub/api/users/alice", {"Authorization": f"token {token}"}
+    servers = requests.get(api, headers=auth, timeout=30).json()["servers"]
+    assert list(servers) == [""] and servers[""]["ready"] is True and servers[""]["url"] == "/user/alice/"
+    started = requests.post(f"{api}/servers/more", json={"image": "echo"}, headers=auth, timeout=120)
+    assert started.status_code in (201, 202), started.text
+    wait_for(
+        lambda: requests.get(api, headers=auth, timeout=30).json()["servers"].get("more", {}).get("ready"),
+        120,
+        "alice's named server to start",
+    )
+    assert owner.get("/user/alice/more/").json()["path"] == "/user/alice/more/"
+    named = docker_client.containers.list(filters={"label": [f"hub.prefix={hub.prefix}", "hub.server=more"]})
+    assert len(named) == 1 and named[0].id != server.id
+    assert named[0].exec_run(["cat", "/data/note"]).output.decode().strip() == "kept across the upgrade"
+    removed = requests.delete(f"{api}/servers/more", json={"remove": True}, headers=auth, timeout=60)
+    assert removed.status_code == 204
+    assert container_of(docker_client, hub.prefix, "alice").id == server.id  # the default one runs on
+
     # Her files stay hers: a new start after the upgrade mounts the same volume, with her note in it.
     assert owner.stop().status_code == 200
     assert owner.start("echo").get("ready") is True

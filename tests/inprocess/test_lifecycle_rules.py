@@ -190,7 +190,7 @@ async def test_a_start_after_an_interrupted_stop_says_to_wait_until_reconcile_fi
     before = ServerManager(settings, sessions, spawner, proxy)
     await before.start("alice", lab(settings))
     await finished(before, "alice")
-    await before._set("alice", ServerState.STOPPING)  # the hub died in the middle of a stop
+    await before._set(("alice", ""), ServerState.STOPPING)  # the hub died in the middle of a stop
     after = ServerManager(settings, sessions, spawner, proxy)
     with pytest.raises(Conflict, match="still being cleaned up"):
         await after.start("alice", lab(settings))

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from hub import names
-from hub.errors import BadUsername
+from hub.errors import BadRequest, BadUsername
 
 HOSTILE = ["../x", "Ünï", "a--b", "has@", "a/b", "a`b", "a b", "", ".", "..", "-a", "a" * 65, "x\ny", "a;rm", "ALICE"]
 ALLOWED = ["alice", "a--b", "has@example.org", "bob.smith", "x_y", "a+b", "0day", "_svc"]
@@ -120,3 +120,74 @@ def test_account_volumes_never_match_the_old_scheme() -> None:
     )
     assert this_term != next_term
     assert not this_term.startswith("hub-vol-") and names.volume_name("hub", slug) not in (this_term, next_term)
+
+
+# -- named servers ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("raw", ["", "-x", ".x", "_x", "X", "a/b", "a b", "a" * 33, "ü", "a`b", "..", "x\ny"])
+def test_unsafe_server_names_are_refused_with_the_rules(raw: str) -> None:
+    with pytest.raises(BadRequest) as refused:
+        names.validate_server_name(raw)
+    assert "cannot be used as a server name" in refused.value.user_message
+    assert "lower-case letters" in refused.value.user_message
+
+
+@pytest.mark.parametrize("raw", ["x", "lab", "0", "my-lab.2", "a_b", "a" * 32])
+def test_usual_server_names_are_accepted(raw: str) -> None:
+    assert names.validate_server_name(raw) == raw
+
+
+def test_the_default_server_keeps_the_users_slug_and_address() -> None:
+    assert names.server_slug("alice") == names.user_slug("alice") == "alice"
+    assert names.server_prefix("alice") == "/user/alice/"
+    assert names.server_prefix("alice", "x") == "/user/alice/x/"
+
+
+def adversarial_servers(rng: random.Random) -> list[str]:
+    """Valid server names, among them ones built to look like the tails of other slugs (hex digests)."""
+    alphabet = "ab0-._"
+    found = {"x", "2d", "2dx", "a-b", "a--b", "0" * 16, "0123456789abcdef", "a" * 32, "-".join("ab" * 8)}
+    for _ in range(400):
+        found.add(rng.choice("ab0") + "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 31))))
+    return sorted(name for name in found if names.SERVER_NAME_PATTERN.fullmatch(name))
+
+
+def test_no_two_user_and_server_pairs_share_a_slug_and_none_takes_a_users_slug() -> None:
+    rng = random.Random(5)
+    every = sorted(adversarial_names(random.Random(11)))
+    users = every[:: max(1, len(every) // 300)]
+    servers = adversarial_servers(rng)[:150]
+    # Users whose shortened slug holds "---": their head ended in "-". Another user whose slug is that head,
+    # with a server named after the digest, is the pair that a three-dash separator would confuse with them.
+    traps = [name for name in every if "---" in names.user_slug(name)][:40]
+    assert traps, "the adversarial names must include a shortened slug with three dashes"
+    for trap in traps:
+        head, digest = names.user_slug(trap).rsplit("---", 1)
+        forged = unescape(head)
+        assert forged and names.USERNAME_PATTERN.fullmatch(forged)
+        users += [trap, forged]
+        servers.append(digest)
+    seen: dict[str, tuple[str, str]] = {}
+    for user in users:
+        for server in ["", *servers]:
+            slug = names.server_slug(user, server)
+            assert len(slug) <= names.MAX_SLUG and re.fullmatch(r"[a-z0-9-]+", slug), slug
+            pair = (user, server)
+            assert seen.setdefault(slug, pair) == pair, f"{pair} and {seen[slug]} share {slug!r}"
+
+
+def test_a_three_dash_separator_would_have_collided() -> None:
+    """Why the separator is four dashes: the counterexample the tests above guard against."""
+    trap = next(name for name in sorted(adversarial_names(random.Random(11))) if "---" in names.user_slug(name))
+    head, digest = names.user_slug(trap).rsplit("---", 1)
+    forged = unescape(head)
+    assert forged is not None and names.user_slug(forged) == head
+    assert f"{names.user_slug(forged)}---{names.escape(digest)}" == names.user_slug(trap)
+    assert names.server_slug(forged, digest) != names.user_slug(trap)
+
+
+def test_docker_names_of_servers_stay_dns_labels() -> None:
+    slug = names.server_slug("a" * 64, "b" * 32)
+    assert len(names.container_name("h" * 16, slug)) <= 63
+    assert len(names.user_network_name("h" * 16, slug)) <= 63
