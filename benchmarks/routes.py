@@ -30,7 +30,8 @@ from tests.fixtures.traefik import start_traefik
 
 def route(number: int) -> Route:
     name = f"u{number:05d}"
-    return Route(name, names.user_slug(name), names.user_prefix(name), f"http://10.0.{number // 250}.{number % 250}:8888")
+    target = f"http://10.0.{number // 250}.{number % 250}:8888"
+    return Route(name, names.user_slug(name), names.user_prefix(name), target)
 
 
 def write_many(proxy: TraefikFileProxy, first: int, last: int) -> None:
