@@ -48,7 +48,7 @@ def server_model(
         "started": iso(row.started),
         "last_activity": iso(latest(row.last_activity, server_activity)),
         "state": {},
-        "user_options": {"image": row.image_name} if row.image_name else {},
+        "user_options": {"image": row.image_name, **(row.user_options or {})} if row.image_name else {},
     }
 
 

@@ -17,21 +17,26 @@ from hub.accounts import SIGNAL_FILE, AccountService
 from hub.activity import ActivityTracker
 from hub.auth import AccessPolicy, LoginMethods
 from hub.auth_state import AuthStateBox
-from hub.config import Settings
+from hub.config import ConfigError, Settings
 from hub.culler import IdleCuller
 from hub.db import open_database
 from hub.dependencies import DependencyMonitor
+from hub.gpus import GPUAllocator, check_gpus, host_gpu_ids
 from hub.groups import GroupService
 from hub.handlers import setup_routes
 from hub.handlers.errors import error_middleware
 from hub.handlers.headers import setup_security_headers
+from hub.image_prep import ImagePreparer
+from hub.images import ImageProvider
 from hub.keys import (
     ACCESS_POLICY,
     ACCOUNTS,
     ACTIVITY,
     AUTH_STATE,
     DEPENDENCIES,
+    GPUS,
     GROUPS,
+    IMAGE_PREP,
     LOGIN_METHODS,
     LOGIN_THROTTLE,
     METRICS,
@@ -40,6 +45,9 @@ from hub.keys import (
     SERVERS,
     SESSIONS,
     SETTINGS,
+    SHARE_RELAYS,
+    SHARE_TICKETS,
+    SHARING,
     SIGNUPS,
     SPAWNER,
     TOKENS,
@@ -52,6 +60,8 @@ from hub.proxy import Proxy
 from hub.reconcile import Reconciler
 from hub.security import csrf_middleware, csrf_token, session_storage, session_user
 from hub.servers import ServerManager
+from hub.share_relay import RelayRegistry, TicketSigner
+from hub.sharing import SharingService
 from hub.signups import SignupService
 from hub.spawner import Spawner
 from hub.tokens import TokenStore
@@ -89,6 +99,11 @@ async def database(app: web.Application) -> AsyncIterator[None]:
     groups = GroupService(sessions, accounts)
     await groups.load()
     app[GROUPS] = groups
+    sharing = SharingService(sessions, accounts, settings.auth, groups.groups_of)
+    relays = RelayRegistry(sharing.may_reach)
+    sharing.on_change(relays.sweep)  # a share revoked: its recipient's open WebSockets close at once
+    await sharing.load()
+    app[SHARING], app[SHARE_RELAYS], app[SHARE_TICKETS] = sharing, relays, TicketSigner()
     app[SIGNUPS] = SignupService(sessions, accounts, settings)
     app[AUTH_STATE] = AuthStateBox(settings.auth.auth_state_key_file or settings.hub.data_dir / "auth_state_key")
     app[LOGIN_METHODS] = LoginMethods(settings, sessions)
@@ -114,6 +129,21 @@ async def database(app: web.Application) -> AsyncIterator[None]:
     await engine.dispose()
 
 
+async def gpu_allocator(settings: Settings, spawner: Spawner) -> GPUAllocator:
+    """The host's GPUs, after checking that Docker can pass them to containers (a ConfigError if an image asks
+    for GPUs that Docker here cannot give). With Docker away the check waits for the next start of the hub."""
+    try:
+        info = await spawner.daemon_info()
+    except Exception as exc:
+        if any(image.asks_for_gpus for image in settings.images):
+            log.warning(
+                "could not ask Docker whether it can pass GPUs to containers (%s); checked at the next start",
+                getattr(exc, "detail", exc),
+            )
+        return GPUAllocator(host_gpu_ids(settings.spawner), sharing=settings.spawner.gpu_sharing)
+    return check_gpus(settings, info)
+
+
 def backends(spawner: Spawner | None, proxy: Proxy | None) -> Context:
     """Docker and Traefik (or the given spawner and proxy), the server manager over them, and a first reconcile."""
 
@@ -132,8 +162,20 @@ def backends(spawner: Spawner | None, proxy: Proxy | None) -> Context:
         else:
             made_proxy = proxy
         app[SPAWNER], app[PROXY] = made_spawner, made_proxy
-        servers = ServerManager(settings, app[SESSIONS], made_spawner, made_proxy, app[METRICS])
+        try:
+            allocator = await gpu_allocator(settings, made_spawner)
+        except ConfigError:  # the hub does not start (hub serve prints it and exits with status 2)
+            await made_proxy.close()
+            await made_spawner.close()
+            raise
+        app[GPUS] = allocator
+        provider = getattr(made_spawner, "images", None)
+        if isinstance(provider, ImageProvider):  # a spawner that builds or pulls images (Docker's)
+            app[IMAGE_PREP] = ImagePreparer(settings.images, provider, settings.spawner)
+        servers = ServerManager(settings, app[SESSIONS], made_spawner, made_proxy, app[METRICS], gpus=allocator)
         servers.auth_state = app[AUTH_STATE]
+        servers.groups_of = app[GROUPS].groups_of
+        servers.on_server_deleted.append(app[SHARING].forget_server)
         await servers.load()
         monitor = DependencyMonitor(made_spawner, made_proxy, settings.lifecycle.dependency_check_interval)
         servers.dependencies = monitor
@@ -180,14 +222,19 @@ async def background(app: web.Application) -> AsyncIterator[None]:
         "dependencies": app[DEPENDENCIES].run(),
         "account-sync": app[ACCOUNTS].run_sync(),
         "trusted-proxies": app[TRUSTED_PROXIES].run_refresh(),
+        "share-sweeps": app[SHARE_RELAYS].run_sweeps(),
     }
     if culler.enabled:
         loops["cull"] = culler.run_periodically()
+    if IMAGE_PREP in app and app[IMAGE_PREP].enabled:
+        monitor = app[DEPENDENCIES]
+        loops["prepare-images"] = app[IMAGE_PREP].run(lambda: monitor.docker_ok)
     tasks = [asyncio.create_task(loop, name=name) for name, loop in loops.items()]
     yield
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    await app[SHARE_RELAYS].close()
 
 
 def create_app(settings: Settings, *, spawner: Spawner | None = None, proxy: Proxy | None = None) -> web.Application:

@@ -116,6 +116,25 @@ def check_login_methods(settings: Settings) -> None:
             raise ConfigError(str(exc)) from None
 
 
+async def check_gpus_with_docker(settings: Settings) -> str:
+    """When an image asks for GPUs: the start-up check of ``hub serve`` (a ConfigError), if Docker answers."""
+    if not any(image.asks_for_gpus for image in settings.images):
+        return ""
+    from hub.docker_spawner import DockerSpawner
+    from hub.gpus import check_gpus
+
+    spawner = DockerSpawner(settings.spawner)
+    try:
+        try:
+            info = await spawner.daemon_info()
+        except Exception as exc:
+            return f"; GPUs not checked: Docker did not answer ({getattr(exc, 'detail', exc)})"
+        allocator = check_gpus(settings, info)
+        return f"; {allocator.total} GPUs to hand out"
+    finally:
+        await spawner.close()
+
+
 def read_password(from_stdin: bool, min_length: int) -> str:
     """A new password from standard input or the prompt (twice); a short or mistyped one is a ValueError."""
     from hub.auth.native import password_problem
@@ -312,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
             check_login_methods(settings)
         if args.command == "check-config":
             methods = ", ".join(method.name for method in settings.auth.methods)
-            print(f"configuration OK: {len(settings.images)} images, login methods {methods}")
+            gpus = asyncio.run(check_gpus_with_docker(settings))
+            print(f"configuration OK: {len(settings.images)} images, login methods {methods}{gpus}")
             return 0
         if args.command == "serve":
             return serve(settings)

@@ -253,6 +253,11 @@ class SpawnerSection(Section):
     """Where the build folders of images with `build:` are."""
     build_args: dict[str, str] = {}
     """Build arguments for those builds, e.g. BASE_IMAGE for a site without registry access."""
+    prepare_images: bool = True
+    """Check, build or pull every offered image in the background when the hub starts (hub/image_prep.py), so
+    nobody waits for a build; off for hubs with many large images (then the first start of each waits)."""
+    prepare_concurrency: int = Field(2, ge=1, le=16)
+    """Images prepared at once."""
     isolation: Literal["shared", "per_user"] = "shared"
     """shared: all user containers on `network`; per_user: each on a network of its own, so they cannot reach
     each other (for web apps whose own login is off)."""

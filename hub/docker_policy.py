@@ -57,7 +57,7 @@ FREE_HOST_FIELDS = _names(
 # Host settings that are fine only while empty (null, false, 0, "", [] or {}).
 EMPTY_HOST_FIELDS = _names(
     """
-    Privileged CapAdd Capabilities Devices DeviceRequests DeviceCgroupRules VolumesFrom PortBindings
+    Privileged CapAdd Capabilities Devices DeviceCgroupRules VolumesFrom PortBindings
     PublishAllPorts Sysctls CgroupParent Cgroup VolumeDriver OomKillDisable BlkioDeviceReadBps
     BlkioDeviceWriteBps BlkioDeviceReadIOps BlkioDeviceWriteIOps BlkioWeightDevice Isolation
     """,
@@ -73,6 +73,9 @@ NAMESPACE_FIELDS = {
     "usernsmode": "user",
     "cgroupnsmode": "cgroup",
 }
+GPU_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+NOT_GPU_IDS = frozenset({"all", "none", "void"})  # words the NVIDIA runtime reads as "every GPU" or "none"
+DEVICE_REQUEST_FIELDS = frozenset({"driver", "count", "deviceids", "capabilities", "options"})
 SAFE_SECURITY_OPTS = frozenset({"no-new-privileges", "no-new-privileges:true", "no-new-privileges=true"})
 
 CREATE_QUERY = frozenset({"name", "platform"})
@@ -211,6 +214,32 @@ def check_namespace(field: str, value: Any) -> None:
         )
 
 
+def check_device_requests(requests: Any) -> None:
+    """GPUs only as the hub asks for them (hub/docker_spawner.py, ``gpu_requests``): the nvidia driver, the
+    capability ``gpu``, explicit GPU ids and nothing else (no count, no options, no other driver)."""
+    if empty(requests):
+        return
+    if not isinstance(requests, list):
+        raise Refused("HostConfig.DeviceRequests must be a list")
+    for request in requests:
+        if not isinstance(request, Folded) or set(request) - DEVICE_REQUEST_FIELDS:
+            raise Refused("a device request the hub does not make (only driver, ids and capabilities)")
+        if request.get("driver") != "nvidia":
+            raise Refused(f"the device driver {request.get('driver')!r} is not allowed; the hub asks for nvidia GPUs")
+        if request.get("count") not in (None, 0):
+            raise Refused("a device request by count (such as every GPU) is not allowed; the hub names its GPUs")
+        if request.get("capabilities") != [["gpu"]]:
+            raise Refused("only the device capability 'gpu' is allowed")
+        if not empty(request.get("options")):
+            raise Refused("device request options are not allowed")
+        ids = request.get("deviceids")
+        if not isinstance(ids, list) or not ids:
+            raise Refused("a device request must name the GPUs it wants")
+        for ident in ids:
+            if not isinstance(ident, str) or not GPU_ID.match(ident) or ident.lower() in NOT_GPU_IDS:
+                raise Refused(f"{ident!r} is not a GPU id (an index or a UUID)")
+
+
 def check_host_config(host: Any) -> tuple[str, ...]:
     """Refuse every host setting that reaches the host; return the named volumes it mounts."""
     if not isinstance(host, Folded):
@@ -227,6 +256,8 @@ def check_host_config(host: Any) -> tuple[str, ...]:
                 raise Refused(f"HostConfig.{host.name(field)} is not allowed (it would unmask host paths)")
         elif field in NAMESPACE_FIELDS:
             check_namespace(field, value)
+        elif field == "devicerequests":
+            check_device_requests(value)
         elif field == "securityopt":
             for option in value or []:
                 if option not in SAFE_SECURITY_OPTS:

@@ -219,6 +219,7 @@ class DockerSpawner(Spawner):
         return await self._call(lambda: self.client().info())
 
     async def close(self) -> None:
+        await self.images.close()
         if self._client is not None:
             self._client.close()
         self._executor.shutdown(wait=False, cancel_futures=True)

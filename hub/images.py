@@ -1,6 +1,8 @@
 """Makes sure a configured image is on the host: found, built from images/<name>, or pulled.
 
-Build and pull steps are reported as they happen, so the progress page shows them.
+One check, build or pull per image runs at a time (an ``ImageWork``). Whoever needs the image while it runs
+(a user's start, the background preparation of hub/image_prep.py) follows that same work: a late follower is
+told what happened so far, then sees each further step on its progress page.
 """
 
 from __future__ import annotations
@@ -8,9 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
+import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import docker
 import docker.errors
@@ -23,8 +28,71 @@ from hub.spawner import Report
 log = logging.getLogger(__name__)
 CA_ENV = "EXTRA_CA_CERT"
 REPORT_EVERY = 1.0
+BUILD_STEP = re.compile(r"^Step (\d+)/(\d+)\b")
 
 Call = Callable[..., Any]
+WorkKind = Literal["checking", "building", "pulling"]
+Finished = Callable[["ImageWork", BaseException | None], None]
+"""Told when a work ends: the work, and its error (None when the image is now here)."""
+
+
+class Stopped(Exception):
+    """The hub is shutting down: a build or pull stops reading its stream."""
+
+
+@dataclass(eq=False)
+class ImageWork:
+    """One check, build or pull of an image in flight, followed by every start that needs the image."""
+
+    image: str
+    kind: WorkKind = "checking"
+    headline: str = ""
+    """The first line of the build or pull ("Building the image ...")."""
+    message: str = ""
+    """The latest progress line."""
+    percent: int | None = None
+    """How far a build is by its steps (0-100); None while not known (checks, pulls)."""
+    lines: int = 0
+    started: float = field(default_factory=time.monotonic)
+    followers: list[Report] = field(default_factory=list)
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @property
+    def start_percent(self) -> int:
+        """Where a server's start stands while it waits for this work (5 to 28 of its 100)."""
+        if self.kind == "checking":
+            return 5
+        return 10 + (self.percent or 0) * 18 // 100
+
+    def begin(self, kind: WorkKind, headline: str) -> None:
+        self.kind, self.headline = kind, headline
+        self.report(headline)
+
+    def report(self, message: str, percent: int | None = None) -> None:
+        self.message, self.lines = message, self.lines + 1
+        if percent is not None:
+            self.percent = percent
+        for follow in list(self.followers):
+            follow(self.start_percent, message)
+
+    def summary(self) -> str:
+        """What a start that joins late is told about the work so far."""
+        seconds = time.monotonic() - self.started
+        if self.kind == "checking":
+            return f"Checking the image {self.image} (another start is checking it too)"
+        return (
+            f"{self.headline}: under way for {seconds:.0f} s ({self.lines} progress lines so far); "
+            "your start waits for it"
+        )
+
+
+def build_percent(line: str) -> int | None:
+    """How far a build is when it prints ``Step 3/8 : RUN ...``: the steps before this one, in percent."""
+    match = BUILD_STEP.match(line)
+    if match is None:
+        return None
+    step, steps = int(match.group(1)), int(match.group(2))
+    return min(100, (step - 1) * 100 // steps) if steps else None
 
 
 class ImageProvider:
@@ -32,43 +100,98 @@ class ImageProvider:
         self.settings = settings
         self.client = client
         self.call = call
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._running: dict[str, ImageWork] = {}
+        self._listeners: list[Finished] = []
+        self._stopping = threading.Event()
+
+    def work(self, image: str) -> ImageWork | None:
+        """The check, build or pull of this image reference under way, if any."""
+        return self._running.get(image)
+
+    def watch(self, listener: Finished) -> None:
+        """Call ``listener`` whenever a work ends, whoever started it."""
+        self._listeners.append(listener)
 
     async def ensure(self, image: ImageSpec, report: Report) -> None:
-        """One build or pull per image at a time; a second user waits for the first."""
-        async with self._locks.setdefault(image.image, asyncio.Lock()):
-            await self._ensure(image, report)
+        """Return once the image is on the host; raise SpawnError saying why it is not.
 
-    async def _ensure(self, image: ImageSpec, report: Report) -> None:
-        report(5, f"Checking the image {image.image}")
+        One work per image at a time: a second caller joins the first's and gets its outcome. Cancelling a
+        caller only stops it following; the work goes on for the others (and for the next start).
+        """
+        work = self._running.get(image.image)
+        if work is None:
+            work = ImageWork(image.image)
+            work.task = asyncio.create_task(self._run(image, work), name=f"image {image.image}")
+            self._running[image.image] = work
+        elif work.lines:
+            report(work.start_percent, work.summary())
+            if work.message != work.headline:
+                report(work.start_percent, work.message)
+        assert work.task is not None
+        work.followers.append(report)
+        try:
+            await asyncio.shield(work.task)
+        finally:
+            work.followers.remove(report)
+
+    async def present(self, image: ImageSpec) -> bool:
+        """Whether the image is on the host (no build, no pull)."""
+        try:
+            await self.call(lambda: self.client().images.get(image.image))
+        except docker.errors.ImageNotFound:
+            return False
+        except docker.errors.APIError as exc:
+            raise SpawnError(f"Docker could not look up the image {image.image}: {exc.explanation}") from exc
+        return True
+
+    async def close(self) -> None:
+        """Stop the works under way (the hub is shutting down): their threads stop at the next stream line."""
+        self._stopping.set()
+        tasks = [work.task for work in self._running.values() if work.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _run(self, image: ImageSpec, work: ImageWork) -> None:
+        error: BaseException | None = None
+        try:
+            await self._ensure(image, work)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            del self._running[image.image]
+            for listener in self._listeners:
+                try:
+                    listener(work, error)
+                except Exception:
+                    log.exception("a listener of the image work %s failed", image.image)
+
+    async def _ensure(self, image: ImageSpec, work: ImageWork) -> None:
+        """The work itself: check, then build or pull as the image and ``spawner.pull_policy`` say."""
+        work.report(f"Checking the image {image.image}")
         policy = self.settings.pull_policy
-        if image.build or policy != "always":
-            try:
-                await self.call(lambda: self.client().images.get(image.image))
-                return
-            except docker.errors.ImageNotFound:
-                pass
-            except docker.errors.APIError as exc:
-                raise SpawnError(f"Docker could not look up the image {image.image}: {exc.explanation}") from exc
+        if (image.build or policy != "always") and await self.present(image):
+            return
         if image.build:
-            await self._build(image, report)
+            await self._build(image, work)
         elif policy == "never":
             raise SpawnError(
                 f"The image {image.image} is not on this host, and this hub does not pull images. "
                 "Ask your administrator to build or pull it."
             )
         else:
-            await self._pull(image, report)
+            await self._pull(image, work)
 
-    def _threadsafe(self, report: Report) -> Callable[[int, str], None]:
+    def _threadsafe(self, work: ImageWork) -> Callable[[str, int | None], None]:
         loop = asyncio.get_running_loop()
 
-        def send(percent: int, message: str) -> None:
-            loop.call_soon_threadsafe(report, percent, message)
+        def send(message: str, percent: int | None) -> None:
+            loop.call_soon_threadsafe(work.report, message, percent)
 
         return send
 
-    async def _build(self, image: ImageSpec, report: Report) -> None:
+    async def _build(self, image: ImageSpec, work: ImageWork) -> None:
         context = self.settings.images_dir / str(image.build)
         if not (context / "Dockerfile").is_file():
             raise SpawnError(
@@ -77,17 +200,17 @@ class ImageProvider:
         args = dict(self.settings.build_args)
         if os.environ.get(CA_ENV):
             args.setdefault(CA_ENV, os.environ[CA_ENV])
-        report(10, f"Building the image {image.image} (the first time takes a few minutes)")
+        work.begin("building", f"Building the image {image.image} (the first time takes a few minutes)")
         started = time.monotonic()
-        send = self._threadsafe(report)
+        send = self._threadsafe(work)
 
         def build() -> None:
             stream = self.client().api.build(
                 path=str(context), tag=image.image, buildargs=args, decode=True, rm=True, forcerm=True
             )
-            for line in _messages(stream):
+            for line in _messages(stream, self._stopping):
                 if line.startswith("Step "):
-                    send(15, f"Building {image.image}: {line}")
+                    send(f"Building {image.image}: {line}", build_percent(line))
 
         try:
             await self.call(build)
@@ -95,18 +218,19 @@ class ImageProvider:
             raise SpawnError(f"The image {image.image} could not be built: {exc}", f"build {context}: {exc}") from exc
         log.info("built %s from %s in %.1fs", image.image, context, time.monotonic() - started)
 
-    async def _pull(self, image: ImageSpec, report: Report) -> None:
-        report(10, f"Pulling the image {image.image} (this can take a few minutes the first time)")
+    async def _pull(self, image: ImageSpec, work: ImageWork) -> None:
+        work.begin("pulling", f"Pulling the image {image.image} (this can take a few minutes the first time)")
         started = time.monotonic()
-        send = self._threadsafe(report)
+        send = self._threadsafe(work)
         repository, tag = docker.utils.parse_repository_tag(image.image)
 
         def pull() -> None:
             last = 0.0
-            for status in _messages(self.client().api.pull(repository, tag=tag or "latest", stream=True, decode=True)):
+            stream = self.client().api.pull(repository, tag=tag or "latest", stream=True, decode=True)
+            for status in _messages(stream, self._stopping):
                 if time.monotonic() - last > REPORT_EVERY:
                     last = time.monotonic()
-                    send(15, f"Pulling {image.image}: {status}")
+                    send(f"Pulling {image.image}: {status}", None)
 
         try:
             await self.call(pull)
@@ -118,9 +242,12 @@ class ImageProvider:
         log.info("pulled %s in %.1fs", image.image, time.monotonic() - started)
 
 
-def _messages(stream: Iterator[dict[str, Any]]) -> Iterator[str]:
-    """Readable lines of a build or pull stream; an error in the stream raises BuildError."""
+def _messages(stream: Iterator[dict[str, Any]], stopping: threading.Event) -> Iterator[str]:
+    """Readable lines of a build or pull stream; an error in the stream raises BuildError, and the hub
+    shutting down raises Stopped (so the thread ends: Python waits for it before exiting)."""
     for chunk in stream:
+        if stopping.is_set():
+            raise Stopped()
         if "error" in chunk:
             raise docker.errors.BuildError(str(chunk["error"]).strip(), iter([]))
         text = chunk.get("stream") or chunk.get("status") or ""
@@ -131,4 +258,4 @@ def _messages(stream: Iterator[dict[str, Any]]) -> Iterator[str]:
             yield text
 
 
-__all__ = ["ImageProvider"]
+__all__ = ["ImageProvider", "ImageWork", "build_percent"]

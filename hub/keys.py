@@ -11,12 +11,16 @@ from hub.auth_state import AuthStateBox
 from hub.config import Settings
 from hub.db import Sessionmaker
 from hub.dependencies import DependencyMonitor
+from hub.gpus import GPUAllocator
 from hub.groups import GroupService
+from hub.image_prep import ImagePreparer
 from hub.login_guard import LoginThrottle, TrustedProxies
 from hub.metrics import HubMetrics
 from hub.proxy import Proxy
 from hub.reconcile import Reconciler
 from hub.servers import ServerManager
+from hub.share_relay import RelayRegistry, TicketSigner
+from hub.sharing import SharingService
 from hub.signups import SignupService
 from hub.spawner import Spawner
 from hub.tokens import TokenStore
@@ -41,3 +45,8 @@ ACCOUNTS = web.AppKey("accounts", AccountService)
 RECONCILER = web.AppKey("reconciler", Reconciler)
 GROUPS = web.AppKey("groups", GroupService)
 SIGNUPS = web.AppKey("signups", SignupService)
+GPUS = web.AppKey("gpus", GPUAllocator)
+IMAGE_PREP = web.AppKey("image_prep", ImagePreparer)
+SHARING = web.AppKey("sharing", SharingService)
+SHARE_TICKETS = web.AppKey("share_tickets", TicketSigner)
+SHARE_RELAYS = web.AppKey("share_relays", RelayRegistry)

@@ -6,7 +6,7 @@ import datetime as dt
 import enum
 import time
 
-from sqlalchemy import Column, DateTime, Enum, ForeignKey, String, Table, Text, UniqueConstraint
+from sqlalchemy import Column, DateTime, Enum, ForeignKey, Integer, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -88,6 +88,11 @@ class Server(Base):
     """Why the last start failed or the server stopped, in words for the user."""
     error_log: Mapped[str | None] = mapped_column(Text, default=None)
     """The last lines of the server's log that go with ``error``, kept apart from the message."""
+    user_options: Mapped[str | None] = mapped_column(Text, default=None)
+    """The resources chosen at its last start, as JSON (``{"mem_limit": "2g", "cpu_limit": "1", "gpus": "0"}``,
+    see hub/resources.py); None for servers started before choices existed."""
+    gpu_ids: Mapped[str | None] = mapped_column(String(255), default=None)
+    """The host GPUs its container was given, comma-separated (as its ``hub.gpus`` label); None for none."""
     owner: Mapped[User] = relationship(back_populates="servers", lazy="raise_on_sql")
 
 
@@ -148,3 +153,36 @@ class SignupRequest(Base):
     """pending, approved or rejected."""
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
     decided: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+
+class Share(Base):
+    """One server of a user shared with another user or with a group (exactly one of the two), until
+    ``expires_at`` (None: until revoked). Goes with the server, the user or the group (database cascade)."""
+
+    __tablename__ = "shares"
+    __table_args__ = (
+        UniqueConstraint("server_id", "user_id", name="uq_shares_server_id_user_id"),
+        UniqueConstraint("server_id", "group_id", name="uq_shares_server_id_group_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    server_id: Mapped[int] = mapped_column(ForeignKey("servers.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True, default=None)
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), index=True, default=None)
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+
+class ShareCode(Base):
+    """A share link: whoever accepts its code while logged in gets a share of the server. Only the code's
+    SHA-256 is kept; the code itself is shown once. Codes always expire."""
+
+    __tablename__ = "share_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    server_id: Mapped[int] = mapped_column(ForeignKey("servers.id", ondelete="CASCADE"), index=True)
+    hashed: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column()
+    exchange_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_exchanged_at: Mapped[dt.datetime | None] = mapped_column(default=None)

@@ -4,7 +4,8 @@ The reconciler only looks; every change is a step of the server manager (servers
 only if the server is still as the reconciler saw it:
 
 - a running server whose container runs is adopted (its route is rewritten if missing, or always
-  at start-up, since route files are a projection of the database);
+  at start-up, since route files are a projection of the database), and the GPUs its container
+  carries (label ``hub.gpus``) are known as taken;
 - a running server whose container exited has crashed (``record_crash``): its route goes, it is
   marked stopped, and the user is told why (out of memory, exit code, the last log lines);
 - a running server whose container is gone is marked stopped the same way;
@@ -27,7 +28,7 @@ from hub import names
 from hub.config import Settings
 from hub.errors import HubError
 from hub.models import Server, ServerState, User, utcnow
-from hub.servers import Key, Seen, ServerManager, handle_from
+from hub.servers import Key, Seen, ServerManager, gpu_key, handle_from
 from hub.spawner import ServerInfo
 from hub.tokens import aware
 
@@ -108,6 +109,8 @@ class Reconciler:
             if info is not None and info.running:
                 if rewrite_routes or not routed:
                     await self.servers.adopt(name, seen, rewrite_route=rewrite_routes, server=server)
+                if self.servers.gpus.holding(gpu_key(key)) != info.gpu_ids:
+                    await self.servers.adopt_gpus(name, seen, info.gpu_ids, server=server)
                 return
             await self.servers.record_crash(name, seen, info, server=server)
         elif seen.state in (ServerState.STARTING, ServerState.STOPPING):

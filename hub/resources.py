@@ -20,6 +20,7 @@ are strings (one-item lists, as JupyterHub's ``options_from_form`` makes, count 
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -302,3 +303,29 @@ def _limits(chosen: Mapping[str, str | None]) -> Limits:
         cpu_limit=float(cpu) if cpu is not None else None,
         gpus="all" if gpus == "all" else int(gpus),
     )
+
+
+def stored_options(text: str | None) -> dict[str, str]:
+    """The resource choices a server row keeps (``servers.user_options``, JSON); {} for none or unreadable."""
+    try:
+        loaded = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    if not isinstance(loaded, dict):
+        return {}
+    return {key: str(value) for key, value in loaded.items() if key in RESOURCE_KEYS and value is not None}
+
+
+def limits_of(options: Mapping[str, str]) -> Limits | None:
+    """The limits that stored choices describe; None when there are none (a server from before choices)."""
+    if not options:
+        return None
+    cpu, gpus = options.get("cpu_limit"), options.get("gpus") or "0"
+    try:
+        return Limits(
+            mem_limit=options.get("mem_limit") or None,
+            cpu_limit=float(cpu) if cpu else None,
+            gpus="all" if gpus == "all" else int(gpus),
+        )
+    except ValueError:
+        return None

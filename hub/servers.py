@@ -10,6 +10,10 @@ in server_states.py. Steps for one server run one at a time (a lock per server);
 under its user's lock as well, which deleting the user holds throughout. A step started from an
 observation does nothing when the server changed since (``Seen``).
 
+A start resolves the resources asked for (hub/resources.py) and takes the server's GPUs (hub/gpus.py)
+before anything changes; every step that ends a server (stop, cull, crash, failed or interrupted start,
+deletion) gives them back once its container is gone.
+
 The server's secret token lives in the database and in memory: forward auth hands it to Traefik
 with each request it allows (``route_secret``), so it is in no file Traefik reads.
 """
@@ -17,26 +21,30 @@ with each request it allows (``route_secret``), so it is in no file Traefik read
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import json
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub import names, server_states
+from hub import names, resources, server_states
 from hub.auth_state import AuthStateBox
 from hub.config import ImageSpec, Settings
 from hub.db import Sessionmaker, get_user
 from hub.errors import BadRequest, Conflict, HubError, LimitReached, NotFound, SpawnError
+from hub.gpus import GPUAllocator, NoGPUFree, gpu_label, parse_gpu_label
 from hub.metrics import HubMetrics
 from hub.models import Server, ServerState, User, utcnow
 from hub.progress import ProgressEvent, SpawnProgress
 from hub.proxy import Proxy, Route
+from hub.resources import Limits
 from hub.spawn_queue import SpawnQueue
 from hub.spawner import ServerHandle, ServerInfo, Spawner, SpawnRequest
 from hub.tokens import aware
@@ -64,6 +72,8 @@ class ServerView:
     error_log: str | None = None
     name: str = ""
     """"" for the default server."""
+    limits: str | None = None
+    """The limits chosen at its last start, in words (``Memory 2g · 1 CPU``); None before choices existed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +108,12 @@ def route_of(user: str, server: Server, image: ImageSpec | None) -> Route:
     )
 
 
+def limits_of(server: Server) -> Limits | None:
+    return resources.limits_of(resources.stored_options(server.user_options))
+
+
 def view_of(server: Server) -> ServerView:
+    limits = limits_of(server)
     return ServerView(
         server.state,
         server.image_name,
@@ -107,7 +122,22 @@ def view_of(server: Server) -> ServerView:
         server.error,
         server.error_log,
         server.name,
+        limits.describe() if limits else None,
     )
+
+
+def stored_options(limits: Limits, image: ImageSpec) -> dict[str, str]:
+    """The limits a server row keeps (and the API shows in ``user_options``); no GPUs go unsaid for an image
+    that never asks for any."""
+    options = limits.as_user_options()
+    if options.get("gpus") == "0" and not image.asks_for_gpus:
+        del options["gpus"]
+    return options
+
+
+def gpu_key(key: Key) -> str:
+    """The allocator's name of a server: ``alice`` or ``alice/x``."""
+    return names.server_label(*key)
 
 
 async def server_row(session: AsyncSession, key: Key) -> Server | None:
@@ -120,11 +150,12 @@ def failure_text(message: str, log_tail: str | None) -> str:
     return f"{message}\n\nLast lines of its log:\n{log_tail.rstrip()}" if log_tail else message
 
 
-def crash_message(info: ServerInfo | None, image: ImageSpec | None) -> str:
+def crash_message(info: ServerInfo | None, image: ImageSpec | None, mem_limit: str | None = None) -> str:
     if info is None:
         return "Your server's container disappeared, so it was marked stopped. Your files are kept."
     if info.oom_killed:
-        limit = f" (its limit is {image.mem_limit})" if image and image.mem_limit else ""
+        memory = mem_limit or (image.mem_limit if image else None)
+        limit = f" (its limit is {memory})" if memory else ""
         return f"Your server was stopped because it ran out of memory{limit}. Your files are kept."
     return f"Your server stopped unexpectedly (exit code {info.exit_code}). Your files are kept."
 
@@ -137,8 +168,13 @@ class ServerManager:
         spawner: Spawner,
         proxy: Proxy,
         metrics: HubMetrics | None = None,
+        gpus: GPUAllocator | None = None,
     ) -> None:
         self.settings = settings
+        self.gpus = gpus if gpus is not None else GPUAllocator((), sharing=settings.spawner.gpu_sharing)
+        """Who holds which of the host's GPUs (hub/gpus.py); set by the app after its check at start-up."""
+        self.groups_of: Callable[[str], frozenset[str]] = lambda name: frozenset()
+        """A user's groups, for their resource maxima (group_limits); set by the app."""
         self.metrics = metrics
         self.auth_state: AuthStateBox | None = None
         """Opens what login methods hand to servers; set by the app."""
@@ -153,6 +189,8 @@ class ServerManager:
         self.queue = SpawnQueue(settings.lifecycle.concurrent_spawns)
         self._capacity = asyncio.Lock()  # the running-server limit is checked and claimed in one step
         self.dependencies: DependencyGate | None = None
+        self.on_server_deleted: list[Callable[[str, str], Awaitable[None]]] = []
+        """Called with (user, server) after a named server was deleted (sharing forgets its shares)."""
 
     # -- reading -------------------------------------------------------------------------------
     def _lock(self, key: Key) -> asyncio.Lock:
@@ -185,12 +223,14 @@ class ServerManager:
         async with self.sessions() as session:
             rows = (
                 await session.execute(
-                    select(User.name, Server.name, Server.route_secret)
+                    select(User.name, Server.name, Server.route_secret, Server.gpu_ids)
                     .join(User.servers)
                     .where(Server.state.in_((ServerState.RUNNING, ServerState.STARTING, ServerState.STOPPING)))
                 )
             ).all()
-        self._secrets = {(name, server): secret for name, server, secret in rows if secret}
+        self._secrets = {(name, server): secret for name, server, secret, _ in rows if secret}
+        for name, server, _, gpu_ids in rows:  # until the reconciler reads them from the containers' labels
+            self.gpus.adopt(gpu_key((name, server)), parse_gpu_label(gpu_ids))
 
     async def view(self, name: str, server: str = "") -> ServerView | None:
         async with self.sessions() as session:
@@ -241,20 +281,38 @@ class ServerManager:
             return True
 
     # -- start ---------------------------------------------------------------------------------
-    async def start(self, name: str, image: ImageSpec, server: str = "") -> SpawnProgress:
-        """Begin starting one of the user's servers (made if new), or join the start in flight; returns at once."""
+    async def start(
+        self,
+        name: str,
+        image: ImageSpec,
+        server: str = "",
+        user_options: Mapping[str, object] | None = None,
+        *,
+        admin: bool = False,
+    ) -> SpawnProgress:
+        """Begin starting one of the user's servers (made if new), or join the start in flight; returns at once.
+
+        ``user_options`` are the resources asked for (JupyterHub's shape, hub/resources.py); a value not offered
+        is a 400 and nothing starts. ``admin``: the one who asks is an admin (no group maxima). GPUs are taken
+        here, so a start without a free GPU is refused (429) before anything changes, unless
+        ``spawner.gpu_wait`` lets it wait in line for one.
+        """
         key = (name, server)
         if server:
             if not self.settings.spawner.named_servers:
                 raise BadRequest("Named servers are not enabled on this hub.")
             names.validate_server_name(server)
+        limits = resources.resolve(
+            image, user_options or {}, self.groups_of(name), admin, self.settings, host_gpus=self.gpus.total
+        )
         async with self._user_lock(name), self._lock(key):
             if self.is_spawning(name, server):
                 return self._progress[key]
             progress = SpawnProgress()
             if self.dependencies is not None:
                 self.dependencies.require_docker()
-            async with self._capacity, self.sessions.begin() as session:
+            taken: list[str] = []  # the server key, once GPUs are taken for this start
+            async with self._capacity, self._giving_back_gpus_on_error(taken), self.sessions.begin() as session:
                 await self._check_capacity(key)
                 user = await get_user(session, name)
                 if user is None:
@@ -297,9 +355,12 @@ class ServerManager:
                 row.state = ServerState.STARTING
                 row.route_secret = secrets.token_urlsafe(32)
                 row.error = row.error_log = None
-                row.container_id = row.container_name = row.url = None
+                row.container_id = row.container_name = row.url = row.gpu_ids = None
+                row.user_options = json.dumps(stored_options(limits, image))
                 secret = row.route_secret
                 login_environment = self.auth_state.open(user.auth_state) if self.auth_state is not None else {}
+                gpu_ids, wait_for_gpus = self._take_gpus(key, limits)  # last: nothing after it can refuse
+                taken.append(gpu_key(key))
             self._progress[key] = progress
             progress.report(0, f"Starting your {image.title} server")
             request = SpawnRequest(
@@ -312,11 +373,42 @@ class ServerManager:
                 login_environment,
                 server_name=server,
                 volume_server=volume_server,
+                limits=limits,
+                gpu_ids=gpu_ids,
             )
             self._spawns[key] = asyncio.create_task(
-                self._spawn(request, progress), name=f"spawn-{names.server_label(name, server)}"
+                self._spawn(request, progress, wait_for_gpus), name=f"spawn-{names.server_label(name, server)}"
             )
             return progress
+
+    def _take_gpus(self, key: Key, limits: Limits) -> tuple[tuple[str, ...], bool]:
+        """The GPUs for a start, taken now (plain code: two starts cannot take the same GPU); or, when none is
+        free and ``spawner.gpu_wait`` is set, (), True: the start waits for them before its turn in line."""
+        if not limits.wants_gpus:
+            self._release_gpus(key)
+            return (), False
+        try:
+            return tuple(self.gpus.try_allocate(gpu_key(key), limits.gpus)), False
+        except NoGPUFree:
+            count = self.gpus.total if limits.gpus == "all" else limits.gpus
+            if self.settings.spawner.gpu_wait <= 0 or not 0 < count <= self.gpus.total:
+                raise
+            return (), True
+
+    def _release_gpus(self, key: Key) -> None:
+        """Give back the server's GPUs (nothing held is fine): call once its container is gone."""
+        self.gpus.release(gpu_key(key))
+
+    @contextlib.asynccontextmanager
+    async def _giving_back_gpus_on_error(self, taken: list[str]) -> AsyncIterator[None]:
+        """GPUs taken for a start whose record could not be written go back (only those: a refusal before
+        they were taken leaves alone what the server may hold)."""
+        try:
+            yield
+        except BaseException:
+            for server_key in taken:
+                self.gpus.release(server_key)
+            raise
 
     def _check_named_limit(self, user: User, server: str) -> None:
         """JupyterHub's rule: a new named server is refused when the user has the limit's number already."""
@@ -350,7 +442,7 @@ class ServerManager:
                 f"{names.server_label(name, server)} refused: {count} servers active, limit {limit}",
             )
 
-    async def _spawn(self, request: SpawnRequest, progress: SpawnProgress) -> None:
+    async def _spawn(self, request: SpawnRequest, progress: SpawnProgress, wait_for_gpus: bool = False) -> None:
         name, server, image = request.username, request.server_name, request.image
         key, label = (name, server), names.server_label(name, server)
         began = time.monotonic()
@@ -360,6 +452,11 @@ class ServerManager:
             progress.report(2, f"Waiting for a free slot: you are number {place} in line")
 
         try:
+            if wait_for_gpus and request.limits is not None:
+                wait = self.settings.spawner.gpu_wait
+                progress.report(1, f"Waiting for a free GPU (up to {wait:g} seconds)")
+                taken = await self.gpus.allocate(gpu_key(key), request.limits.gpus, wait=wait)
+                request = replace(request, gpu_ids=tuple(taken))
             async with self.queue.turn(place_in_line):
                 handle = await self.spawner.start(request, progress.report)
                 await self._set(
@@ -369,6 +466,7 @@ class ServerManager:
                     container_name=handle.container_name,
                     volume_name=handle.volume_name,
                     url=handle.url,
+                    gpu_ids=gpu_label(request.gpu_ids) or None,
                 )
                 progress.report(85, "Adding the route to your server")
                 self._secrets[key] = request.token
@@ -407,15 +505,21 @@ class ServerManager:
         if self.metrics:
             self.metrics.spawn_failures.inc()
         self._secrets.pop(key, None)
+        container_gone = handle is None  # a container the spawner made and could not start, it removed itself
         try:
             await self.proxy.delete_route(names.server_slug(*key))
             if handle is not None:
                 await self.spawner.stop(handle)
+                container_gone = True
         except Exception as exc:
             log.warning("cleanup after failed start of %s: %s", names.server_label(*key), getattr(exc, "detail", exc))
         finally:
+            if container_gone:  # else its GPUs stay taken until the reconciler removes the container
+                self._release_gpus(key)
             try:  # the state first: whoever the final event wakes reads the failure from the database
-                await self._set(key, ServerState.FAILED, error=message, error_log=log_tail or None, url=None)
+                await self._set(
+                    key, ServerState.FAILED, error=message, error_log=log_tail or None, url=None, gpu_ids=None
+                )
             finally:
                 progress.emit(ProgressEvent(100, failure_text(message, log_tail), failed=True))
 
@@ -454,6 +558,7 @@ class ServerManager:
         async with self.sessions() as session:
             server = await server_row(session, key)
             if server is None or server.state == ServerState.STOPPED:
+                self._release_gpus(key)
                 return
             handle, previous = handle_of(server), server.state
             route = route_of(key[0], server, self.settings.image(server.image_name)) if server.url else None
@@ -462,10 +567,13 @@ class ServerManager:
             await self.proxy.delete_route(slug)
             if handle.container_id or handle.container_name:
                 await self.spawner.stop(handle)
+            self._release_gpus(key)
             if reason is not None or interrupted:  # a new reason (or none, after a cancelled start) replaces the old
-                await self._set(key, ServerState.STOPPED, container_id=None, url=None, error=reason, error_log=None)
+                await self._set(
+                    key, ServerState.STOPPED, container_id=None, url=None, gpu_ids=None, error=reason, error_log=None
+                )
             else:
-                await self._set(key, ServerState.STOPPED, container_id=None, url=None)
+                await self._set(key, ServerState.STOPPED, container_id=None, url=None, gpu_ids=None)
             self._progress.pop(key, None)
             return
         await self._set(key, ServerState.STOPPING)
@@ -484,7 +592,10 @@ class ServerManager:
                 raise
             log.exception("stopping the server of %s failed", label)
             raise HubError("Your server could not be stopped. Please try again in a minute.") from exc
-        await self._set(key, ServerState.STOPPED, container_id=None, url=None, error=reason, error_log=None)
+        self._release_gpus(key)
+        await self._set(
+            key, ServerState.STOPPED, container_id=None, url=None, gpu_ids=None, error=reason, error_log=None
+        )
         self._progress.pop(key, None)
         log.info("stopped the server of %s", label)
 
@@ -507,6 +618,8 @@ class ServerManager:
             self._progress.pop(key, None)
             self._secrets.pop(key, None)
             self._spawns.pop(key, None)
+            for listener in self.on_server_deleted:
+                await listener(name, server)
         log.info("deleted the server %s", names.server_label(name, server))
 
     # -- steps the reconciler calls after it looked ---------------------------------------------
@@ -529,14 +642,29 @@ class ServerManager:
             )
             await self.proxy.add_route(route)
 
+    async def adopt_gpus(self, name: str, seen: Seen, gpu_ids: tuple[str, ...], server: str = "") -> None:
+        """A running server's container holds these GPUs (its label): the allocator learns them (after a restart)."""
+        key = (name, server)
+        async with self._lock(key):
+            if self.is_spawning(name, server) or not await self._still(key, seen):
+                return
+            if self.gpus.holding(gpu_key(key)) != gpu_ids:
+                log.info("reconcile: %s holds GPUs %s", names.server_label(name, server), gpu_label(gpu_ids) or "none")
+                if gpu_ids:
+                    self.gpus.adopt(gpu_key(key), gpu_ids)
+                else:
+                    self._release_gpus(key)
+
     async def record_crash(self, name: str, seen: Seen, info: ServerInfo | None, server: str = "") -> None:
         """A running server whose container exited (or vanished): route gone, stopped, and the user told why."""
         key = (name, server)
         async with self._lock(key):
             if self.is_spawning(name, server) or not await self._still(key, seen):
                 return
-            view = await self.view(name, server)
-            image = self.settings.image(view.image_name) if view else None
+            async with self.sessions() as session:
+                row = await server_row(session, key)
+                image = self.settings.image(row.image_name) if row else None
+                chosen = resources.stored_options(row.user_options) if row else {}
             tail = await self.spawner.logs(handle_from(info), LOG_TAIL_LINES) if info is not None else ""
             log.warning(
                 "server of %s %s",
@@ -547,12 +675,14 @@ class ServerManager:
             await self.proxy.delete_route(names.server_slug(name, server))
             if info is not None:
                 await self.spawner.stop(handle_from(info))
+            self._release_gpus(key)
             await self._set(
                 key,
                 ServerState.STOPPED,
                 url=None,
                 container_id=None,
-                error=crash_message(info, image),
+                gpu_ids=None,
+                error=crash_message(info, image, chosen.get("mem_limit")),
                 error_log=tail.rstrip() or None,
             )
 
@@ -572,6 +702,7 @@ class ServerManager:
                 await self.spawner.stop(handle_from(info))
             elif recorded is not None:
                 await self.spawner.stop(recorded)
+            self._release_gpus(key)
             self._secrets.pop(key, None)
             await self.proxy.delete_route(names.server_slug(name, server))
             await self._set(
@@ -579,6 +710,7 @@ class ServerManager:
                 ServerState.STOPPED,
                 url=None,
                 container_id=None,
+                gpu_ids=None,
                 error="The hub restarted while your server was starting or stopping. "
                 "Start it again; your files are kept.",
             )
@@ -596,6 +728,7 @@ class ServerManager:
                     "removing leftover container %s of %s", info.container_name, names.server_label(name, server)
                 )
                 await self.spawner.stop(handle_from(info))
+            self._release_gpus(key)  # a server that is not running holds none
             if routed:
                 self._secrets.pop(key, None)
                 await self.proxy.delete_route(names.server_slug(name, server))
@@ -616,6 +749,9 @@ class ServerManager:
                 self._progress.pop(key, None)
             for key in [key for key in self._secrets if key[0] == name]:
                 self._secrets.pop(key, None)
+            for held in self.gpus.in_use():  # stopped above; nothing of the account may keep a GPU
+                if held == name or held.startswith(f"{name}/"):
+                    self.gpus.release(held)
         if remove_files:
             for volume in volumes:
                 await self.spawner.remove_data(volume)

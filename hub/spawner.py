@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from hub.config import ImageSpec
 from hub.resources import Limits
@@ -92,6 +93,10 @@ class Spawner(abc.ABC):
     async def ping(self) -> bool:
         """Whether the backend answers right now."""
         return True
+
+    async def daemon_info(self) -> dict[str, Any]:
+        """What the backend tells about itself (``docker info``: runtimes, devices), for the GPU check at start-up."""
+        return {}
 
     async def close(self) -> None:
         """Release connections."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import hashlib
 import logging
 import os
@@ -27,6 +28,7 @@ from hub import names
 from hub.config import TraefikSection
 from hub.errors import ProxyError
 from hub.proxy import Proxy, Route
+from hub.share_relay import RELAY_PREFIX, SHARE_COOKIE, SHARE_TICKET_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -47,43 +49,86 @@ def router_tls(resolver: str | None, domain: str | None) -> dict[str, Any]:
     return {"tls": tls}
 
 
+WEBSOCKET_RULE = "HeaderRegexp(`Upgrade`, `(?i)websocket`)"
+"""Any mention of websocket, so that no variant of the header slips past to the plain HTTP router."""
+SHARE_COOKIE_RULE = f"HeaderRegexp(`Cookie`, `(^|;\\s*){SHARE_COOKIE}=1(;|$)`)"
+
+
+def route_priorities(prefix: str) -> tuple[int, int, int]:
+    """Priorities of a server's HTTP, WebSocket and shared-WebSocket routers: a longer prefix always wins (a
+    named server over its owner's default one), and for one prefix the more specific rule does."""
+    base = 10 * len(prefix)
+    return base + 1, base + 2, base + 3
+
+
 def render_route(route: Route, *, hub_url: str, entrypoint: str, tls: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The dynamic configuration of one user's route, as a plain mapping."""
+    """The dynamic configuration of one server's routes, as a plain mapping.
+
+    Three routers share the prefix. Plain HTTP goes to the server after forward auth lets the owner or
+    someone it is shared with through (revoking a share ends that at the next request). WebSocket upgrades go
+    to the server only for the owner (and admins or accounts that may open any server), because Traefik never
+    closes a WebSocket it has opened. Upgrades that carry the share marker cookie go to the hub's relay
+    (hub/share_relay.py), which can close a recipient's WebSockets when the share ends.
+    """
     rid = names.route_id(route.slug)
     if not (route.prefix.startswith("/user/") and route.prefix.endswith("/")) or "`" in route.prefix:
         raise ValueError(f"not a user prefix: {route.prefix!r}")
-    auth_address = f"{hub_url}/hub/forward-auth/{quote(route.username, safe='')}"
-    if route.server_name:  # each server's own middleware asks about that server, and gets its token
-        auth_address += f"/{quote(route.server_name, safe='')}"
-    middlewares: dict[str, Any] = {
-        f"{rid}-auth": {
+    owner = quote(route.username, safe="")
+    where = f"/{owner}" + (f"/{quote(route.server_name, safe='')}" if route.server_name else "")
+
+    def auth(path: str, headers: list[str]) -> dict[str, Any]:
+        # Each server's own middleware asks about that server. The hub answers an allowed request with the
+        # server's token (Authorization) and the request's cookies minus its own session cookie; Traefik puts
+        # both on the request. So no secret is in this file, and the server never sees its visitor's session.
+        return {
             "forwardAuth": {
-                "address": auth_address,
+                "address": f"{hub_url}{path}{where}",
                 "trustForwardHeader": False,
                 "maxResponseBodySize": 65536,
-                # The hub answers an allowed request with the server's token (Authorization) and the
-                # request's cookies minus its own session cookie; Traefik puts both on the request.
-                # So no secret is in this file, and the server never sees its visitor's session.
-                "authResponseHeaders": ["Authorization", "Cookie"],
+                "authResponseHeaders": headers,
             }
-        },
+        }
+
+    middlewares: dict[str, Any] = {
+        f"{rid}-auth": auth("/hub/forward-auth", ["Authorization", "Cookie"]),
+        f"{rid}-auth-ws": auth("/hub/forward-auth-ws", ["Authorization", "Cookie"]),
+        f"{rid}-auth-share": auth("/hub/forward-auth-share", [SHARE_TICKET_HEADER]),
+        f"{rid}-relay": {"addPrefix": {"prefix": RELAY_PREFIX}},
     }
-    chain = [f"{rid}-auth"]
+    chain, ws_chain = [f"{rid}-auth"], [f"{rid}-auth-ws"]
     if route.strip_prefix:
         middlewares[f"{rid}-strip"] = {"stripPrefix": {"prefixes": [route.prefix.rstrip("/")]}}
         chain.append(f"{rid}-strip")
+        ws_chain.append(f"{rid}-strip")
+    http_priority, ws_priority, share_priority = route_priorities(route.prefix)
+    prefix_rule = f"PathPrefix(`{route.prefix}`)"
+
+    def common() -> dict[str, Any]:  # fresh copies: shared objects would come out as YAML anchors
+        return copy.deepcopy({"entryPoints": [entrypoint], **(tls or {})})
+
     return {
         "http": {
             "routers": {
-                rid: {
-                    "rule": f"PathPrefix(`{route.prefix}`)",
-                    "entryPoints": [entrypoint],
+                rid: {"rule": prefix_rule, "priority": http_priority, "service": rid, "middlewares": chain, **common()},
+                f"{rid}-ws": {
+                    "rule": f"{prefix_rule} && {WEBSOCKET_RULE}",
+                    "priority": ws_priority,
                     "service": rid,
-                    "middlewares": chain,
-                    **(tls or {}),
-                }
+                    "middlewares": ws_chain,
+                    **common(),
+                },
+                f"{rid}-share": {
+                    "rule": f"{prefix_rule} && {WEBSOCKET_RULE} && {SHARE_COOKIE_RULE}",
+                    "priority": share_priority,
+                    "service": f"{rid}-relay",
+                    "middlewares": [f"{rid}-auth-share", f"{rid}-relay"],
+                    **common(),
+                },
             },
-            "services": {rid: {"loadBalancer": {"servers": [{"url": route.target}], "passHostHeader": True}}},
+            "services": {
+                rid: {"loadBalancer": {"servers": [{"url": route.target}], "passHostHeader": True}},
+                f"{rid}-relay": {"loadBalancer": {"servers": [{"url": hub_url}], "passHostHeader": True}},
+            },
             "middlewares": middlewares,
         }
     }

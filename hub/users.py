@@ -14,6 +14,7 @@ from typing import Any, Literal, TypeVar
 from sqlalchemy import Select, and_, exists, func, select
 from sqlalchemy.orm import aliased
 
+from hub import resources
 from hub.db import Sessionmaker, get_user
 from hub.errors import NotFound
 from hub.models import Server, ServerState, User
@@ -36,11 +37,27 @@ class ServerRow:
     started: dt.datetime | None
     last_activity: dt.datetime | None
     error: str | None
+    user_options: dict[str, str] | None = None
+    """The resources chosen at its last start (hub/resources.py); None or {} before choices existed."""
+
+    @property
+    def limits(self) -> str | None:
+        """Those resources in words (``Memory 2g · 1 CPU``), for the admin panel."""
+        limits = resources.limits_of(self.user_options or {})
+        return limits.describe() if limits else None
 
 
 def server_row_of(srv: Server) -> ServerRow:
     started = srv.started if srv.state == ServerState.RUNNING else None
-    return ServerRow(srv.name, srv.state, srv.image_name, started, srv.last_activity, srv.error)
+    return ServerRow(
+        srv.name,
+        srv.state,
+        srv.image_name,
+        started,
+        srv.last_activity,
+        srv.error,
+        resources.stored_options(srv.user_options),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +73,14 @@ class UserRow:
     error: str | None
     named: tuple[ServerRow, ...] = ()
     """The user's named servers, by name (the fields above are the default server's)."""
+    user_options: dict[str, str] | None = None
+    """The default server's chosen resources."""
 
     @property
     def default_server(self) -> ServerRow:
-        return ServerRow("", self.state, self.image_name, self.started, self.server_last_activity, self.error)
+        return ServerRow(
+            "", self.state, self.image_name, self.started, self.server_last_activity, self.error, self.user_options
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +121,7 @@ def row_of(user: User, srv: Server | None, named: list[Server] | None = None) ->
         srv.last_activity if srv else None,
         srv.error if srv else None,
         tuple(server_row_of(row) for row in sorted(named or [], key=lambda row: row.name)),
+        resources.stored_options(srv.user_options) if srv else None,
     )
 
 

@@ -11,6 +11,8 @@ from hub.handlers import (
     admin_passwords,
     admin_signups,
     api_groups,
+    api_images,
+    api_shares,
     api_tokens,
     api_users,
     first_admin,
@@ -19,6 +21,8 @@ from hub.handlers import (
     operations,
     pages,
     progress,
+    share_relay,
+    sharing,
     signup,
     token_page,
 )
@@ -35,6 +39,7 @@ def setup_routes(app: web.Application) -> None:
         api_users,
         api_tokens,
         api_groups,
+        api_images,
         admin,
         admin_groups,
         token_page,
@@ -42,5 +47,8 @@ def setup_routes(app: web.Application) -> None:
         signup,
         admin_passwords,
         admin_signups,
+        sharing,  # sharing a server: pages, the WebSocket relay, the REST API
+        share_relay,
+        api_shares,
     ):
         app.router.add_routes(module.routes)

@@ -15,7 +15,7 @@ from hub.errors import BadRequest, Forbidden
 from hub.handlers.account import has_own_password
 from hub.handlers.login import require_user
 from hub.image_choice import chosen_image
-from hub.keys import ACCOUNTS, ACTIVITY, SERVERS, SETTINGS, SIGNUPS, USERS
+from hub.keys import ACCOUNTS, ACTIVITY, IMAGE_PREP, SERVERS, SETTINGS, SIGNUPS, USERS
 from hub.names import normalize_username, validate_server_name
 from hub.parsing import whole_number
 from hub.security import SessionUser
@@ -84,6 +84,8 @@ async def admin_panel(request: web.Request) -> web.StreamResponse:
         "own_password": {row.name for row in page.rows if has_own_password(request, row.name)},
         "signups_waiting": await request.app[SIGNUPS].count_pending() if SIGNUPS in request.app else 0,
         "signups_open": signup_method(request.app[SETTINGS]) is not None,
+        # each offered image: ready, being built or pulled (hub/image_prep.py), failed and why
+        "image_statuses": request.app[IMAGE_PREP].statuses() if IMAGE_PREP in request.app else [],
     }
     return aiohttp_jinja2.render_template("admin.html", request, context)
 
@@ -128,7 +130,7 @@ async def start_for_user(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     image = chosen_image(request.app[SETTINGS], (await request.post()).get("image"))
     await request.app[USERS].row(name)
-    await request.app[SERVERS].start(name, image)
+    await request.app[SERVERS].start(name, image, admin=True)  # the image's default resources
     await flash(request, f"Starting {image.title} for {name}.")
     raise back_to_panel(request)
 

@@ -190,7 +190,8 @@ async def start_server(request: web.Request) -> web.StreamResponse:
     fallback = default_image(settings, groups, requester.admin)
     choice = body.get("image", fallback.name if fallback else settings.default_image_name)
     image = require_may_start(chosen_image(settings, choice), groups, requester.admin)
-    progress = await servers.start(name, image, server)
+    # the body is JupyterHub's user_options: the image and the resources chosen (hub/resources.py)
+    progress = await servers.start(name, image, server, user_options=body, admin=requester.admin)
 
     async def finished() -> None:
         async for _ in progress.follow():

@@ -5,12 +5,16 @@ request gets the server's secret token in the answer, which Traefik puts on the 
 named server its name, are part of the address (each route has its own middleware), and the forwarded path
 must lie under that server's prefix once decoded and normalised, so ``/user/alice/../bob/`` never counts as
 alice's, and the token handed out is always that of the server the route leads to.
+
+Someone the server is shared with (hub/sharing.py) passes for plain HTTP; their WebSockets are routed to
+the hub's relay (hub/share_relay.py), whose middleware gets a signed ticket instead of the token.
 """
 
 from __future__ import annotations
 
 import logging
 import posixpath
+from typing import Literal
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -18,10 +22,11 @@ from aiohttp_session import get_session
 
 from hub.config import AuthSection
 from hub.handlers.api_auth import bearer_token
-from hub.keys import ACCOUNTS, ACTIVITY, METRICS, SERVERS, SETTINGS, TOKENS
+from hub.keys import ACCOUNTS, ACTIVITY, METRICS, SERVERS, SETTINGS, SHARE_TICKETS, SHARING, TOKENS
 from hub.names import truncate
 from hub.origin import ForwardedRequest, refusal
 from hub.security import SESSION_COOKIE, SessionUser, session_user
+from hub.share_relay import SHARE_TICKET_HEADER, Ticket
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -77,14 +82,36 @@ def login_location(request: web.Request, uri: str, route: str = "login") -> str:
     return f"{proto}://{host}{login}" if host and proto in ("http", "https") else str(login)
 
 
+Mode = Literal["any", "owner", "share"]
+"""What a route's middleware asks (hub/traefik.py): ``any`` for plain HTTP (the owner or someone the server is
+shared with), ``owner`` for WebSockets straight to the server (never a share: Traefik could not close them on
+revocation), ``share`` for WebSockets relayed by the hub (answered with a signed ticket, not the token)."""
+
+
 @routes.get("/hub/forward-auth/{owner}", name="forward_auth")
 @routes.get("/hub/forward-auth/{owner}/{server}", name="forward_auth_named")
 async def forward_auth(request: web.Request) -> web.StreamResponse:
+    return await decide(request, "any")
+
+
+@routes.get("/hub/forward-auth-ws/{owner}", name="forward_auth_ws")
+@routes.get("/hub/forward-auth-ws/{owner}/{server}", name="forward_auth_ws_named")
+async def forward_auth_websocket(request: web.Request) -> web.StreamResponse:
+    return await decide(request, "owner")
+
+
+@routes.get("/hub/forward-auth-share/{owner}", name="forward_auth_share")
+@routes.get("/hub/forward-auth-share/{owner}/{server}", name="forward_auth_share_named")
+async def forward_auth_shared_websocket(request: web.Request) -> web.StreamResponse:
+    return await decide(request, "share")
+
+
+async def decide(request: web.Request, mode: Mode) -> web.StreamResponse:
     owner, server = request.match_info["owner"], request.match_info.get("server", "")
     uri = request.headers.get("X-Forwarded-Uri", "/")
     path = normalized_path(uri)
     session = session_user(await get_session(request), request.app[ACCOUNTS])
-    user = session or await token_user(request)
+    user = session or (await token_user(request) if mode != "share" else None)
     metrics = request.app[METRICS].forward_auth
     if user is None:
         metrics.labels("login").inc()
@@ -97,11 +124,17 @@ async def forward_auth(request: web.Request) -> web.StreamResponse:
         if request.headers.get("X-Forwarded-Method", "GET") in ("GET", "HEAD"):
             raise web.HTTPFound(login_location(request, uri, "change_password"))
         raise web.HTTPForbidden(text="Choose a new password on the hub first.\n")
-    if not may_open(request.app[SETTINGS].auth, user, owner) or not is_under(path, owner, server):
+    facts = ForwardedRequest.from_headers(request.headers)
+    allowed = may_open(request.app[SETTINGS].auth, user, owner)
+    if not allowed and mode != "owner":
+        allowed = request.app[SHARING].may_use(user.name, owner, server)
+        if allowed and mode == "any" and facts.websocket:  # a handshake the WebSocket routers did not catch
+            metrics.labels("refused").inc()
+            raise web.HTTPForbidden(text="Open a server shared with you from the hub's home page.\n")
+    if not allowed or not is_under(path, owner, server):
         metrics.labels("refused").inc()
         log.info("forward-auth refused %s for %s", user.name, truncate(uri, 80))
         raise web.HTTPForbidden(text="This server belongs to another user.\n")
-    facts = ForwardedRequest.from_headers(request.headers)
     reason = refusal(facts, cookie_auth=session is not None)
     if reason is not None:
         metrics.labels("refused").inc()
@@ -121,8 +154,11 @@ async def forward_auth(request: web.Request) -> web.StreamResponse:
         raise web.HTTPServiceUnavailable(text="This server is not running. Start it from the hub's home page.\n")
     metrics.labels("allowed").inc()
     request.app[ACTIVITY].touch_server(owner, server)
+    if mode == "share":  # the hub's relay opens the server's WebSocket itself, with the token
+        ticket = request.app[SHARE_TICKETS].issue(Ticket(user.name, owner, server))
+        return web.Response(text="ok\n", headers={SHARE_TICKET_HEADER: ticket})
     cookies = cookies_without_session(request.headers.get("Cookie", ""))
     return web.Response(text="ok\n", headers={"Authorization": f"token {secret}", "Cookie": cookies})
 
 
-__all__ = ["routes", "normalized_path", "is_under", "cookies_without_session"]
+__all__ = ["routes", "normalized_path", "is_under", "cookies_without_session", "decide"]

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp_jinja2
 from aiohttp import web
 from multidict import MultiMapping
 
+from hub import resources
+from hub.config import ImageSpec
 from hub.errors import BadRequest, BadUsername, Forbidden
 from hub.handlers.account import has_own_password
 from hub.handlers.login import require_user
+from hub.handlers.sharing import sharing_context
 from hub.image_choice import chosen_image, default_image, require_may_start, startable_images
-from hub.keys import GROUPS, SERVERS, SETTINGS
+from hub.keys import GPUS, GROUPS, SERVERS, SETTINGS, SHARING
 from hub.models import ServerState
 from hub.names import truncate, user_prefix, validate_server_name, validate_username
 from hub.security import SessionUser
@@ -33,6 +38,28 @@ def form_server(form: MultiMapping[object]) -> str:
     """The server a form names ("" for the default one), checked."""
     server = str(form.get("server", "") or "").strip()
     return validate_server_name(server) if server else ""
+
+
+def image_cards(request: web.Request, images: list[ImageSpec], groups: frozenset[str], admin: bool) -> dict[str, Any]:
+    """What the spawn form shows of each image: its resource selects (hub/resources.py), or its fixed limits in
+    words, and the free GPUs. Images whose every option is above the person's maxima are left out."""
+    settings, allocator = request.app[SETTINGS], request.app[GPUS]
+    cards = []
+    for image in images:
+        try:
+            offers = resources.offered(image, groups, admin, settings, host_gpus=allocator.total)
+            limits = (
+                None if offers else resources.resolve(image, {}, groups, admin, settings, host_gpus=allocator.total)
+            )
+        except Forbidden:
+            continue
+        cards.append({"image": image, "offers": offers, "limits": limits.describe() if limits else None})
+    gpus = (
+        {"free": len(allocator.free()), "total": allocator.total, "sharing": allocator.sharing}
+        if allocator.total
+        else None
+    )
+    return {"cards": cards, "images": [card["image"] for card in cards], "gpus": gpus}
 
 
 @routes.get("/", name="root")
@@ -66,6 +93,7 @@ async def home(request: web.Request) -> web.StreamResponse:
             found.name: getattr(settings.image(found.image_name), "title", found.image_name) for found in named
         },
         "named_limit": settings.lifecycle.named_server_limit_per_user or None,
+        **await sharing_context(request, user.name),  # "Shared with me" (hub/handlers/sharing.py)
     }
     return aiohttp_jinja2.render_template("home.html", request, context)
 
@@ -81,24 +109,27 @@ async def spawn_form(request: web.Request) -> web.StreamResponse:
     if view and view.state == ServerState.RUNNING:
         raise web.HTTPFound(servers.server_url(user.name, settings.image(view.image_name)))
     groups = request.app[GROUPS].groups_of(user.name)
-    images = startable_images(settings.images, groups, user.admin)
+    context = image_cards(request, startable_images(settings.images, groups, user.admin), groups, user.admin)
+    images = context["images"]
     fallback = default_image(settings, groups, user.admin)
+    if fallback not in images:
+        fallback = images[0] if images else None
     selected = view.image_name if view and view.image_name in {i.name for i in images} else None
-    context = {"images": images, "selected": selected or (fallback.name if fallback else None)}
+    context["selected"] = selected or (fallback.name if fallback else None)
     return aiohttp_jinja2.render_template("spawn.html", request, context)
 
 
 @routes.post("/hub/spawn")
 async def spawn_submit(request: web.Request) -> web.StreamResponse:
     user = await require_user(request)
-    form = await request.post()
+    options = resources.options_from_form(await request.post())
     image = chosen_image(
         request.app[SETTINGS],
-        form.get("image"),
+        options.get("image"),
         hint=" Go back to the spawn form and pick one of the images listed there.",
     )
     require_may_start(image, request.app[GROUPS].groups_of(user.name), user.admin)
-    await request.app[SERVERS].start(user.name, image)
+    await request.app[SERVERS].start(user.name, image, user_options=options, admin=user.admin)
     raise web.HTTPSeeOther(pending_url(request, user.name))
 
 
@@ -117,15 +148,15 @@ async def spawn_named_form(request: web.Request) -> web.StreamResponse:
     if view and view.state == ServerState.RUNNING:
         raise web.HTTPFound(servers.server_url(name, settings.image(view.image_name), server))
     groups = request.app[GROUPS].groups_of(name)
-    images = startable_images(settings.images, groups, user.admin)
+    context = image_cards(request, startable_images(settings.images, groups, user.admin), groups, user.admin)
+    images = context["images"]
     fallback = default_image(settings, groups, user.admin)
+    if fallback not in images:
+        fallback = images[0] if images else None
     selected = view.image_name if view and view.image_name in {i.name for i in images} else None
-    context = {
-        "images": images,
-        "selected": selected or (fallback.name if fallback else None),
-        "action": str(request.app.router["spawn_named"].url_for(name=name, server=server)),
-        "server_name": server,
-    }
+    context["selected"] = selected or (fallback.name if fallback else None)
+    context["action"] = str(request.app.router["spawn_named"].url_for(name=name, server=server))
+    context["server_name"] = server
     return aiohttp_jinja2.render_template("spawn.html", request, context)
 
 
@@ -135,14 +166,14 @@ async def spawn_named_submit(request: web.Request) -> web.StreamResponse:
     name, server = request.match_info["name"], validate_server_name(request.match_info["server"])
     if not may_manage(user, name):
         raise Forbidden("You can only start your own servers.")
-    form = await request.post()
+    options = resources.options_from_form(await request.post())
     image = chosen_image(
         request.app[SETTINGS],
-        form.get("image"),
+        options.get("image"),
         hint=" Go back to the spawn form and pick one of the images listed there.",
     )
     require_may_start(image, request.app[GROUPS].groups_of(name), user.admin)
-    await request.app[SERVERS].start(name, image, server)
+    await request.app[SERVERS].start(name, image, server, user_options=options, admin=user.admin)
     raise web.HTTPSeeOther(pending_url(request, name, server))
 
 
@@ -227,7 +258,9 @@ async def user_not_routed(request: web.Request) -> web.StreamResponse:
         user_prefix(validate_username(name))
     except BadUsername:
         raise web.HTTPNotFound() from None
-    if not may_manage(user, name):
+    shared = request.app[SHARING].may_use
+    first_part = request.match_info["tail"].split("/", 1)[0]
+    if not may_manage(user, name) and not shared(user.name, name, first_part) and not shared(user.name, name, ""):
         raise Forbidden("This server belongs to another user.", f"{user.name} tried to open {truncate(name)}'s server")
     servers = request.app[SERVERS]
     first = request.match_info["tail"].split("/", 1)[0]

@@ -72,16 +72,16 @@ def test_the_panel_filters_sorts_and_pages(hub: HubProcess, page: Page) -> None:
     log_in(page, hub, "admin")
     page.goto(f"{hub.url}/hub/admin?filter=student")
     expect(page.locator("#total")).to_contain_text("120 user(s)")
-    expect(page.locator("tbody tr")).to_have_count(50)
+    expect(page.locator("table.users tbody tr")).to_have_count(50)
     expect(page.locator(".pager")).to_contain_text("Page 1 of 3")
-    expect(page.locator("tbody tr").first).to_have_attribute("data-user", "student000")
+    expect(page.locator("table.users tbody tr").first).to_have_attribute("data-user", "student000")
     page.click("a[rel=next]")
-    expect(page.locator("tbody tr").first).to_have_attribute("data-user", "student050")
+    expect(page.locator("table.users tbody tr").first).to_have_attribute("data-user", "student050")
     page.click('a[data-sort="name"]')  # back to page 1, sorted by name descending
-    expect(page.locator("tbody tr").first).to_have_attribute("data-user", "student119")
+    expect(page.locator("table.users tbody tr").first).to_have_attribute("data-user", "student119")
     page.fill("input[name=filter]", "student11")
     page.click("form[role=search] button")
-    expect(page.locator("tbody tr")).to_have_count(10)  # student110 to student119
+    expect(page.locator("table.users tbody tr")).to_have_count(10)  # student110 to student119
 
 
 def test_a_non_admin_gets_403_on_the_panel(hub: HubProcess, page: Page) -> None:

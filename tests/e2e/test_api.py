@@ -108,7 +108,7 @@ def test_state_filter_and_the_models(admin: Api, alice: Api, alice_running: None
     assert model["server"] == "/user/alice/" and model["pending"] is None
     server = model["servers"][""]
     assert server["ready"] is True and server["url"] == "/user/alice/"
-    assert server["user_options"] == {"image": "echo"}
+    assert server["user_options"] == {"image": "echo", "mem_limit": "256m"}  # the image and its limits
     assert ISO.match(server["started"]) and ISO.match(server["last_activity"]) and ISO.match(model["created"])
 
 

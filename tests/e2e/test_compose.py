@@ -106,6 +106,9 @@ def compose_project(
         "HUB_NETWORK": f"{name}-net",
         "HUB_PREFIX": name,
         "HUB_IMAGE": f"{name}-hub:latest",
+        # The user's first start builds the image (and shows it); preparing both images at the hub's start would
+        # build the large scipy image too (tests/e2e/test_image_preparation.py covers the preparation).
+        "HUB_PREPARE_IMAGES": "false",
     }
     project = ComposeProject(name, f"http://127.0.0.1:{port}", env, files, not user_image_existed, docker_client)
     try:

@@ -113,6 +113,11 @@ def test_an_upgrade_from_56aa053_keeps_passwords_tokens_and_running_servers(
     api, auth = f"{hub.url}/hub/api/users/alice", {"Authorization": f"token {token}"}
     servers = requests.get(api, headers=auth, timeout=30).json()["servers"]
     assert list(servers) == [""] and servers[""]["ready"] is True and servers[""]["url"] == "/user/alice/"
+    # 0005 (resources chosen at start): the old server has no recorded choices, and the API shows its image only.
+    assert servers[""]["user_options"] == {"image": "echo"}
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("SELECT user_options, gpu_ids FROM servers").fetchall() == [(None, None)]
+    connection.close()
     started = requests.post(f"{api}/servers/more", json={"image": "echo"}, headers=auth, timeout=120)
     assert started.status_code in (201, 202), started.text
     wait_for(
@@ -134,6 +139,8 @@ def test_an_upgrade_from_56aa053_keeps_passwords_tokens_and_running_servers(
     restarted = container_of(docker_client, hub.prefix, "alice")
     assert restarted.id != server.id and volume_of(restarted) == old_volume
     assert restarted.exec_run(["cat", "/data/note"]).output.decode().strip() == "kept across the upgrade"
+    restarted_model = requests.get(api, headers=auth, timeout=30).json()["servers"][""]
+    assert restarted_model["user_options"] == {"image": "echo", "mem_limit": "256m"}  # recorded from now on
 
     current = hub.cli("db", "current")
     assert current.returncode == 0 and current.stdout == f"{head_revision()} (head)\n", current.stderr

@@ -18,7 +18,7 @@ from hub.spawner import SpawnRequest
 CREATE = "/v1.41/containers/create"
 
 
-def hub_create_body() -> tuple[dict[str, Any], str]:
+def hub_create_body(gpu_ids: tuple[str, ...] = ()) -> tuple[dict[str, Any], str]:
     """The body the hub's DockerSpawner sends to create a server (captured before it leaves the SDK)."""
     spawner = DockerSpawner(SpawnerSection(prefix="hub", network="containerhub"))
     spawner._client = docker.DockerClient(base_url="unix:///nonexistent/docker.sock", version="1.41")
@@ -30,7 +30,9 @@ def hub_create_body() -> tuple[dict[str, Any], str]:
 
     spawner._client.api._post_json = capture  # type: ignore[method-assign]
     image = ImageSpec(name="lab", image="containerhub-jupyterlab:latest", mem_limit="1g", cpu_limit=1.0)
-    request = SpawnRequest("alice", names.user_slug("alice"), image, "/user/alice/", secrets.token_urlsafe(8))
+    request = SpawnRequest(
+        "alice", names.user_slug("alice"), image, "/user/alice/", secrets.token_urlsafe(8), gpu_ids=gpu_ids
+    )
     volume = names.volume_name("hub", request.slug)
     with pytest.raises(StopIteration):
         spawner._create(
@@ -319,3 +321,40 @@ def test_labels_and_volume_records() -> None:
     assert plain_volume({"Driver": "local", "Options": {"size": "1G"}})
     assert not plain_volume({"Driver": "local", "Options": {"type": "none", "o": "bind", "device": "/"}})
     assert not plain_volume({"Driver": "nfs-plugin", "Options": {}})
+
+
+def test_the_gpus_the_hub_hands_out_pass_as_it_sends_them() -> None:
+    for ids in (("0",), ("1", "3"), ("GPU-5f1c0b7e-2a4d-4c1e-9b0a-1d2e3f4a5b6c",)):
+        body, volume = hub_create_body(ids)
+        assert body["HostConfig"]["DeviceRequests"] == [
+            {"Driver": "nvidia", "Count": 0, "DeviceIDs": list(ids), "Capabilities": [["gpu"]], "Options": {}}
+        ]
+        assert create(body).plain_volumes == (volume,)
+
+
+GPU = {"Driver": "nvidia", "Count": 0, "DeviceIDs": ["0"], "Capabilities": [["gpu"]], "Options": {}}
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        {**GPU, "Count": -1, "DeviceIDs": None},  # docker run --gpus all
+        {**GPU, "Count": 1, "DeviceIDs": []},
+        {**GPU, "DeviceIDs": []},
+        {**GPU, "DeviceIDs": ["all"]},
+        {**GPU, "DeviceIDs": ["0,1"]},
+        {**GPU, "DeviceIDs": [0]},
+        {**GPU, "Driver": "cdi", "DeviceIDs": ["nvidia.com/gpu=all"]},
+        {**GPU, "Driver": ""},
+        {**GPU, "Capabilities": [["gpu", "compute", "utility", "display"]]},
+        {**GPU, "Capabilities": [["gpu"], ["compute"]]},
+        {**GPU, "Options": {"com.example.mount": "/"}},
+        {**GPU, "Extra": True},
+        "nvidia",
+    ],
+)
+def test_device_requests_of_another_shape_are_refused(request_: Any) -> None:
+    with pytest.raises(Refused):
+        create(modified({"DeviceRequests": [request_]}))
+    with pytest.raises(Refused):
+        create(modified({"DeviceRequests": [GPU, request_]}))
