@@ -176,6 +176,8 @@ def backends(spawner: Spawner | None, proxy: Proxy | None) -> Context:
         servers.auth_state = app[AUTH_STATE]
         servers.groups_of = app[GROUPS].groups_of
         servers.on_server_deleted.append(app[SHARING].forget_server)
+        servers.is_shared = app[SHARING].has_shares
+        app[SHARING].on_change(servers.sync_share_routes)
         await servers.load()
         monitor = DependencyMonitor(made_spawner, made_proxy, settings.lifecycle.dependency_check_interval)
         servers.dependencies = monitor

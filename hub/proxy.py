@@ -22,6 +22,9 @@ class Route:
     strip_prefix: bool = False
     server_name: str = ""
     """"" for the user's default server; forward auth is asked about this server of the user."""
+    shared: bool = False
+    """Whether the server is shared: only then does its route split WebSockets (owner direct, recipients through
+    the hub's relay), so an unshared server costs Traefik one router, one middleware and one service."""
 
 
 class Proxy(abc.ABC):

@@ -97,7 +97,7 @@ def handle_from(info: ServerInfo) -> ServerHandle:
     return ServerHandle(info.container_id, info.container_name, "", "")
 
 
-def route_of(user: str, server: Server, image: ImageSpec | None) -> Route:
+def route_of(user: str, server: Server, image: ImageSpec | None, shared: bool = False) -> Route:
     return Route(
         username=user,
         slug=names.server_slug(user, server.name),
@@ -105,6 +105,7 @@ def route_of(user: str, server: Server, image: ImageSpec | None) -> Route:
         target=server.url or "",
         strip_prefix=bool(image and image.strip_prefix),
         server_name=server.name,
+        shared=shared,
     )
 
 
@@ -186,6 +187,9 @@ class ServerManager:
         self._locks: dict[Key, asyncio.Lock] = {}
         self._user_locks: dict[str, asyncio.Lock] = {}
         self._secrets: dict[Key, str] = {}
+        self.is_shared: Callable[[str, str], bool] = lambda owner, server: False
+        """Whether a server has shares (set by the app from the sharing service): its route then splits WebSockets."""
+        self._routed_shared: set[Key] = set()
         self.queue = SpawnQueue(settings.lifecycle.concurrent_spawns)
         self._capacity = asyncio.Lock()  # the running-server limit is checked and claimed in one step
         self.dependencies: DependencyGate | None = None
@@ -470,9 +474,11 @@ class ServerManager:
                 )
                 progress.report(85, "Adding the route to your server")
                 self._secrets[key] = request.token
+                shared = self.is_shared(name, server)
                 await self.proxy.add_route(
-                    Route(name, request.slug, request.base_url, handle.url, image.strip_prefix, server)
+                    Route(name, request.slug, request.base_url, handle.url, image.strip_prefix, server, shared)
                 )
+                self._mark_routed(key, shared)
             await self._set(key, ServerState.RUNNING, started=utcnow(), last_activity=utcnow())
             elapsed = time.monotonic() - began
             if self.metrics:
@@ -599,6 +605,34 @@ class ServerManager:
         self._progress.pop(key, None)
         log.info("stopped the server of %s", label)
 
+    def _mark_routed(self, key: Key, shared: bool) -> None:
+        if shared:
+            self._routed_shared.add(key)
+        else:
+            self._routed_shared.discard(key)
+
+    async def sync_share_routes(self) -> None:
+        """Give running servers that became shared the route that sends recipients' WebSockets through the hub.
+
+        Called after every change of shares; returns once Traefik lists the new routers, so a recipient who opens
+        the server right after the owner shared it gets working WebSockets. (A server no longer shared keeps the
+        split route until it next starts: it only costs Traefik a little.)"""
+        for key in [key for key in list(self._secrets) if key not in self._routed_shared and self.is_shared(*key)]:
+            async with self._lock(key):
+                if key not in self._secrets or self.is_spawning(*key):
+                    continue
+                async with self.sessions() as session:
+                    row = await server_row(session, key)
+                    if row is None or row.state != ServerState.RUNNING:
+                        continue
+                    route = route_of(key[0], row, self.settings.image(row.image_name), True)
+                try:
+                    await self.proxy.add_route(route)
+                except Exception:
+                    log.exception("could not give the shared server %s its route", names.server_label(*key))
+                    continue
+                self._routed_shared.add(key)
+
     async def delete_server(self, name: str, server: str) -> None:
         """Stop a named server and forget it (its name is free again). Its files are kept: the account's
         volume, or with ``spawner.volume_per_server`` its own volume (labelled ``hub.server``)."""
@@ -633,8 +667,10 @@ class ServerManager:
                 row = await server_row(session, key)
                 if row is None:
                     return
-                route = route_of(name, row, self.settings.image(row.image_name))
+                shared = self.is_shared(name, server)
+                route = route_of(name, row, self.settings.image(row.image_name), shared)
                 self._secrets[key] = row.route_secret
+            self._mark_routed(key, shared)
             log.info(
                 "reconcile: %s the route of %s's running server",
                 "rewriting" if rewrite_route else "adopting",

@@ -135,6 +135,11 @@ class SharingService:
                     return True
         return False
 
+    def has_shares(self, owner: str, server: str = "") -> bool:
+        """Whether anyone (a user or a group) holds a share of the server, expired or not."""
+        key = (owner, server)
+        return bool(self._users.get(key)) or bool(self._groups.get(key))
+
     def may_reach(self, user: str, owner: str, server: str = "") -> bool:
         """Whether ``user`` may use the server at all: as its owner, an admin with ``admin_access``, an account
         of ``server_access_accounts``, or through a share (the rule the WebSocket relay re-checks)."""

@@ -64,7 +64,8 @@ def route_priorities(prefix: str) -> tuple[int, int, int]:
 def render_route(route: Route, *, hub_url: str, entrypoint: str, tls: dict[str, Any] | None = None) -> dict[str, Any]:
     """The dynamic configuration of one server's routes, as a plain mapping.
 
-    Three routers share the prefix. Plain HTTP goes to the server after forward auth lets the owner or
+    An unshared server has one router: forward auth lets its owner through. A shared one has three routers on
+    the prefix. Plain HTTP goes to the server after forward auth lets the owner or
     someone it is shared with through (revoking a share ends that at the next request). WebSocket upgrades go
     to the server only for the owner (and admins or accounts that may open any server), because Traefik never
     closes a WebSocket it has opened. Upgrades that carry the share marker cookie go to the hub's relay
@@ -106,6 +107,27 @@ def render_route(route: Route, *, hub_url: str, entrypoint: str, tls: dict[str, 
     def common() -> dict[str, Any]:  # fresh copies: shared objects would come out as YAML anchors
         return copy.deepcopy({"entryPoints": [entrypoint], **(tls or {})})
 
+    service = {"loadBalancer": {"servers": [{"url": route.target}], "passHostHeader": True}}
+    if not route.shared:  # nobody but the owner (and admins as allowed) passes: one router does
+        own = {
+            f"{rid}-auth": middlewares[f"{rid}-auth"],
+            **{k: v for k, v in middlewares.items() if k.endswith("-strip")},
+        }
+        return {
+            "http": {
+                "routers": {
+                    rid: {
+                        "rule": prefix_rule,
+                        "priority": http_priority,
+                        "service": rid,
+                        "middlewares": chain,
+                        **common(),
+                    }
+                },
+                "services": {rid: service},
+                "middlewares": own,
+            }
+        }
     return {
         "http": {
             "routers": {
@@ -126,7 +148,7 @@ def render_route(route: Route, *, hub_url: str, entrypoint: str, tls: dict[str, 
                 },
             },
             "services": {
-                rid: {"loadBalancer": {"servers": [{"url": route.target}], "passHostHeader": True}},
+                rid: service,
                 f"{rid}-relay": {"loadBalancer": {"servers": [{"url": hub_url}], "passHostHeader": True}},
             },
             "middlewares": middlewares,

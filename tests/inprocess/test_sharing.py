@@ -20,6 +20,7 @@ from hub.keys import ACCOUNTS, GROUPS, SERVERS, SESSIONS, SHARE_RELAYS, SHARE_TI
 from hub.models import Server, ShareCode, User
 from hub.share_relay import REVOKED_CLOSE_CODE, Ticket, TicketSigner
 from hub.sharing import SharingService
+from tests.fakes import FakeProxy
 from tests.inprocess.conftest import TokenMaker
 from tests.inprocess.test_api_rules import auth, forwarded, start
 from tests.inprocess.test_groups_api import log_in
@@ -363,3 +364,15 @@ async def test_a_recipients_websocket_handshake_never_passes_the_plain_http_gate
     assert refused.status == 403 and "home page" in await refused.text()
     owner = {**forwarded("/user/alice/api/kernels/k/channels", alice), "Sec-WebSocket-Key": "x3JJHMbDL1EzLkh9GBhXDw=="}
     assert (await app_client.get("/hub/forward-auth/alice", headers=owner)).status == 200
+
+
+async def test_a_server_gets_the_split_route_when_it_is_first_shared(
+    app_client: TestClient, tokens_of: TokenMaker, proxy: FakeProxy
+) -> None:
+    alice = await started(app_client, tokens_of)
+    await tokens_of("bob")
+    slug = "alice"
+    assert proxy.routes[slug].shared is False  # unshared: one router in Traefik, as cheap as before sharing
+    shared = await app_client.post("/hub/api/shares/alice/", json={"user": "bob"}, headers=auth(alice))
+    assert shared.status == 200
+    assert proxy.routes[slug].shared is True  # live before the owner's request returned

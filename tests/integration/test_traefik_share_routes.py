@@ -95,7 +95,7 @@ async def routed(traefik: TraefikProcess) -> AsyncIterator[tuple[str, list[str]]
     for server in ("", "lab"):
         slug = names.server_slug("alice", server)
         await proxy.add_route(
-            Route("alice", slug, names.server_prefix("alice", server), server_url, server_name=server)
+            Route("alice", slug, names.server_prefix("alice", server), server_url, server_name=server, shared=True)
         )
     yield traefik.web_url, asked
     for slug in await proxy.list_routes():

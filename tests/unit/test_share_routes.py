@@ -19,8 +19,20 @@ def test_a_ticket_verifies_only_as_signed_by_this_hub_and_only_until_it_runs_out
         assert signer.verify(junk, now=1010) is None
 
 
-def test_websockets_of_a_server_have_their_own_routers_above_its_http_router() -> None:
+def test_an_unshared_server_costs_traefik_one_router_one_middleware_one_service() -> None:
     route = Route("alice", "alice----lab", "/user/alice/lab/", "http://10.0.0.2:8888", server_name="lab")
+    config = render_route(route, hub_url="http://hub:8081", entrypoint="web")["http"]
+    rid = "user-alice----lab"
+    assert set(config["routers"]) == {rid}
+    assert set(config["middlewares"]) == {f"{rid}-auth"}
+    assert set(config["services"]) == {rid}
+    assert (
+        config["middlewares"][f"{rid}-auth"]["forwardAuth"]["address"] == "http://hub:8081/hub/forward-auth/alice/lab"
+    )
+
+
+def test_websockets_of_a_shared_server_have_their_own_routers_above_its_http_router() -> None:
+    route = Route("alice", "alice----lab", "/user/alice/lab/", "http://10.0.0.2:8888", server_name="lab", shared=True)
     config = render_route(route, hub_url="http://hub:8081", entrypoint="web")["http"]
     rid = "user-alice----lab"
     routers = config["routers"]
