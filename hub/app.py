@@ -27,7 +27,6 @@ from hub.handlers import setup_routes
 from hub.handlers.errors import error_middleware
 from hub.handlers.headers import setup_security_headers
 from hub.image_prep import ImagePreparer
-from hub.images import ImageProvider
 from hub.keys import (
     ACCESS_POLICY,
     ACCOUNTS,
@@ -170,8 +169,11 @@ def backends(spawner: Spawner | None, proxy: Proxy | None) -> Context:
             raise
         app[GPUS] = allocator
         provider = getattr(made_spawner, "images", None)
-        if isinstance(provider, ImageProvider):  # a spawner that builds or pulls images (Docker's)
-            app[IMAGE_PREP] = ImagePreparer(settings.images, provider, settings.spawner)
+        if provider is not None:
+            from hub.images import ImageProvider  # the Docker SDK: loaded only by spawners that have images
+
+            if isinstance(provider, ImageProvider):  # a spawner that builds or pulls images (Docker's)
+                app[IMAGE_PREP] = ImagePreparer(settings.images, provider, settings.spawner)
         servers = ServerManager(settings, app[SESSIONS], made_spawner, made_proxy, app[METRICS], gpus=allocator)
         servers.auth_state = app[AUTH_STATE]
         servers.groups_of = app[GROUPS].groups_of

@@ -30,11 +30,13 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from hub.config import ImageSpec, SpawnerSection
 from hub.errors import HubError, ServiceUnavailable
-from hub.images import ImageProvider, ImageWork
+
+if TYPE_CHECKING:  # hub.images loads the Docker SDK: only a Docker spawner, which brings it, makes a provider
+    from hub.images import ImageProvider, ImageWork
 
 log = logging.getLogger(__name__)
 State = Literal["unchecked", "waiting", "checking", "building", "pulling", "ready", "failed", "missing"]
