@@ -24,7 +24,7 @@ from hub.errors import ServiceUnavailable, SpawnError
 from hub.gpus import GPU_LABEL, gpu_label, parse_gpu_label
 from hub.images import ImageProvider
 from hub.networks import UserNetworks
-from hub.spawner import Report, ServerHandle, ServerInfo, Spawner, SpawnRequest
+from hub.spawner import AddressKnown, Report, ServerHandle, ServerInfo, Spawner, SpawnRequest
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -225,7 +225,9 @@ class DockerSpawner(Spawner):
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     # -- start ------------------------------------------------------------------------------
-    async def start(self, request: SpawnRequest, report: Report) -> ServerHandle:
+    async def start(
+        self, request: SpawnRequest, report: Report, address_known: AddressKnown | None = None
+    ) -> ServerHandle:
         image = request.image
         await self.images.ensure(image, report)
         report(30, "Preparing the network and your storage")
@@ -264,6 +266,8 @@ class DockerSpawner(Spawner):
                     ) from exc
                 raise SpawnError(f"Docker could not start your container: {exc.explanation}", str(exc)) from exc
             handle = ServerHandle(container.id or "", name, volume, self._address(container, image, network))
+            if address_known is not None:
+                address_known(handle)  # the hub writes the route while the server boots
             report(60, "Waiting for your server to answer")
             await self._wait_until_answering(container, handle, request)
             return handle

@@ -451,6 +451,7 @@ class ServerManager:
         key, label = (name, server), names.server_label(name, server)
         began = time.monotonic()
         handle: ServerHandle | None = None
+        route_task: asyncio.Future[None] | None = None
 
         def place_in_line(place: int) -> None:
             progress.report(2, f"Waiting for a free slot: you are number {place} in line")
@@ -462,22 +463,40 @@ class ServerManager:
                 taken = await self.gpus.allocate(gpu_key(key), request.limits.gpus, wait=wait)
                 request = replace(request, gpu_ids=tuple(taken))
             async with self.queue.turn(place_in_line):
-                handle = await self.spawner.start(request, progress.report)
-                await self._set(
-                    key,
-                    None,
-                    container_id=handle.container_id,
-                    container_name=handle.container_name,
-                    volume_name=handle.volume_name,
-                    url=handle.url,
-                    gpu_ids=gpu_label(request.gpu_ids) or None,
-                )
-                progress.report(85, "Adding the route to your server")
-                self._secrets[key] = request.token
                 shared = self.is_shared(name, server)
-                await self.proxy.add_route(
-                    Route(name, request.slug, request.base_url, handle.url, image.strip_prefix, server, shared)
-                )
+
+                def route_to(url: str) -> Route:
+                    return Route(name, request.slug, request.base_url, url, image.strip_prefix, server, shared)
+
+                def address_known(early: ServerHandle) -> None:
+                    # Write the route while the server boots: Traefik's wait overlaps the boot. The browser only
+                    # goes there once the hub says ready, which is after both (no 404 after the redirect).
+                    nonlocal route_task
+                    self._secrets[key] = request.token
+                    route_task = asyncio.ensure_future(self.proxy.add_route(route_to(early.url)))
+
+                try:
+                    handle = await self.spawner.start(request, progress.report, address_known)
+                    await self._set(
+                        key,
+                        None,
+                        container_id=handle.container_id,
+                        container_name=handle.container_name,
+                        volume_name=handle.volume_name,
+                        url=handle.url,
+                        gpu_ids=gpu_label(request.gpu_ids) or None,
+                    )
+                    progress.report(85, "Adding the route to your server")
+                    self._secrets[key] = request.token
+                    if route_task is not None:
+                        await route_task  # written while the server booted (raises if it could not be)
+                    else:  # a spawner that does not tell the address early
+                        await self.proxy.add_route(route_to(handle.url))
+                except BaseException:
+                    if route_task is not None and not route_task.done():
+                        route_task.cancel()  # before the clean-up deletes the route, never after
+                        await asyncio.gather(route_task, return_exceptions=True)
+                    raise
                 self._mark_routed(key, shared)
             await self._set(key, ServerState.RUNNING, started=utcnow(), last_activity=utcnow())
             elapsed = time.monotonic() - began

@@ -66,14 +66,21 @@ class ServerInfo:
 
 Report = Callable[[int, str], None]
 """Called with (percent done, what is happening) as a start proceeds."""
+AddressKnown = Callable[["ServerHandle"], None]
+"""Called once during a start, as soon as the server's address is known (before it answers), so the hub can
+write its route while the server boots."""
 
 
 class Spawner(abc.ABC):
     """Starts and stops users' servers (one container each)."""
 
     @abc.abstractmethod
-    async def start(self, request: SpawnRequest, report: Report) -> ServerHandle:
-        """Return once the server answers HTTP; raise SpawnError with a reason a user understands."""
+    async def start(
+        self, request: SpawnRequest, report: Report, address_known: AddressKnown | None = None
+    ) -> ServerHandle:
+        """Return once the server answers HTTP; raise SpawnError with a reason a user understands.
+
+        ``address_known`` (when given) is called with the handle as soon as the container has its address."""
 
     @abc.abstractmethod
     async def stop(self, handle: ServerHandle) -> None:

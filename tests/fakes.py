@@ -18,7 +18,7 @@ from hub.errors import SpawnError
 from hub.images import ImageProvider, ImageWork, build_percent
 from hub.names import server_label
 from hub.proxy import Proxy, Route
-from hub.spawner import Report, ServerHandle, ServerInfo, Spawner, SpawnRequest
+from hub.spawner import AddressKnown, Report, ServerHandle, ServerInfo, Spawner, SpawnRequest
 
 _ids = itertools.count(1)
 
@@ -53,21 +53,25 @@ class FakeSpawner(Spawner):
     images: ImageProvider | None = None
     """When set (a FakeImageProvider), starts make sure of their image through it first, as Docker's does."""
 
-    async def start(self, request: SpawnRequest, report: Report) -> ServerHandle:
+    async def start(
+        self, request: SpawnRequest, report: Report, address_known: AddressKnown | None = None
+    ) -> ServerHandle:
         if self.images is not None:
             await self.images.ensure(request.image, report)
         report(30, "Creating your container")
         self.started.append(server_label(request.username, request.server_name))
         self.requests.append(request)
-        if self.gate is not None:
-            await self.gate.wait()
-        await asyncio.sleep(self.start_delay)
-        if self.fail_with:
-            raise SpawnError(self.fail_with, f"fake failure for {request.username}", log_tail="it broke\n")
         number = next(_ids)
         handle = ServerHandle(
             f"fake{number:060d}", f"fake-{request.slug}", request.volume_name, f"http://fake-{number}:8888"
         )
+        if self.gate is not None:
+            await self.gate.wait()
+        if address_known is not None and not self.fail_with:
+            address_known(handle)  # as Docker's spawner: the address is known before the server answers
+        await asyncio.sleep(self.start_delay)
+        if self.fail_with:
+            raise SpawnError(self.fail_with, f"fake failure for {request.username}", log_tail="it broke\n")
         self.servers[server_label(request.username, request.server_name)] = FakeServer(request, handle)
         return handle
 

@@ -198,3 +198,37 @@ async def test_a_start_after_an_interrupted_stop_says_to_wait_until_reconcile_fi
     await after.start("alice", lab(settings))
     assert (await finished(after, "alice"))["ready"] is True
     await after.shutdown()
+
+
+async def test_the_route_is_written_while_the_server_boots(
+    manager: ServerManager, settings: Settings, spawner: FakeSpawner, proxy: FakeProxy
+) -> None:
+    spawner.start_delay = 0.3  # the server's boot, after its address is known
+    await manager.start("alice", lab(settings))
+    await asyncio.sleep(0.1)
+    progress = manager.progress("alice")
+    assert progress is not None and progress.latest is not None and not progress.latest.ready
+    assert names.user_slug("alice") in proxy.routes  # already live while the server is still booting
+    assert (await finished(manager, "alice"))["ready"] is True
+
+
+async def test_a_start_that_fails_after_its_route_was_written_leaves_no_route(
+    settings: Settings, sessions: Sessionmaker, accounts: AccountService, proxy: FakeProxy
+) -> None:
+    from hub.errors import SpawnError
+
+    class BreaksAfterItsAddress(FakeSpawner):
+        async def start(self, request, report, address_known=None):  # type: ignore[no-untyped-def]
+            handle = await super().start(request, report, address_known)
+            raise SpawnError("Your server stopped while it was starting.", "exited during boot")
+            return handle
+
+    proxy.add_delay = 0.05
+    manager = ServerManager(settings, sessions, BreaksAfterItsAddress(), proxy)
+    await accounts.add(["alice"])
+    await manager.start("alice", lab(settings))
+    assert (await finished(manager, "alice")).get("failed") is True
+    await asyncio.sleep(0.1)  # a route write still under way must not land after the clean-up
+    assert not proxy.routes
+    assert manager.route_secret("alice") is None
+    await manager.shutdown()
