@@ -27,7 +27,7 @@ from hub.keys import ACCOUNTS, SERVERS
 from hub.security import SESSION_COOKIE, session_storage
 from tests.fakes import FakeProxy, FakeSpawner
 
-ROUNDS = 20_000
+ROUNDS = int(__import__("os").environ.get("FA_ROUNDS", "20000"))
 HTTP_ROUNDS = 2_000
 
 

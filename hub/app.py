@@ -42,6 +42,7 @@ from hub.keys import (
     PROXY,
     RECONCILER,
     SERVERS,
+    SESSION_READER,
     SESSIONS,
     SETTINGS,
     SHARE_RELAYS,
@@ -57,7 +58,7 @@ from hub.login_guard import LoginThrottle, TrustedProxies
 from hub.metrics import HubMetrics
 from hub.proxy import Proxy
 from hub.reconcile import Reconciler
-from hub.security import csrf_middleware, csrf_token, session_storage, session_user
+from hub.security import csrf_middleware, csrf_token, session_reader, session_storage, session_user
 from hub.servers import ServerManager
 from hub.share_relay import RelayRegistry, TicketSigner
 from hub.sharing import SharingService
@@ -245,8 +246,10 @@ def create_app(settings: Settings, *, spawner: Spawner | None = None, proxy: Pro
     """The hub's application; tests may hand in another spawner and proxy (tests/fakes.py)."""
     # Order matters: sessions outermost (errors and CSRF read them), errors outside CSRF so its refusal renders.
     middlewares = [session_middleware(session_storage(settings)), error_middleware, csrf_middleware]
+
     app = web.Application(middlewares=middlewares, client_max_size=1024**2)
     app[SETTINGS] = settings
+    app[SESSION_READER] = session_reader(settings)
     app[ACCESS_POLICY] = AccessPolicy.from_settings(settings.auth)
     auth = settings.auth
     app[LOGIN_THROTTLE] = LoginThrottle(

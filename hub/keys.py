@@ -19,6 +19,7 @@ from hub.metrics import HubMetrics
 from hub.proxy import Proxy
 from hub.reconcile import Reconciler
 from hub.servers import ServerManager
+from hub.session_reader import SessionReader
 from hub.share_relay import RelayRegistry, TicketSigner
 from hub.sharing import SharingService
 from hub.signups import SignupService
@@ -50,3 +51,4 @@ IMAGE_PREP = web.AppKey("image_prep", ImagePreparer)
 SHARING = web.AppKey("sharing", SharingService)
 SHARE_TICKETS = web.AppKey("share_tickets", TicketSigner)
 SHARE_RELAYS = web.AppKey("share_relays", RelayRegistry)
+SESSION_READER = web.AppKey("session_reader", SessionReader)

@@ -6,9 +6,10 @@ import base64
 import os
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -20,6 +21,7 @@ from multidict import MultiDictProxy
 from hub.accounts import AccountService
 from hub.config import Settings
 from hub.errors import BadRequest, Forbidden
+from hub.session_reader import SessionReader
 
 SESSION_COOKIE = "hub-session"
 CSRF_FIELD = "_xsrf"
@@ -47,6 +49,11 @@ def load_or_create_secret(path: Path) -> bytes:
     return key
 
 
+def session_reader(settings: Settings) -> SessionReader:
+    """Forward auth's cached read of the same cookie (hub/session_reader.py)."""
+    return SessionReader(load_or_create_secret(settings.hub.secret_path), SESSION_COOKIE, settings.hub.session_max_age)
+
+
 def session_storage(settings: Settings) -> EncryptedCookieStorage:
     return EncryptedCookieStorage(
         load_or_create_secret(settings.hub.secret_path),
@@ -65,7 +72,7 @@ class SessionUser:
     admin: bool
 
 
-def session_user(session: Session, accounts: AccountService) -> SessionUser | None:
+def session_user(session: Mapping[str, Any], accounts: AccountService) -> SessionUser | None:
     """The user of a session that still counts (same account, issued after its cut-off); admin rights are live.
 
     Cookies from before accounts had ids in them carry no ``uid``; the cut-off still applies to them.

@@ -18,11 +18,10 @@ from typing import Literal
 from urllib.parse import unquote
 
 from aiohttp import web
-from aiohttp_session import get_session
 
 from hub.config import AuthSection
 from hub.handlers.api_auth import bearer_token
-from hub.keys import ACCOUNTS, ACTIVITY, METRICS, SERVERS, SETTINGS, SHARE_TICKETS, SHARING, TOKENS
+from hub.keys import ACCOUNTS, ACTIVITY, METRICS, SERVERS, SESSION_READER, SETTINGS, SHARE_TICKETS, SHARING, TOKENS
 from hub.names import truncate
 from hub.origin import ForwardedRequest, refusal
 from hub.security import SESSION_COOKIE, SessionUser, session_user
@@ -110,7 +109,7 @@ async def decide(request: web.Request, mode: Mode) -> web.StreamResponse:
     owner, server = request.match_info["owner"], request.match_info.get("server", "")
     uri = request.headers.get("X-Forwarded-Uri", "/")
     path = normalized_path(uri)
-    session = session_user(await get_session(request), request.app[ACCOUNTS])
+    session = session_user(request.app[SESSION_READER].read(request), request.app[ACCOUNTS])
     user = session or (await token_user(request) if mode != "share" else None)
     metrics = request.app[METRICS].forward_auth
     if user is None:
