@@ -80,6 +80,7 @@ async def template_context(request: web.Request) -> dict[str, object]:
         "version": __version__,
         "static": "/hub/static/",
         "service_notice": request.app[DEPENDENCIES].notice if DEPENDENCIES in request.app else None,
+        "sharing_enabled": request.app[SETTINGS].sharing.enabled,
     }
 
 
@@ -99,7 +100,7 @@ async def database(app: web.Application) -> AsyncIterator[None]:
     groups = GroupService(sessions, accounts)
     await groups.load()
     app[GROUPS] = groups
-    sharing = SharingService(sessions, accounts, settings.auth, groups.groups_of)
+    sharing = SharingService(sessions, accounts, settings.auth, groups.groups_of, settings.sharing.enabled)
     relays = RelayRegistry(sharing.may_reach)
     sharing.on_change(relays.sweep)  # a share revoked: its recipient's open WebSockets close at once
     await sharing.load()

@@ -346,6 +346,13 @@ class LifecycleSection(Section):
     """Seconds between checks of Docker and Traefik while they are reachable (backoff while they are not)."""
 
 
+class SharingSection(Section):
+    enabled: bool = False
+    """Let owners share their servers with other users and groups. Off by default: every user's server lives on
+    the hub's own web origin (/user/<name>/), so a page of a shared server runs as the person who opens it and
+    could act on the hub in their name. Turn it on where owners can be trusted (see the README)."""
+
+
 class CullerSection(Section):
     idle_timeout: float | None = Field(None, gt=0)
     """Stop servers with no activity for this many seconds (requests, or a Jupyter kernel at work); None: never."""
@@ -370,6 +377,7 @@ class Settings(BaseSettings):
     traefik: TraefikSection = TraefikSection()
     lifecycle: LifecycleSection = LifecycleSection()
     culler: CullerSection = CullerSection()
+    sharing: SharingSection = SharingSection()
     group_limits: dict[str, GroupLimits] = {}
     """The most members of each group may choose (mem_limit, cpu_limit, gpus); see README, "Resources"."""
 

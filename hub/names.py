@@ -21,6 +21,33 @@ SERVER_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
 SERVER_NAME_RULES = (
     "A server name has 1 to 32 characters: lower-case letters, digits and . _ - and it starts with a letter or a digit."
 )
+RESERVED_SERVER_NAMES = frozenset(
+    {
+        "api",
+        "lab",
+        "tree",
+        "files",
+        "static",
+        "edit",
+        "view",
+        "notebooks",
+        "terminals",
+        "kernelspecs",
+        "nbconvert",
+        "doc",
+        "consoles",
+        "voila",
+        "login",
+        "logout",
+        "custom",
+        "nbextensions",
+        "hub",
+        "user",
+        "oauth_callback",
+    }
+)
+"""First parts of the paths a Jupyter server serves: a named server called ``api`` would take
+``/user/<name>/api/...`` from the user's default server (the longer prefix wins in Traefik)."""
 SERVER_SEPARATOR = "----"
 """Between a user's slug and a server's escape. No user slug holds four dashes in a row (see server_slug)."""
 SHORT_SERVER_MARK = "-----"
@@ -70,6 +97,11 @@ def validate_server_name(name: str) -> str:
     """Return the name of a named server if it is allowed, else raise BadRequest (400) with the rules."""
     if not SERVER_NAME_PATTERN.fullmatch(name):
         raise BadRequest(f"{truncate(name)!r} cannot be used as a server name. {SERVER_NAME_RULES}")
+    if name in RESERVED_SERVER_NAMES:
+        raise BadRequest(
+            f"{name!r} cannot be used as a server name: it is part of the addresses of your default server. "
+            "Please choose another name."
+        )
     return name
 
 

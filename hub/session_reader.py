@@ -50,8 +50,13 @@ class SessionReader:
         token = raw.encode()
         try:
             data = json.loads(self._fernet.decrypt(token, ttl=self.max_age))
-            expires = self._fernet.extract_timestamp(token) + self.max_age
+            expires: float = self._fernet.extract_timestamp(token) + self.max_age
         except (InvalidToken, ValueError):
             return {}, now + KEEP_SECONDS  # garbage stays garbage
+        created = data.get("created") if isinstance(data, dict) else None
+        if isinstance(created, (int, float)):  # the session's own age, as aiohttp-session counts it on the pages
+            expires = min(expires, created + self.max_age)
+        if expires <= now:
+            return {}, now + KEEP_SECONDS
         session = data.get("session") if isinstance(data, dict) else None
         return (session if isinstance(session, dict) else {}), min(expires, now + KEEP_SECONDS)

@@ -127,6 +127,10 @@ class RelayRegistry:
             self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
         return self._http
 
+    def count_of(self, user: str, owner: str, server: str) -> int:
+        """Open relays of one person to one server."""
+        return len(self._open.get((owner, server, user), ()))
+
     def count(self, owner: str | None = None, server: str | None = None) -> int:
         return sum(
             len(relays)

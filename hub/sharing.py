@@ -26,7 +26,7 @@ from hub import names
 from hub.accounts import AccountService
 from hub.config import AuthSection
 from hub.db import Sessionmaker, get_user
-from hub.errors import BadRequest, NotFound
+from hub.errors import BadRequest, Forbidden, NotFound
 from hub.models import Group, Server, ServerState, Share, ShareCode, User, user_groups, utcnow
 from hub.tokens import aware
 
@@ -105,13 +105,18 @@ class SharingService:
         accounts: AccountService,
         auth: AuthSection,
         groups_of: Callable[[str], frozenset[str]],
+        enabled: bool = True,
     ) -> None:
         self.sessions = sessions
         self.accounts = accounts
+        self.enabled = enabled
+        """sharing.enabled: when off, nobody may share, and shares kept from before open nothing."""
         self.auth = auth
         self.groups_of = groups_of
         self._users: dict[Key, dict[str, dt.datetime | None]] = {}
         self._groups: dict[Key, dict[str, dt.datetime | None]] = {}
+        self._writes = 0
+        """Counts changes to the tables above, so a load that read the database meanwhile reads again."""
         self._listeners: list[Listener] = []
         accounts.on_change(self.load)
 
@@ -123,7 +128,7 @@ class SharingService:
     def may_use(self, user: str, owner: str, server: str = "", now: dt.datetime | None = None) -> bool:
         """Whether a share (to the user, or to one of their groups) lets ``user`` use the server now."""
         key = (owner, server)
-        if user == owner:
+        if user == owner or not self.enabled:
             return False
         until = self._users.get(key, {})
         if user in until and not expired(until[user], now):
@@ -144,7 +149,7 @@ class SharingService:
         """Whether ``user`` may use the server at all: as its owner, an admin with ``admin_access``, an account
         of ``server_access_accounts``, or through a share (the rule the WebSocket relay re-checks)."""
         account = self.accounts.get(user)
-        if account is None:
+        if account is None or account.password_must_change:
             return False
         if user == owner or (account.admin and self.auth.admin_access) or user in self.auth.server_access_accounts:
             return True
@@ -157,12 +162,18 @@ class SharingService:
             .join(Server, Server.id == Share.server_id)
             .join(User, User.id == Server.user_id)
         )
+        for _ in range(10):  # a share granted or revoked while the database was read: read again
+            seen = self._writes
+            async with self.sessions() as session:
+                rows = (await session.execute(query)).all()
+                user_names = {uid: name for uid, name in (await session.execute(select(User.id, User.name))).all()}
+                group_names = {gid: name for gid, name in (await session.execute(select(Group.id, Group.name))).all()}
+            if self._writes == seen:
+                break
+        else:
+            log.warning("shares kept changing while they were read; the next reload brings them up to date")
         users: dict[Key, dict[str, dt.datetime | None]] = {}
         groups: dict[Key, dict[str, dt.datetime | None]] = {}
-        async with self.sessions() as session:
-            rows = (await session.execute(query)).all()
-            user_names = {uid: name for uid, name in (await session.execute(select(User.id, User.name))).all()}
-            group_names = {gid: name for gid, name in (await session.execute(select(Group.id, Group.name))).all()}
         for owner, server, until, user_id, group_id in rows:
             if user_id is not None and user_id in user_names:
                 users.setdefault((owner, server), {})[user_names[user_id]] = aware(until)
@@ -241,6 +252,10 @@ class SharingService:
                 raise NotFound("This share link is not valid (any more).")
             return self._code_view(found, owner.name, server)
 
+    def require_enabled(self) -> None:
+        if not self.enabled:
+            raise Forbidden("Sharing servers is turned off on this hub.", "sharing refused: sharing.enabled is false")
+
     # -- writing ---------------------------------------------------------------------------------
     async def grant(
         self,
@@ -252,6 +267,7 @@ class SharingService:
         expires_at: dt.datetime | None = None,
     ) -> ShareView:
         """Share the server with one user or one group (again: the expiry is replaced)."""
+        self.require_enabled()
         if (user is None) == (group is None):
             raise BadRequest("Share with exactly one of a user or a group.")
         if user == owner:
@@ -286,6 +302,7 @@ class SharingService:
             )
         table = self._users if user is not None else self._groups
         table.setdefault((owner, server), {})[user or group or ""] = aware(expires_at)
+        self._writes += 1
         log.info("%s shared %s with %s", owner, names.server_label(owner, server), view.grantee)
         await self._changed()
         return view
@@ -304,6 +321,7 @@ class SharingService:
                 result = await session.execute(delete(Share).where(Share.server_id == row.id, Share.group_id == which))
         table = self._users if user is not None else self._groups
         table.get((owner, server), {}).pop(user or group or "", None)
+        self._writes += 1
         gone = bool(getattr(result, "rowcount", 0))
         if gone:
             log.info("%s revoked the share of %s with %s", owner, names.server_label(owner, server), user or group)
@@ -317,6 +335,7 @@ class SharingService:
             result = await session.execute(delete(Share).where(Share.server_id == row.id))
         self._users.pop((owner, server), None)
         self._groups.pop((owner, server), None)
+        self._writes += 1
         await self._changed()
         return int(getattr(result, "rowcount", 0) or 0)
 
@@ -333,12 +352,14 @@ class SharingService:
         """The server was deleted (its shares and codes went with it by cascade): forget them here too."""
         self._users.pop((owner, server), None)
         self._groups.pop((owner, server), None)
+        self._writes += 1
         await self._changed()
 
     async def create_code(
         self, owner: str, server: str, expires_in: int = CODE_DEFAULT_SECONDS
     ) -> tuple[str, CodeView]:
         """A new share code for the server; the code is returned once and only its hash is kept."""
+        self.require_enabled()
         if not CODE_MIN_SECONDS <= expires_in <= CODE_MAX_SECONDS:
             raise BadRequest(
                 f"expires_in must be from {CODE_MIN_SECONDS} seconds to {CODE_MAX_SECONDS} seconds (one year)."
@@ -376,6 +397,7 @@ class SharingService:
 
     async def accept_code(self, code: str, user: str) -> ShareView:
         """Exchange a share code for a share of its server with ``user``."""
+        self.require_enabled()
         async with self.sessions.begin() as session:
             found = await self._live_code(session, code)
             server = await session.get(Server, found.server_id)

@@ -25,6 +25,10 @@ from hub.share_relay import RELAY_PREFIX, SHARE_COOKIE, SHARE_TICKET_HEADER, Rel
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
+MAX_MESSAGE_BYTES = 64 * 1024**2
+"""Largest WebSocket message relayed (Jupyter's own limit is 10 MiB): one huge frame cannot exhaust the hub."""
+MAX_RELAYS_PER_PERSON = 32
+"""Open relays one person may hold to one shared server (a few browser tabs each need a handful)."""
 
 
 def without_share_cookie(header: str) -> str:
@@ -45,6 +49,8 @@ async def relay(request: web.Request) -> web.StreamResponse:
     relays = request.app[SHARE_RELAYS]
     if not relays.may_reach(ticket.user, ticket.owner, ticket.server):
         raise web.HTTPForbidden(text="This server is no longer shared with you.\n")
+    if relays.count_of(ticket.user, ticket.owner, ticket.server) >= MAX_RELAYS_PER_PERSON:
+        raise web.HTTPTooManyRequests(text="Too many connections to this shared server are open. Close some tabs.\n")
     servers = request.app[SERVERS]
     view = await servers.view(ticket.owner, ticket.server)
     secret = servers.route_secret(ticket.owner, ticket.server)
@@ -64,12 +70,19 @@ async def relay(request: web.Request) -> web.StreamResponse:
     headers = {"Authorization": f"token {secret}", **({"Cookie": cookies} if cookies else {})}
     try:
         up = await relays.http().ws_connect(
-            upstream, protocols=protocols, headers=headers, max_msg_size=0, autoping=True, heartbeat=None
+            upstream,
+            protocols=protocols,
+            headers=headers,
+            max_msg_size=MAX_MESSAGE_BYTES,
+            autoping=True,
+            heartbeat=None,
+            timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=10),
         )
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         log.warning("relay of %s to %s/%s could not connect: %s", ticket.user, ticket.owner, ticket.server, exc)
         raise web.HTTPBadGateway(text="The shared server did not accept the connection.\n") from None
-    down = web.WebSocketResponse(protocols=(up.protocol,) if up.protocol else (), max_msg_size=0, autoping=True)
+    protocol = (up.protocol,) if up.protocol else ()
+    down = web.WebSocketResponse(protocols=protocol, max_msg_size=MAX_MESSAGE_BYTES, autoping=True)
     try:
         await down.prepare(request)
     except Exception:

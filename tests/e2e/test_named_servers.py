@@ -1,5 +1,5 @@
 """Named servers for real: from the home page, alice runs the echo app as her default server and JupyterLab as a
-server named ``lab``, side by side, each in its own container behind its own route; nobody else reaches them;
+server named ``work``, side by side, each in its own container behind its own route; nobody else reaches them;
 stopping and deleting one leaves the other running, and no container is left behind."""
 
 from __future__ import annotations
@@ -38,53 +38,53 @@ def test_a_user_runs_two_servers_side_by_side_from_the_home_page(
     page.wait_for_url(re.compile(r"/user/alice/$"), timeout=120_000)
     expect(page.locator("body")).to_contain_text('"path": "/user/alice/"')
 
-    # a second one, named lab: JupyterLab at /user/alice/lab/
+    # a second one, named work: JupyterLab at /user/alice/work/
     page.goto(f"{hub.url}/hub/home")
-    page.fill("#new-server input[name=server]", "lab")
+    page.fill("#new-server input[name=server]", "work")
     page.click("#add-server")
-    expect(page.locator("h1")).to_contain_text("“lab”")
+    expect(page.locator("h1")).to_contain_text("“work”")
     page.check("input[name=image][value=jupyterlab]")
-    with page.expect_navigation(url=re.compile(r"/hub/spawn-pending/alice/lab$")):
+    with page.expect_navigation(url=re.compile(r"/hub/spawn-pending/alice/work$")):
         page.click("button#start")
-    page.wait_for_url(re.compile(r"/user/alice/lab/lab"), timeout=120_000)
+    page.wait_for_url(re.compile(r"/user/alice/work/lab"), timeout=120_000)
     page.locator('.jp-LauncherCard[data-category="Notebook"]').first.wait_for(timeout=60_000)
 
     # both answer, each with its own token (the echo app refuses any other)
     page.goto(f"{hub.url}/user/alice/")
     expect(page.locator("body")).to_contain_text('"path": "/user/alice/"')
-    status = page.request.get(f"{hub.url}/user/alice/lab/api/status")
+    status = page.request.get(f"{hub.url}/user/alice/work/api/status")
     assert status.status == 200 and "started" in status.json()
     containers = containers_of(docker_client, hub, "alice")
-    assert set(containers) == {"", "lab"}
-    assert containers[""].name != containers["lab"].name
+    assert set(containers) == {"", "work"}
+    assert containers[""].name != containers["work"].name
 
     # the home page lists the named one, running
     page.goto(f"{hub.url}/hub/home")
-    row = page.locator("#named-servers tr[data-server=lab]")
+    row = page.locator("#named-servers tr[data-server=work]")
     expect(row.locator(".state")).to_have_attribute("data-state", "running")
-    expect(row.locator("a.open")).to_have_attribute("href", "/user/alice/lab/lab")
+    expect(row.locator("a.open")).to_have_attribute("href", "/user/alice/work/lab")
 
     # nobody else reaches either server, not even through the path
     bob = HubUser(hub.url, "bob")
     assert bob.login(password_of("bob")).url.endswith("/hub/home")
-    for path in ("/user/alice/lab/api/status", "/user/alice/", "/user/bob/../alice/lab/api/status"):
+    for path in ("/user/alice/work/api/status", "/user/alice/", "/user/bob/../alice/work/api/status"):
         code, _, _ = bob.raw_get(path)
         assert code == 403, path
     anonymous = HubUser(hub.url, "nobody")
-    code, _, _ = anonymous.raw_get("/user/alice/lab/api/status")
+    code, _, _ = anonymous.raw_get("/user/alice/work/api/status")
     assert code in (302, 401)
 
     # stop the named server: its container and route go, the default server keeps running
     row.locator("button.stop").click()
     expect(row.locator(".state")).to_have_attribute("data-state", "stopped")
-    wait_for(lambda: set(containers_of(docker_client, hub, "alice")) == {""}, 30, "the lab container to go")
+    wait_for(lambda: set(containers_of(docker_client, hub, "alice")) == {""}, 30, "the work container to go")
     page.goto(f"{hub.url}/user/alice/")
     expect(page.locator("body")).to_contain_text('"path": "/user/alice/"')
 
     # delete it: the name is gone from the list (and free again)
     page.goto(f"{hub.url}/hub/home")
-    page.locator("#named-servers tr[data-server=lab] button.delete").click()
-    expect(page.locator("#named-servers tr[data-server=lab]")).to_have_count(0)
+    page.locator("#named-servers tr[data-server=work] button.delete").click()
+    expect(page.locator("#named-servers tr[data-server=work]")).to_have_count(0)
 
     # stopping the default server leaves no container of alice at all
     page.click("#stop")

@@ -13,7 +13,7 @@ from playwright.sync_api import Browser, Page, WebSocket, expect
 
 from tests.client import HubUser
 from tests.e2e.test_login_spawn_notebook import log_in, run_first_cell
-from tests.fixtures.hub import HubProcess, password_of
+from tests.fixtures.hub import HubFactory, HubProcess, password_of
 
 pytestmark = [pytest.mark.docker, pytest.mark.traefik, pytest.mark.browser]
 
@@ -32,6 +32,15 @@ class SocketWatch:
 
     def kernel_sockets(self) -> list[WebSocket]:
         return [socket for socket in self.opened if re.search(r"/api/kernels/[^/]+/channels", socket.url)]
+
+
+@pytest.fixture(scope="module")
+def hub(hub_factory: HubFactory) -> HubProcess:
+    """A hub with sharing on (it is off by default) and native users alice, bob and admin."""
+    instance = hub_factory(sharing={"enabled": True})
+    for name in ("alice", "bob", "admin"):
+        instance.add_user(name, password_of(name), admin=name == "admin")
+    return instance
 
 
 def new_page(browser: Browser, hub: HubProcess, name: str) -> Page:

@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -16,16 +17,29 @@ from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import update
 
+from hub.config import Settings
 from hub.keys import ACCOUNTS, GROUPS, SERVERS, SESSIONS, SHARE_RELAYS, SHARE_TICKETS, SHARING
 from hub.models import Server, ShareCode, User
 from hub.share_relay import REVOKED_CLOSE_CODE, Ticket, TicketSigner
 from hub.sharing import SharingService
 from tests.fakes import FakeProxy
-from tests.inprocess.conftest import TokenMaker
+from tests.inprocess.conftest import IMAGES, TokenMaker
 from tests.inprocess.test_api_rules import auth, forwarded, start
 from tests.inprocess.test_groups_api import log_in
 
 SCOPE = "access:servers!server=alice/"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """The in-process hub's settings with sharing on (it is off by default)."""
+    return Settings(
+        images=IMAGES,
+        hub={"data_dir": tmp_path / "data"},  # type: ignore[arg-type]
+        lifecycle={"reconcile_interval": 3600, "dependency_check_interval": 3600},
+        traefik={"dynamic_dir": tmp_path / "routes"},
+        sharing={"enabled": True},
+    )
 
 
 async def started(client: TestClient, tokens_of: TokenMaker, server: str = "") -> str:
@@ -376,3 +390,16 @@ async def test_a_server_gets_the_split_route_when_it_is_first_shared(
     shared = await app_client.post("/hub/api/shares/alice/", json={"user": "bob"}, headers=auth(alice))
     assert shared.status == 200
     assert proxy.routes[slug].shared is True  # live before the owner's request returned
+
+
+async def test_with_sharing_off_nobody_shares_and_old_shares_open_nothing(
+    app_client: TestClient, tokens_of: TokenMaker
+) -> None:
+    alice = await started(app_client, tokens_of)
+    bob = await tokens_of("bob")
+    await app_client.post("/hub/api/shares/alice/", json={"user": "bob"}, headers=auth(alice))
+    assert await gate(app_client, "/user/alice/tree", bob) == 200
+    app_client.server.app[SHARING].enabled = False  # as a hub restarted with sharing.enabled: false
+    assert await gate(app_client, "/user/alice/tree", bob) == 403
+    refused = await app_client.post("/hub/api/shares/alice/", json={"user": "admin"}, headers=auth(alice))
+    assert refused.status == 403 and "turned off" in (await refused.json())["message"]

@@ -133,7 +133,7 @@ def test_unsafe_server_names_are_refused_with_the_rules(raw: str) -> None:
     assert "lower-case letters" in refused.value.user_message
 
 
-@pytest.mark.parametrize("raw", ["x", "lab", "0", "my-lab.2", "a_b", "a" * 32])
+@pytest.mark.parametrize("raw", ["x", "work", "0", "my-lab.2", "a_b", "a" * 32])
 def test_usual_server_names_are_accepted(raw: str) -> None:
     assert names.validate_server_name(raw) == raw
 
@@ -191,3 +191,9 @@ def test_docker_names_of_servers_stay_dns_labels() -> None:
     slug = names.server_slug("a" * 64, "b" * 32)
     assert len(names.container_name("h" * 16, slug)) <= 63
     assert len(names.user_network_name("h" * 16, slug)) <= 63
+
+
+@pytest.mark.parametrize("raw", ["api", "lab", "files", "static", "tree"])
+def test_a_server_may_not_take_the_paths_of_the_default_server(raw: str) -> None:
+    with pytest.raises(BadRequest, match="part of the addresses of your default server"):
+        names.validate_server_name(raw)

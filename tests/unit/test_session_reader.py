@@ -14,8 +14,8 @@ from hub.session_reader import SessionReader
 KEY = b"k" * 32
 
 
-def cookie(content: dict[str, object], at: float | None = None) -> str:
-    data = json.dumps({"created": int(time.time()), "session": content}).encode()
+def cookie(content: dict[str, object], at: float | None = None, created: float | None = None) -> str:
+    data = json.dumps({"created": int(created or at or time.time()), "session": content}).encode()
     fernet = Fernet(base64.urlsafe_b64encode(KEY))
     return (fernet.encrypt_at_time(data, int(at)) if at is not None else fernet.encrypt(data)).decode()
 
@@ -48,3 +48,9 @@ def test_a_cookie_is_not_kept_past_its_own_expiry() -> None:
     assert reader.read(request_with(value))["user"] == "alice"
     time.sleep(3.1)
     assert reader.read(request_with(value)) == {}
+
+
+def test_a_session_older_than_its_maximum_age_holds_nothing_however_fresh_its_cookie() -> None:
+    reader = SessionReader(KEY, "hub-session", max_age=3600)
+    resaved = cookie({"user": "alice"}, at=time.time(), created=time.time() - 3700)  # re-saved a moment ago
+    assert reader.read(request_with(resaved)) == {}
