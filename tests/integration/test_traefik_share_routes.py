@@ -92,7 +92,7 @@ async def routed(traefik: TraefikProcess) -> AsyncIterator[tuple[str, list[str]]
     hub_runner, hub_url = await serve(stand_in_hub(asked))
     settings = TraefikSection(dynamic_dir=traefik.dynamic_dir, api_url=traefik.api_url, route_timeout=10)
     proxy = TraefikFileProxy(settings, hub_url)
-    for server in ("", "lab"):
+    for server in ("", "work"):
         slug = names.server_slug("alice", server)
         await proxy.add_route(
             Route("alice", slug, names.server_prefix("alice", server), server_url, server_name=server, shared=True)
@@ -154,11 +154,12 @@ async def test_with_the_marker_a_shared_users_websocket_goes_to_the_relay_with_a
 async def test_a_named_servers_routers_win_over_the_default_servers(routed: tuple[str, list[str]]) -> None:
     base, asked = routed
     ws = base.replace("http", "ws", 1)
-    seen = await first_message(f"{ws}/user/alice/lab/api/kernels/k/channels", "who=bob; hubshare=1")
-    assert seen["path"] == "/hub/share-relay/user/alice/lab/api/kernels/k/channels"
-    assert asked[-1] == "/hub/forward-auth-share/alice/lab"
-    assert (await first_message(f"{ws}/user/alice/lab/terminals/websocket/1", "who=alice"))["at"] == "server"
-    assert asked[-1] == "/hub/forward-auth-ws/alice/lab"
-    async with aiohttp.ClientSession() as http, http.get(f"{base}/user/alice/lab/", headers={"Cookie": "who=bob"}) as r:
+    seen = await first_message(f"{ws}/user/alice/work/api/kernels/k/channels", "who=bob; hubshare=1")
+    assert seen["path"] == "/hub/share-relay/user/alice/work/api/kernels/k/channels"
+    assert asked[-1] == "/hub/forward-auth-share/alice/work"
+    assert (await first_message(f"{ws}/user/alice/work/terminals/websocket/1", "who=alice"))["at"] == "server"
+    assert asked[-1] == "/hub/forward-auth-ws/alice/work"
+    bob = {"Cookie": "who=bob"}
+    async with aiohttp.ClientSession() as http, http.get(f"{base}/user/alice/work/", headers=bob) as r:
         assert r.status == 200
-    assert asked[-1] == "/hub/forward-auth/alice/lab"
+    assert asked[-1] == "/hub/forward-auth/alice/work"
