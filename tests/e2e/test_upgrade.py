@@ -117,6 +117,9 @@ def test_an_upgrade_from_56aa053_keeps_passwords_tokens_and_running_servers(
     assert servers[""]["user_options"] == {"image": "echo"}
     with sqlite3.connect(database) as connection:
         assert connection.execute("SELECT user_options, gpu_ids FROM servers").fetchall() == [(None, None)]
+        # 0006 (sharing): the tables are there and empty, so nobody holds a share of an old server.
+        assert connection.execute("SELECT count(*) FROM shares").fetchone() == (0,)
+        assert connection.execute("SELECT count(*) FROM share_codes").fetchone() == (0,)
     connection.close()
     started = requests.post(f"{api}/servers/more", json={"image": "echo"}, headers=auth, timeout=120)
     assert started.status_code in (201, 202), started.text
