@@ -13,7 +13,7 @@ RUN groupadd --system --gid 10000 hub \
 RUN python3 -m venv /opt/hub
 COPY pyproject.toml README.md /src/
 COPY hub /src/hub
-RUN /opt/hub/bin/pip install --no-cache-dir /src && rm -rf /src
+RUN /opt/hub/bin/pip install --no-cache-dir "/src[fast]" && rm -rf /src
 COPY docker-entrypoint.sh /opt/hub/entry/hub
 RUN chmod 755 /opt/hub/entry/hub
 # Build folders of the user images the default config offers; the hub builds them when missing.

@@ -166,9 +166,15 @@ class AccountService:
             if self._refreshing is None:
                 if not self._signalled() and time.monotonic() - self._last_check < MISS_REFRESH_SECONDS:
                     return
-                self._refreshing = asyncio.ensure_future(self.sync())
-                self._refreshing.add_done_callback(lambda _: setattr(self, "_refreshing", None))
-            await asyncio.shield(self._refreshing)
+            await asyncio.shield(self._shared_sync())
+
+    def _shared_sync(self) -> asyncio.Future[bool]:
+        """The look for outside changes under way, or a new one. Every look goes through here (the periodic one
+        too), so nobody skips a look as recent while its reload, token map included, is still unfinished."""
+        if self._refreshing is None:
+            self._refreshing = asyncio.ensure_future(self.sync())
+            self._refreshing.add_done_callback(lambda _: setattr(self, "_refreshing", None))
+        return self._refreshing
 
     def _signal_mtime(self) -> float | None:
         try:
@@ -193,7 +199,7 @@ class AccountService:
         while True:
             await asyncio.sleep(interval)
             try:
-                await self.sync()
+                await asyncio.shield(self._shared_sync())
             except Exception:
                 log.exception("could not check for account changes")
 

@@ -23,7 +23,7 @@ from hub.db import open_database
 from hub.dependencies import DependencyMonitor
 from hub.gpus import GPUAllocator, check_gpus, host_gpu_ids
 from hub.groups import GroupService
-from hub.handlers import setup_routes
+from hub.handlers import forward_auth, setup_routes
 from hub.handlers.errors import error_middleware
 from hub.handlers.headers import setup_security_headers
 from hub.image_prep import ImagePreparer
@@ -268,6 +268,8 @@ def create_app(settings: Settings, *, spawner: Spawner | None = None, proxy: Pro
         context_processors=[template_context],
     )
     setup_routes(app)
+    # The middlewares (aiohttp-jinja2's context one too, added above) serve the hub's pages; forward auth skips them.
+    app.middlewares[:] = [forward_auth.passed_by(middleware) for middleware in app.middlewares]
     app.router.add_static("/hub/static/", STATIC_DIR, name="static")
     setup_security_headers(app)  # on every response but forward-auth's, streams and raised errors included
     app.cleanup_ctx.extend([database, backends(spawner, proxy), background])

@@ -85,6 +85,7 @@ def serve(settings: Settings) -> int:
     from aiohttp import web
 
     from hub.app import create_app
+    from hub.event_loop import new_event_loop
 
     protect_files(settings)
 
@@ -97,6 +98,7 @@ def serve(settings: Settings) -> int:
             print=lambda text: log.info("%s", text.strip().splitlines()[0] if text.strip() else ""),
             access_log=None,
             shutdown_timeout=10,
+            loop=new_event_loop(),  # uvloop when installed
         )
     finally:
         if traefik is not None:

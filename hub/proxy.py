@@ -42,6 +42,10 @@ class Proxy(abc.ABC):
         """Install what the proxy needs besides users' routes (the route to the hub); called again after
         the proxy was away."""
 
+    def fast_lane_document(self) -> bytes:
+        """What the hub serves to Traefik's HTTP provider (hub/fast_lane.py); nothing for other proxies."""
+        return b"{}"
+
     async def ping(self) -> bool:
         """Whether the proxy answers right now."""
         return True

@@ -1,4 +1,5 @@
-"""Routes through Traefik's file provider: one YAML file per server (default or named), written atomically.
+"""Routes through Traefik's file provider: one YAML file per server (default or named), written atomically,
+and through its HTTP provider (hub/fast_lane.py) until Traefik has read a new file.
 
 Temporary files are written next to (not inside) the watched directory: Traefik reloads on every
 file event and then waits out its throttle, so a temp file inside it would delay every route.
@@ -27,6 +28,7 @@ import yaml
 from hub import names
 from hub.config import TraefikSection
 from hub.errors import ProxyError
+from hub.fast_lane import FastLane
 from hub.proxy import Proxy, Route
 from hub.share_relay import RELAY_PREFIX, SHARE_COOKIE, SHARE_TICKET_HEADER
 
@@ -38,6 +40,13 @@ API_ENTRYPOINT = "traefik"
 API_USER = "hub"
 ROUTE_POLL_SECONDS = 0.02
 ROUTE_GONE_TIMEOUT = 5.0
+FILE_CHECK_EVERY = 10
+"""While a router is in the fast lane, its wait asks about the file provider's copy only every 10th poll."""
+SETTLE_POLL_SECONDS = 0.25
+FILE_GRACE_SECONDS = 1.0
+"""A new route's file is written once the fast lane's copy is live, or after this long."""
+ROUTER_SUFFIXES = ("", "-ws", "-share")
+"""Every router a server's route may have (render_route), after its route id."""
 
 
 def router_tls(resolver: str | None, domain: str | None) -> dict[str, Any]:
@@ -192,6 +201,47 @@ def render_api_route(*, entrypoint: str, username: str, password: str) -> dict[s
     }
 
 
+def default_certificate() -> dict[str, Any]:
+    """A self-signed certificate for Traefik's default TLS store, inline (PEM text), made at each start.
+
+    Without one, Traefik generates a new RSA key pair each time it applies a configuration change, which was a
+    third of the time a new route took to go live. It is only Traefik's fallback: plain-HTTP hubs never show it,
+    and hubs with a certificate resolver serve the resolver's certificates."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hub default certificate")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return {
+        "stores": {
+            "default": {
+                "defaultCertificate": {
+                    "certFile": certificate.public_bytes(serialization.Encoding.PEM).decode(),
+                    "keyFile": key_pem.decode(),
+                }
+            }
+        }
+    }
+
+
 def dump_checked(config: dict[str, Any]) -> str:
     """YAML text of the config, parsed back and compared so that no broken file goes live."""
     text = yaml.safe_dump(config, sort_keys=True, default_flow_style=False)
@@ -224,6 +274,14 @@ class TraefikFileProxy(Proxy):
         self._http: aiohttp.ClientSession | None = None
         self._api_password = secrets.token_urlsafe(24) if settings.protect_api else None
         self._tls = router_tls(settings.tls_cert_resolver, settings.tls_domain)
+        self.fast_lane = FastLane()
+        self._settler: asyncio.Task[None] | None = None
+        self._writers: set[asyncio.Task[None]] = set()
+        self._default_certificate: dict[str, Any] | None = None
+        self._file_locks: dict[str, asyncio.Lock] = {}
+
+    def fast_lane_document(self) -> bytes:
+        return self.fast_lane.document()
 
     def _session(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:
@@ -232,6 +290,10 @@ class TraefikFileProxy(Proxy):
         return self._http
 
     async def close(self) -> None:
+        if self._settler is not None:
+            self._settler.cancel()
+        for writer in list(self._writers):
+            writer.cancel()
         if self._http is not None:
             await self._http.close()
 
@@ -240,30 +302,112 @@ class TraefikFileProxy(Proxy):
         await asyncio.to_thread(self.directory.mkdir, parents=True, exist_ok=True)
         await asyncio.to_thread(atomic_write, self.directory / filename, text, self.tmp_dir)
 
+    async def _file_holds(self, filename: str, config: dict[str, Any]) -> bool:
+        """Whether the route file holds this configuration already (then nothing needs to change)."""
+        text = dump_checked(config)
+
+        def read() -> str | None:
+            try:
+                return (self.directory / filename).read_text(encoding="utf-8")
+            except OSError:
+                return None
+
+        return await asyncio.to_thread(read) == text
+
     async def prepare(self) -> None:
         """The catch-all route to the hub, and the password-protected API route when asked for."""
         if self._api_password:
             api = render_api_route(entrypoint=API_ENTRYPOINT, username=API_USER, password=self._api_password)
             await self._write(API_ROUTE_FILE, api)
         hub_route = render_hub_route(hub_url=self.hub_url, entrypoint=self.settings.entrypoint, tls=self._tls)
-        await self._write(HUB_ROUTE_FILE, hub_route)
+        if self._default_certificate is None:
+            self._default_certificate = await asyncio.to_thread(default_certificate)
+        await self._write(HUB_ROUTE_FILE, {**hub_route, "tls": self._default_certificate})
 
     async def add_route(self, route: Route) -> None:
+        """Serve the route in the fast lane at once and write its file once the lane's copy is live (so that
+        Traefik's re-reading of every file does not slow the new route down), then wait until it is live."""
+        slug, filename = route.slug, names.route_file(route.slug)
         config = render_route(route, hub_url=self.hub_url, entrypoint=self.settings.entrypoint, tls=self._tls)
-        await self._write(names.route_file(route.slug), config)
-        await self.wait_for_router(names.route_id(route.slug))
+        if self.fast_lane.get(slug) is not None or not await self._file_holds(filename, config):
+            self.fast_lane.put(slug, config)
+            if self.fast_lane.polled():
+                writer = asyncio.get_running_loop().create_task(self._write_when_live(slug, config))
+                self._writers.add(writer)
+                writer.add_done_callback(self._writers.discard)
+            else:  # Traefik does not poll the lane (a static config without it): the file is the route
+                await self._write(filename, config)
+            if self._settler is None or self._settler.done():
+                self._settler = asyncio.get_running_loop().create_task(self._settle())
+        await self.wait_for_router(names.route_id(slug))
+
+    def _slug_lock(self, slug: str) -> asyncio.Lock:
+        return self._file_locks.setdefault(slug, asyncio.Lock())
+
+    async def _write_when_live(self, slug: str, config: dict[str, Any]) -> None:
+        """Write the route's file once the lane's copy is live (at most FILE_GRACE_SECONDS later), unless the
+        route changed or went meanwhile."""
+        deadline = time.monotonic() + FILE_GRACE_SECONDS
+        while time.monotonic() < deadline and await self.router_status(names.route_id(slug), "http") != "enabled":
+            await asyncio.sleep(ROUTE_POLL_SECONDS)
+        async with self._slug_lock(slug):
+            if self.fast_lane.get(slug) == config:
+                try:
+                    await self._write(names.route_file(slug), config)
+                except (OSError, ValueError):
+                    log.exception("could not write the route file of %s (Traefik serves it from the fast lane)", slug)
 
     async def delete_route(self, slug: str) -> None:
-        """Remove the file and wait (briefly) until Traefik no longer lists the router."""
+        """Remove the route from both providers and wait (briefly) until Traefik lists its router in neither."""
         path = self.directory / names.route_file(slug)
-        existed = await asyncio.to_thread(path.exists)
-        await asyncio.to_thread(path.unlink, missing_ok=True)
-        if not existed:
+        async with self._slug_lock(slug):
+            in_lane = self.fast_lane.get(slug) is not None
+            self.fast_lane.drop(slug)
+            existed = await asyncio.to_thread(path.exists)
+            await asyncio.to_thread(path.unlink, missing_ok=True)
+        self._file_locks.pop(slug, None)
+        if not existed and not in_lane:
             return
         router = names.route_id(slug)
         deadline = time.monotonic() + ROUTE_GONE_TIMEOUT
-        while time.monotonic() < deadline and await self.router_status(router) is not None:
+        while time.monotonic() < deadline and (
+            await self.router_status(router, "http") is not None or await self.router_status(router) is not None
+        ):
             await asyncio.sleep(ROUTE_POLL_SECONDS)
+
+    async def _settle(self) -> None:
+        """Take routes out of the fast lane once Traefik serves the same routers and targets from their files."""
+        while self.fast_lane.slugs():
+            await asyncio.sleep(SETTLE_POLL_SECONDS)
+            for slug in self.fast_lane.slugs():
+                config = self.fast_lane.get(slug)
+                if config is not None and await self._file_serves(slug, config) and self.fast_lane.get(slug) == config:
+                    self.fast_lane.drop(slug)
+
+    async def _file_serves(self, slug: str, config: dict[str, Any]) -> bool:
+        """Whether Traefik's file provider has exactly this route's routers, enabled, and its services' targets."""
+        routers = config["http"]["routers"]
+        for name in (names.route_id(slug) + suffix for suffix in ROUTER_SUFFIXES):
+            if (name in routers) != (await self.router_status(name) == "enabled"):
+                return False
+        for name, service in config["http"]["services"].items():
+            listed = await self._api_json(f"/api/http/services/{name}@file")
+            wanted = [server["url"] for server in service["loadBalancer"]["servers"]]
+            served = [server.get("url") for server in (listed or {}).get("loadBalancer", {}).get("servers", [])]
+            if wanted != served:
+                return False
+        return True
+
+    async def _api_json(self, path: str) -> dict[str, Any] | None:
+        """A document from Traefik's API, None when it is missing or Traefik does not answer."""
+        try:
+            async with self._session().get(f"{self.settings.api_url}{path}") as response:
+                if response.status != 200:
+                    return None
+                document = await response.json()
+                return document if isinstance(document, dict) else None
+        except (TimeoutError, aiohttp.ClientError, OSError, ValueError):
+            return None
 
     async def list_routes(self) -> set[str]:
         def scan() -> set[str]:
@@ -277,25 +421,26 @@ class TraefikFileProxy(Proxy):
 
         return await asyncio.to_thread(scan)
 
-    async def router_status(self, router: str) -> str | None:
+    async def router_status(self, router: str, provider: str = "file") -> str | None:
         """The router's status in Traefik's API ('enabled', 'disabled', ...), None when not listed."""
-        url = f"{self.settings.api_url}/api/http/routers/{router}@file"
-        try:
-            async with self._session().get(url) as response:
-                if response.status != 200:
-                    return None
-                return str((await response.json()).get("status"))
-        except (TimeoutError, aiohttp.ClientError, OSError):
-            return None
+        document = await self._api_json(f"/api/http/routers/{router}@{provider}")
+        return None if document is None else str(document.get("status"))
 
     async def wait_for_router(self, router: str) -> None:
-        """Return once Traefik's API lists the router as enabled, so the browser never meets a 404."""
+        """Return once Traefik's API lists the router as enabled (from the fast lane or its file), so the browser
+        never meets a 404."""
         deadline = time.monotonic() + self.settings.route_timeout
         status: str | None = None
+        polls = 0
         while time.monotonic() < deadline:
-            status = await self.router_status(router)
+            in_lane = router in self.fast_lane.routers() and self.fast_lane.polled()
+            if in_lane:
+                status = await self.router_status(router, "http")
+            if status != "enabled" and (not in_lane or polls % FILE_CHECK_EVERY == 0):
+                status = await self.router_status(router)
             if status == "enabled":
                 return
+            polls += 1
             await asyncio.sleep(ROUTE_POLL_SECONDS)
         raise ProxyError(
             "The proxy did not take the route to your server in time. Please try again; "

@@ -15,6 +15,7 @@ from hub.handlers import (
     api_shares,
     api_tokens,
     api_users,
+    fast_lane,
     first_admin,
     forward_auth,
     login,
@@ -34,6 +35,7 @@ def setup_routes(app: web.Application) -> None:
         pages,
         progress,
         forward_auth,
+        fast_lane,  # routes for Traefik's HTTP provider
         first_admin,
         operations,
         api_users,

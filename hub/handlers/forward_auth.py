@@ -18,6 +18,7 @@ from typing import Literal
 from urllib.parse import unquote
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from hub.config import AuthSection
 from hub.handlers.api_auth import bearer_token
@@ -29,6 +30,17 @@ from hub.share_relay import SHARE_TICKET_HEADER, Ticket
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
+ROUTE_NAMES = frozenset(
+    {
+        "forward_auth",
+        "forward_auth_named",
+        "forward_auth_ws",
+        "forward_auth_ws_named",
+        "forward_auth_share",
+        "forward_auth_share_named",
+        "traefik_fast_lane",  # hub/handlers/fast_lane.py: polled by Traefik many times a second
+    }
+)
 
 
 def normalized_path(uri: str) -> str:
@@ -79,6 +91,25 @@ def login_location(request: web.Request, uri: str, route: str = "login") -> str:
     host = request.headers.get("X-Forwarded-Host", "")
     login = request.app.router[route].url_for().with_query(next=uri if uri.startswith("/") else "/")
     return f"{proto}://{host}{login}" if host and proto in ("http", "https") else str(login)
+
+
+def passed_by(middleware: Middleware) -> Middleware:
+    """The middleware, except for forward auth's own routes, which skip it.
+
+    Forward auth runs before every request to every user's server, renders no page and reads the session
+    through its own cache (hub/session_reader.py). The hub's middlewares are for its pages: aiohttp-session
+    would decrypt the cookie again, and the template context would make (and encrypt into a new cookie) a
+    CSRF token for every request without a session. Its refusals are plain text that the error middleware
+    passed through unchanged anyway; an unexpected error now gets aiohttp's plain 500 instead of a page.
+    """
+
+    @web.middleware
+    async def skipping(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.match_info.route.name in ROUTE_NAMES:
+            return await handler(request)
+        return await middleware(request, handler)
+
+    return skipping
 
 
 Mode = Literal["any", "owner", "share"]
@@ -160,4 +191,4 @@ async def decide(request: web.Request, mode: Mode) -> web.StreamResponse:
     return web.Response(text="ok\n", headers={"Authorization": f"token {secret}", "Cookie": cookies})
 
 
-__all__ = ["routes", "normalized_path", "is_under", "cookies_without_session", "decide"]
+__all__ = ["routes", "passed_by", "ROUTE_NAMES", "normalized_path", "is_under", "cookies_without_session", "decide"]

@@ -141,7 +141,7 @@ def test_routes_come_back_when_traefik_restarts(hub_factory: HubFactory) -> None
     direct.http.cookies = dave.http.cookies
     notice = wait_for(lambda: "cannot reach its proxy" in direct.get("/hub/home").text, 20, "the proxy notice")
     assert notice
-    hub.traefik = start_traefik(Path(hub.traefik.dynamic_dir).parent, web_port, api_port)
+    hub.traefik = start_traefik(Path(hub.traefik.dynamic_dir).parent, web_port, api_port, fast_lane=hub.internal_url)
     assert wait_for(lambda: dave.get("/user/dave/after").status_code == 200, 20, "the route to come back")
     assert wait_for(lambda: "cannot reach its proxy" not in dave.get("/hub/home").text, 20, "the notice to go")
 

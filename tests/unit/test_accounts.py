@@ -165,3 +165,30 @@ async def test_an_account_is_bound_to_the_providers_person(sessions: Sessionmake
         await accounts.ensure("alice", logged_in=True, method="github", subject="2002")
     await accounts.set_method("alice", "github")  # an admin's move unbinds: the next login binds anew
     assert await accounts.ensure("alice", logged_in=True, method="github", subject="2002") is not None
+
+
+async def test_a_token_made_during_the_periodic_look_works_before_that_look_ends(
+    sessions: Sessionmaker, tmp_path: Path
+) -> None:
+    """The periodic look has read the new generation but is still reloading the token map when the token comes:
+    the check waits for that reload instead of skipping a look it thinks was just made."""
+    hub, hub_tokens, cli = await hub_and_cli(sessions, tmp_path)
+    await cli.add(["script"])
+    await hub.sync()
+    _, token = await TokenStore(sessions, cli).create("script", "made by the CLI")
+    gate = asyncio.Event()
+    real_load = hub_tokens.load
+
+    async def slow_token_reload() -> None:
+        await gate.wait()
+        await real_load()
+
+    hub._listeners = [slow_token_reload]  # the token map's reload, held back
+    periodic = asyncio.ensure_future(hub.run_sync(interval=0))
+    await asyncio.sleep(0.05)  # the periodic look is under way: generation read, token map not yet reloaded
+    checking = asyncio.ensure_future(hub_tokens.check(token))
+    await asyncio.sleep(0.05)
+    gate.set()
+    owner = await checking
+    periodic.cancel()
+    assert owner is not None and owner.username == "script"
