@@ -30,6 +30,12 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 READY_POLL_SECONDS = 0.05
+QUICK_POLL_SECONDS = 4.0
+"""A server that has not answered after this long (many starting at once) is asked less often: the readiness
+pause grows to SLOW_READY_POLL_SECONDS and Docker's view of it is read every SLOW_STATE_CHECK_SECONDS instead of
+every half second (with 30 servers starting, those reads were most of the hub's CPU)."""
+SLOW_READY_POLL_SECONDS = 0.25
+SLOW_STATE_CHECK_SECONDS = 2.0
 KILLED_EXIT_CODE = 137  # SIGKILL: what the kernel's out-of-memory killer sends
 LOG_TAIL_LINES = 20
 DOCKER_DOWN = "Docker is not reachable right now, so servers cannot start or stop. Please try again in a minute."
@@ -398,7 +404,9 @@ class DockerSpawner(Spawner):
         headers = {"Authorization": f"token {request.token}"}
         deadline = time.monotonic() + self.settings.start_timeout
         timeout = aiohttp.ClientTimeout(total=2)
+        began = time.monotonic()
         next_state_check = 0.0
+        pause = READY_POLL_SECONDS
         async with aiohttp.ClientSession(timeout=timeout) as http:
             while True:
                 try:
@@ -408,8 +416,9 @@ class DockerSpawner(Spawner):
                 except (TimeoutError, aiohttp.ClientError, OSError):
                     pass
                 now = time.monotonic()
+                slow = now - began > QUICK_POLL_SECONDS  # a slow start (a busy machine): look less often
                 if now >= next_state_check:
-                    next_state_check = now + 0.5
+                    next_state_check = now + (SLOW_STATE_CHECK_SECONDS if slow else 0.5)
                     await self._call(container.reload)
                     if container.status in ("exited", "dead"):
                         raise await self._exit_error(container, handle, memory_limit(request))
@@ -422,7 +431,9 @@ class DockerSpawner(Spawner):
                         f"{handle.container_name} not answering at {url}",
                         log_tail=tail,
                     )
-                await asyncio.sleep(READY_POLL_SECONDS)
+                if slow:
+                    pause = min(pause * 1.1, SLOW_READY_POLL_SECONDS)
+                await asyncio.sleep(pause)
 
     async def _exit_error(self, container: Container, handle: ServerHandle, mem_limit: str | None = None) -> SpawnError:
         state = container.attrs.get("State", {})
