@@ -321,8 +321,22 @@ class TraefikFileProxy(Proxy):
             await self._write(API_ROUTE_FILE, api)
         hub_route = render_hub_route(hub_url=self.hub_url, entrypoint=self.settings.entrypoint, tls=self._tls)
         if self._default_certificate is None:
-            self._default_certificate = await asyncio.to_thread(default_certificate)
+            self._default_certificate = await asyncio.to_thread(self._kept_certificate) or await asyncio.to_thread(
+                default_certificate
+            )
         await self._write(HUB_ROUTE_FILE, {**hub_route, "tls": self._default_certificate})
+
+    def _kept_certificate(self) -> dict[str, Any] | None:
+        """The default certificate the hub's route file already holds (kept across restarts: making one loads
+        cryptography's X.509 modules, a few MB the hub would otherwise keep for nothing)."""
+        try:
+            kept = yaml.safe_load((self.directory / HUB_ROUTE_FILE).read_text(encoding="utf-8"))
+            pair = kept["tls"]["stores"]["default"]["defaultCertificate"]
+        except (OSError, yaml.YAMLError, KeyError, TypeError):
+            return None
+        if not all(isinstance(pair.get(key), str) and "-----BEGIN" in pair[key] for key in ("certFile", "keyFile")):
+            return None
+        return {"stores": {"default": {"defaultCertificate": {key: pair[key] for key in ("certFile", "keyFile")}}}}
 
     async def add_route(self, route: Route) -> None:
         """Serve the route in the fast lane at once and write its file once the lane's copy is live (so that

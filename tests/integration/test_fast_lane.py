@@ -149,3 +149,16 @@ async def test_without_a_polling_traefik_the_file_is_written_at_once(
         await proxy.close()
         traefik.stop()
         await backend_runner.cleanup()
+
+
+async def test_traefik_gets_a_default_certificate_that_the_hub_keeps_across_restarts(lane: Lane) -> None:
+    """Without one, Traefik makes a new RSA key on every configuration change (a third of a new route's wait)."""
+    hub_file = lane.traefik.dynamic_dir / "hub.yaml"
+    first = hub_file.read_text()
+    assert "BEGIN CERTIFICATE" in first and "PRIVATE KEY" in first
+    again = TraefikFileProxy(lane.proxy.settings, lane.proxy.hub_url)
+    await again.prepare()
+    await again.close()
+    assert hub_file.read_text() == first
+    refused = [line for line in lane.traefik.log().splitlines() if "ERR" in line and "certificate" in line.lower()]
+    assert refused == []  # Traefik took it
