@@ -1,10 +1,15 @@
 """Watches Docker and Traefik. While one is away the hub keeps serving its pages, says plainly that
-servers cannot start, retries with growing pauses, and notices by itself when it is back."""
+servers cannot start, retries with growing pauses, and notices by itself when it is back.
+
+A dependency the hub has not reached yet since it started is still starting (docker compose starts Traefik
+after the hub): that is logged as information, and as an error only when it stays away past
+STARTUP_GRACE_SECONDS. Losing one that was there is an error at once."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from hub.errors import ServiceUnavailable
 from hub.proxy import Proxy
@@ -12,6 +17,7 @@ from hub.spawner import Spawner
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 60.0
+STARTUP_GRACE_SECONDS = 60.0
 
 
 class DependencyMonitor:
@@ -21,6 +27,9 @@ class DependencyMonitor:
         self.interval = interval
         self.docker_ok = True
         self.traefik_ok = True
+        self._started = time.monotonic()
+        self._reached: set[str] = set()
+        self._late: set[str] = set()
 
     @property
     def notice(self) -> str | None:
@@ -44,10 +53,21 @@ class DependencyMonitor:
     async def check(self) -> bool:
         docker_ok, traefik_ok = await asyncio.gather(self.spawner.ping(), self.proxy.ping())
         for name, was, now in (("docker", self.docker_ok, docker_ok), ("traefik", self.traefik_ok, traefik_ok)):
+            first_time = name not in self._reached
+            if now:
+                self._reached.add(name)
             if was and not now:
-                log.error("%s is unreachable; retrying with backoff", name)
+                if first_time:
+                    log.info("%s is not reachable yet (it may still be starting); the hub waits for it", name)
+                else:
+                    log.error("%s is unreachable; retrying with backoff", name)
             elif now and not was:
-                log.info("%s is reachable again", name)
+                log.info("%s is reachable%s", name, "" if first_time else " again")
+            elif not now and first_time and name not in self._late:
+                waited = time.monotonic() - self._started
+                if waited > STARTUP_GRACE_SECONDS:
+                    self._late.add(name)
+                    log.error("%s has not been reachable since the hub started %.0f s ago; still trying", name, waited)
         if traefik_ok and not self.traefik_ok:
             await self.proxy.prepare()  # a fresh Traefik reads every route file again by itself
         self.docker_ok, self.traefik_ok = docker_ok, traefik_ok

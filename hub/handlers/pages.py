@@ -7,6 +7,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 from multidict import MultiMapping
+from yarl import URL
 
 from hub import resources
 from hub.config import ImageSpec
@@ -242,6 +243,18 @@ async def delete_server(request: web.Request) -> web.StreamResponse:
 async def hub_user_redirect(request: web.Request) -> web.StreamResponse:
     """JupyterHub's /hub/user/<name>/ address leads to the server's own address."""
     raise web.HTTPFound(f"/user/{request.match_info['name']}{request.match_info['tail'] or '/'}")
+
+
+@routes.get("/hub/user-redirect/{tail:.*}", name="user_redirect")
+async def user_redirect(request: web.Request) -> web.StreamResponse:
+    """JupyterHub's /hub/user-redirect/<path>: the same path on the logged-in person's own server, so one link
+    (nbgitpuller's, a course page's) works for everyone. Someone not logged in logs in first and comes back."""
+    user = await require_user(request)
+    tail = request.match_info["tail"]
+    if ".." in tail.split("/"):
+        raise BadRequest("This link leads out of your own server's address, so the hub does not follow it.")
+    query = request.rel_url.raw_query_string  # passed on as sent: nbgitpuller's links carry encoded URLs
+    raise web.HTTPFound(str(URL.build(path=user_prefix(user.name) + tail)) + (f"?{query}" if query else ""))
 
 
 @routes.route("*", "/user/{name}", name="user_bare")

@@ -66,6 +66,7 @@ def test_every_forward_auth_route_skips_the_page_middlewares(app_client: TestCli
     routes = {
         route.name: route.resource.canonical
         for route in app_client.server.app.router.routes()
-        if route.resource is not None and route.resource.canonical.startswith("/hub/forward-auth")
+        if route.resource is not None
+        and route.resource.canonical.startswith(("/hub/forward-auth", "/hub/traefik-fast-lane"))
     }
     assert set(routes) == ROUTE_NAMES, routes
