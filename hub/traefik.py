@@ -63,14 +63,18 @@ WEBSOCKET_RULE = "HeaderRegexp(`Upgrade`, `(?i)websocket`)"
 SHARE_COOKIE_RULE = f"HeaderRegexp(`Cookie`, `(^|;\\s*){SHARE_COOKIE}=1(;|$)`)"
 
 
-def route_priorities(prefix: str) -> tuple[int, int, int]:
+def route_priorities(prefix: str, lane: bool = False) -> tuple[int, int, int]:
     """Priorities of a server's HTTP, WebSocket and shared-WebSocket routers: a longer prefix always wins (a
-    named server over its owner's default one), and for one prefix the more specific rule does."""
-    base = 10 * len(prefix)
+    named server over its owner's default one), and for one prefix the more specific rule does. The fast lane's
+    copy of a route (``lane``) ranks below every file route of the same prefix, so a lane route Traefik kept
+    while the hub was away can never hide the route of the server that runs now."""
+    base = 20 * len(prefix) + (0 if lane else 3)
     return base + 1, base + 2, base + 3
 
 
-def render_route(route: Route, *, hub_url: str, entrypoint: str, tls: dict[str, Any] | None = None) -> dict[str, Any]:
+def render_route(
+    route: Route, *, hub_url: str, entrypoint: str, tls: dict[str, Any] | None = None, lane: bool = False
+) -> dict[str, Any]:
     """The dynamic configuration of one server's routes, as a plain mapping.
 
     An unshared server has one router: forward auth lets its owner through. A shared one has three routers on
@@ -110,7 +114,7 @@ def render_route(route: Route, *, hub_url: str, entrypoint: str, tls: dict[str, 
         middlewares[f"{rid}-strip"] = {"stripPrefix": {"prefixes": [route.prefix.rstrip("/")]}}
         chain.append(f"{rid}-strip")
         ws_chain.append(f"{rid}-strip")
-    http_priority, ws_priority, share_priority = route_priorities(route.prefix)
+    http_priority, ws_priority, share_priority = route_priorities(route.prefix, lane)
     prefix_rule = f"PathPrefix(`{route.prefix}`)"
 
     def common() -> dict[str, Any]:  # fresh copies: shared objects would come out as YAML anchors
@@ -279,6 +283,8 @@ class TraefikFileProxy(Proxy):
         self._writers: set[asyncio.Task[None]] = set()
         self._default_certificate: dict[str, Any] | None = None
         self._file_locks: dict[str, asyncio.Lock] = {}
+        self._written: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+        """slug -> (the lane's copy, the file's configuration) for files written while their route is in the lane"""
 
     def fast_lane_document(self) -> bytes:
         return self.fast_lane.document()
@@ -290,10 +296,10 @@ class TraefikFileProxy(Proxy):
         return self._http
 
     async def close(self) -> None:
-        if self._settler is not None:
-            self._settler.cancel()
-        for writer in list(self._writers):
-            writer.cancel()
+        tasks = [*self._writers, *([self._settler] if self._settler is not None else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self._http is not None:
             await self._http.close()
 
@@ -301,18 +307,6 @@ class TraefikFileProxy(Proxy):
         text = dump_checked(config)
         await asyncio.to_thread(self.directory.mkdir, parents=True, exist_ok=True)
         await asyncio.to_thread(atomic_write, self.directory / filename, text, self.tmp_dir)
-
-    async def _file_holds(self, filename: str, config: dict[str, Any]) -> bool:
-        """Whether the route file holds this configuration already (then nothing needs to change)."""
-        text = dump_checked(config)
-
-        def read() -> str | None:
-            try:
-                return (self.directory / filename).read_text(encoding="utf-8")
-            except OSError:
-                return None
-
-        return await asyncio.to_thread(read) == text
 
     async def prepare(self) -> None:
         """The catch-all route to the hub, and the password-protected API route when asked for."""
@@ -339,37 +333,66 @@ class TraefikFileProxy(Proxy):
         return {"stores": {"default": {"defaultCertificate": {key: pair[key] for key in ("certFile", "keyFile")}}}}
 
     async def add_route(self, route: Route) -> None:
-        """Serve the route in the fast lane at once and write its file once the lane's copy is live (so that
-        Traefik's re-reading of every file does not slow the new route down), then wait until it is live."""
+        """Make the route live and return once Traefik lists it. A new route is served in the fast lane at once
+        and its file written once the lane's copy is live (so that Traefik's re-reading of every file does not
+        slow it down); a route whose file changes, or with Traefik not polling the lane, is written at once."""
         slug, filename = route.slug, names.route_file(route.slug)
-        config = render_route(route, hub_url=self.hub_url, entrypoint=self.settings.entrypoint, tls=self._tls)
-        if self.fast_lane.get(slug) is not None or not await self._file_holds(filename, config):
-            self.fast_lane.put(slug, config)
-            if self.fast_lane.polled():
-                writer = asyncio.get_running_loop().create_task(self._write_when_live(slug, config))
-                self._writers.add(writer)
-                writer.add_done_callback(self._writers.discard)
-            else:  # Traefik does not poll the lane (a static config without it): the file is the route
-                await self._write(filename, config)
+        config = self._render(route)
+        on_disk = await self._file_text(filename)
+        if on_disk == dump_checked(config) and self.fast_lane.get(slug) is None:
+            await self.wait_for_router(names.route_id(slug))
+            return
+        if (on_disk is None or self.fast_lane.get(slug) is not None) and self.fast_lane.polled():
+            live = asyncio.Event()
+            self.fast_lane.put(slug, self._render(route, lane=True))
+            writer = asyncio.get_running_loop().create_task(self._write_when_live(slug, config, live))
+            self._writers.add(writer)
+            writer.add_done_callback(self._writers.discard)
             if self._settler is None or self._settler.done():
                 self._settler = asyncio.get_running_loop().create_task(self._settle())
+            await self.wait_for_router(names.route_id(slug), live)
+            return
+        async with self._slug_lock(slug):  # a changed route (or no lane): its file now, and only its file
+            self.fast_lane.drop(slug)
+            self._written.pop(slug, None)
+            await self._write(filename, config)
         await self.wait_for_router(names.route_id(slug))
+        deadline = time.monotonic() + self.settings.route_timeout
+        while not await self._file_serves(slug, config) and time.monotonic() < deadline:
+            await asyncio.sleep(ROUTE_POLL_SECONDS)  # the changed file read, not only its router listed
+
+    def _render(self, route: Route, lane: bool = False) -> dict[str, Any]:
+        return render_route(route, hub_url=self.hub_url, entrypoint=self.settings.entrypoint, tls=self._tls, lane=lane)
+
+    async def _file_text(self, filename: str) -> str | None:
+        def read() -> str | None:
+            try:
+                return (self.directory / filename).read_text(encoding="utf-8")
+            except OSError:
+                return None
+
+        return await asyncio.to_thread(read)
 
     def _slug_lock(self, slug: str) -> asyncio.Lock:
         return self._file_locks.setdefault(slug, asyncio.Lock())
 
-    async def _write_when_live(self, slug: str, config: dict[str, Any]) -> None:
+    async def _write_when_live(self, slug: str, config: dict[str, Any], live: asyncio.Event) -> None:
         """Write the route's file once the lane's copy is live (at most FILE_GRACE_SECONDS later), unless the
         route changed or went meanwhile."""
-        deadline = time.monotonic() + FILE_GRACE_SECONDS
-        while time.monotonic() < deadline and await self.router_status(names.route_id(slug), "http") != "enabled":
-            await asyncio.sleep(ROUTE_POLL_SECONDS)
+        lane_copy = self.fast_lane.get(slug)
+        try:
+            await asyncio.wait_for(live.wait(), FILE_GRACE_SECONDS)
+        except TimeoutError:
+            pass
         async with self._slug_lock(slug):
-            if self.fast_lane.get(slug) == config:
-                try:
-                    await self._write(names.route_file(slug), config)
-                except (OSError, ValueError):
-                    log.exception("could not write the route file of %s (Traefik serves it from the fast lane)", slug)
+            if self.fast_lane.get(slug) is not lane_copy or lane_copy is None:
+                return
+            try:
+                await self._write(names.route_file(slug), config)
+            except (OSError, ValueError):
+                log.exception("could not write the route file of %s (Traefik serves it from the fast lane)", slug)
+                return
+            self._written[slug] = (lane_copy, config)
 
     async def delete_route(self, slug: str) -> None:
         """Remove the route from both providers and wait (briefly) until Traefik lists its router in neither."""
@@ -377,9 +400,9 @@ class TraefikFileProxy(Proxy):
         async with self._slug_lock(slug):
             in_lane = self.fast_lane.get(slug) is not None
             self.fast_lane.drop(slug)
+            self._written.pop(slug, None)
             existed = await asyncio.to_thread(path.exists)
             await asyncio.to_thread(path.unlink, missing_ok=True)
-        self._file_locks.pop(slug, None)
         if not existed and not in_lane:
             return
         router = names.route_id(slug)
@@ -390,13 +413,19 @@ class TraefikFileProxy(Proxy):
             await asyncio.sleep(ROUTE_POLL_SECONDS)
 
     async def _settle(self) -> None:
-        """Take routes out of the fast lane once Traefik serves the same routers and targets from their files."""
+        """Take routes out of the fast lane once Traefik serves, from the file this hub wrote, the same routers
+        and targets."""
         while self.fast_lane.slugs():
             await asyncio.sleep(SETTLE_POLL_SECONDS)
             for slug in self.fast_lane.slugs():
-                config = self.fast_lane.get(slug)
-                if config is not None and await self._file_serves(slug, config) and self.fast_lane.get(slug) == config:
-                    self.fast_lane.drop(slug)
+                lane_copy, written = self._written.get(slug, (None, None))
+                if lane_copy is None or written is None or self.fast_lane.get(slug) is not lane_copy:
+                    continue  # its file is not written yet (or was written for an older version)
+                if await self._file_serves(slug, written) and self.fast_lane.get(slug) is lane_copy:
+                    async with self._slug_lock(slug):
+                        if self.fast_lane.get(slug) is lane_copy:
+                            self.fast_lane.drop(slug)
+                            self._written.pop(slug, None)
 
     async def _file_serves(self, slug: str, config: dict[str, Any]) -> bool:
         """Whether Traefik's file provider has exactly this route's routers, enabled, and its services' targets."""
@@ -440,7 +469,7 @@ class TraefikFileProxy(Proxy):
         document = await self._api_json(f"/api/http/routers/{router}@{provider}")
         return None if document is None else str(document.get("status"))
 
-    async def wait_for_router(self, router: str) -> None:
+    async def wait_for_router(self, router: str, live: asyncio.Event | None = None) -> None:
         """Return once Traefik's API lists the router as enabled (from the fast lane or its file), so the browser
         never meets a 404."""
         deadline = time.monotonic() + self.settings.route_timeout
@@ -453,6 +482,8 @@ class TraefikFileProxy(Proxy):
             if status != "enabled" and (not in_lane or polls % FILE_CHECK_EVERY == 0):
                 status = await self.router_status(router)
             if status == "enabled":
+                if live is not None:
+                    live.set()  # its file may be written now
                 return
             polls += 1
             await asyncio.sleep(ROUTE_POLL_SECONDS)

@@ -162,3 +162,28 @@ async def test_traefik_gets_a_default_certificate_that_the_hub_keeps_across_rest
     assert hub_file.read_text() == first
     refused = [line for line in lane.traefik.log().splitlines() if "ERR" in line and "certificate" in line.lower()]
     assert refused == []  # Traefik took it
+
+
+async def test_a_lane_route_traefik_kept_never_hides_the_file_route_of_the_server_that_runs_now(lane: Lane) -> None:
+    """Traefik keeps the lane's last document while the hub is away: a route left there (an old container's
+    address) must rank below the route file of the server that runs now."""
+
+    async def old_server(request: web.Request) -> web.Response:
+        return web.Response(text="the old container")
+
+    old_app = web.Application()
+    old_app.router.add_route("*", "/{tail:.*}", old_server)
+    old_runner, old_url = await serve(old_app)
+    try:
+        stale = Route("erin", names.user_slug("erin"), names.user_prefix("erin"), old_url)
+        lane.proxy.fast_lane.put(stale.slug, lane.proxy._render(stale, lane=True))  # what Traefik kept
+        assert await eventually(lambda: _listed(lane.proxy, "user-erin", "http"))
+        fresh = TraefikFileProxy(lane.proxy.settings, lane.proxy.hub_url)  # the restarted hub: no lane polled
+        await fresh.add_route(lane.route("erin"))
+        await fresh.close()
+        assert await lane.proxy.router_status("user-erin", "http") == "enabled"  # both are live
+        for _ in range(20):
+            status, body = await get(f"{lane.traefik.web_url}/user/erin/tree", Cookie="ok=1")
+            assert status == 200 and '"/user/erin/tree"' in body, body
+    finally:
+        await old_runner.cleanup()
