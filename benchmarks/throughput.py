@@ -32,17 +32,16 @@ from pathlib import Path
 
 import aiohttp
 import docker
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import BENCH_PASSWORD, our_hub
 from hub.security import SESSION_COOKIE
 from tests.fixtures.docker import ROOT, build_cached, remove_run_objects
-from tests.fixtures.hub import HubProcess, hub_config
-from tests.fixtures.traefik import free_port, start_traefik
+from tests.fixtures.hub import HubProcess
 
 USER = "bench"
-PASSWORD = "bench-pass"
+PASSWORD = BENCH_PASSWORD
 
 
 def cpu_seconds(pid: int) -> float:
@@ -116,21 +115,8 @@ async def main() -> None:
     image = build_cached(client, ROOT / "images" / "jupyterlab", base, "jupyterlab")
     prefix = f"bench{secrets.token_hex(3)}"
     workdir = Path(tempfile.mkdtemp(prefix=f"{prefix}-"))
-    traefik = start_traefik(workdir / "traefik")
-    port = free_port()
-    config = hub_config(
-        port=port,
-        traefik=traefik,
-        data_dir=workdir / "data",
-        prefix=prefix,
-        run_prefix=prefix,
-        images=[{"name": "jupyterlab", "image": image}],
-        auth={"type": "dummy", "dummy_password": PASSWORD},
-    )
-    (workdir / "hub.yaml").write_text(yaml.safe_dump(config))
-    hub = HubProcess(
-        traefik.web_url, f"http://127.0.0.1:{port}", workdir / "hub.yaml", workdir / "hub.log", prefix, traefik
-    )
+    hub = our_hub(workdir, prefix, image)
+    traefik = hub.traefik
     try:
         hub.start()
         assert hub.process is not None
