@@ -399,6 +399,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Check]] = [
         ("POST", "/volumes/create", volume_create),
         ("DELETE", f"/volumes/{ID}", managed("volumes", "remove a volume")),
         ("GET", "/containers/json", free("list containers")),
+        ("GET", "/events", free("watch containers stop")),  # hub/docker_events.py
         ("POST", "/containers/create", container_create),
         ("GET", f"/containers/{ID}/json", free("inspect a container")),
         ("GET", f"/containers/{ID}/logs", free("read a container's log")),

@@ -20,10 +20,12 @@ from docker.models.containers import Container
 
 from hub import names
 from hub.config import ImageSpec, SpawnerSection
+from hub.docker_events import ContainerDeaths
 from hub.errors import ServiceUnavailable, SpawnError
 from hub.gpus import GPU_LABEL, gpu_label, parse_gpu_label
 from hub.images import ImageProvider
 from hub.networks import UserNetworks
+from hub.port_probe import host_and_port, port_accepts
 from hub.spawner import AddressKnown, Report, ServerHandle, ServerInfo, Spawner, SpawnRequest
 
 log = logging.getLogger(__name__)
@@ -33,9 +35,13 @@ READY_POLL_SECONDS = 0.05
 QUICK_POLL_SECONDS = 4.0
 """A server that has not answered after this long (many starting at once) is asked less often: the readiness
 pause grows to SLOW_READY_POLL_SECONDS and Docker's view of it is read every SLOW_STATE_CHECK_SECONDS instead of
-every half second (with 30 servers starting, those reads were most of the hub's CPU)."""
-SLOW_READY_POLL_SECONDS = 0.25
+every half second (with 30 servers starting, those reads were most of the hub's CPU). Until its port takes
+connections, a look is a bare TCP connect (hub/port_probe.py), not an HTTP request."""
+SLOW_READY_POLL_SECONDS = 0.1
 SLOW_STATE_CHECK_SECONDS = 2.0
+EVENTS_STATE_CHECK_SECONDS = 10.0
+"""While Docker's event stream is read (hub/docker_events.py), a container's exit arrives as an event; Docker is
+then asked directly only this often, in case an event was lost."""
 KILLED_EXIT_CODE = 137  # SIGKILL: what the kernel's out-of-memory killer sends
 LOG_TAIL_LINES = 20
 DOCKER_DOWN = "Docker is not reachable right now, so servers cannot start or stop. Please try again in a minute."
@@ -147,6 +153,7 @@ class DockerSpawner(Spawner):
         self.images = ImageProvider(settings, self.client, self._call)
         self.networks = UserNetworks(settings, self.client, self._call)
         self._storage_problems: list[str] | None = None
+        self.deaths = ContainerDeaths(self.client, settings.prefix)
 
     # -- plumbing ---------------------------------------------------------------------------
     def client(self) -> docker.DockerClient:
@@ -225,6 +232,7 @@ class DockerSpawner(Spawner):
         return await self._call(lambda: self.client().info())
 
     async def close(self) -> None:
+        self.deaths.close()
         await self.images.close()
         if self._client is not None:
             self._client.close()
@@ -400,40 +408,59 @@ class DockerSpawner(Spawner):
         return f"http://{host}:{image.port}"
 
     async def _wait_until_answering(self, container: Container, handle: ServerHandle, request: SpawnRequest) -> None:
+        """Return once the server answers HTTP; a container that exits first, or a start past its time, fails."""
+        died = self.deaths.watch(handle.container_id)
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
+                await self._poll_until_answering(container, handle, request, http, died)
+        finally:
+            self.deaths.forget(handle.container_id)
+
+    async def _poll_until_answering(
+        self,
+        container: Container,
+        handle: ServerHandle,
+        request: SpawnRequest,
+        http: aiohttp.ClientSession,
+        died: asyncio.Event,
+    ) -> None:
         url = readiness_url(handle.url, request)
         headers = {"Authorization": f"token {request.token}"}
-        deadline = time.monotonic() + self.settings.start_timeout
-        timeout = aiohttp.ClientTimeout(total=2)
+        host, port = host_and_port(handle.url)
         began = time.monotonic()
+        deadline = began + self.settings.start_timeout
         next_state_check = 0.0
         pause = READY_POLL_SECONDS
-        async with aiohttp.ClientSession(timeout=timeout) as http:
-            while True:
+        while True:
+            if await port_accepts(host, port, timeout=1.0):
                 try:
                     async with http.get(url, headers=headers, allow_redirects=False) as response:
                         if response.status < 500:
                             return
                 except (TimeoutError, aiohttp.ClientError, OSError):
                     pass
-                now = time.monotonic()
-                slow = now - began > QUICK_POLL_SECONDS  # a slow start (a busy machine): look less often
-                if now >= next_state_check:
+            now = time.monotonic()
+            slow = now - began > QUICK_POLL_SECONDS  # a slow start (a busy machine): look less often
+            if died.is_set() or now >= next_state_check:
+                died.clear()
+                if self.deaths.live:
+                    next_state_check = now + EVENTS_STATE_CHECK_SECONDS
+                else:
                     next_state_check = now + (SLOW_STATE_CHECK_SECONDS if slow else 0.5)
-                    await self._call(container.reload)
-                    if container.status in ("exited", "dead"):
-                        raise await self._exit_error(container, handle, memory_limit(request))
-                if now > deadline:
-                    tail = await self.logs(handle, LOG_TAIL_LINES)
-                    await self.stop(handle)
-                    raise SpawnError(
-                        f"Your server did not answer within {self.settings.start_timeout:g} seconds, "
-                        "so it was stopped.",
-                        f"{handle.container_name} not answering at {url}",
-                        log_tail=tail,
-                    )
-                if slow:
-                    pause = min(pause * 1.1, SLOW_READY_POLL_SECONDS)
-                await asyncio.sleep(pause)
+                await self._call(container.reload)
+                if container.status in ("exited", "dead"):
+                    raise await self._exit_error(container, handle, memory_limit(request))
+            if now > deadline:
+                tail = await self.logs(handle, LOG_TAIL_LINES)
+                await self.stop(handle)
+                raise SpawnError(
+                    f"Your server did not answer within {self.settings.start_timeout:g} seconds, so it was stopped.",
+                    f"{handle.container_name} not answering at {url}",
+                    log_tail=tail,
+                )
+            if slow:
+                pause = min(pause * 1.1, SLOW_READY_POLL_SECONDS)
+            await asyncio.sleep(pause)
 
     async def _exit_error(self, container: Container, handle: ServerHandle, mem_limit: str | None = None) -> SpawnError:
         state = container.attrs.get("State", {})

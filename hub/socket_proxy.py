@@ -9,6 +9,7 @@ hub's Docker client shows the reason.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import urllib.parse
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ from hub.docker_policy import MAX_BODY, Decision, Refused, carries_label, decide
 log = logging.getLogger(__name__)
 DOCKER = "http://docker"  # the host name is not used on a Unix socket
 CHUNK = 64 * 1024
+IDLE_CHECK_SECONDS = 2.0
 HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -129,6 +131,17 @@ def docker_away(exc: Exception) -> web.Response:
     return web.json_response({"message": f"Docker is not reachable behind the socket proxy: {exc}"}, status=502)
 
 
+async def next_chunk(request: web.Request, upstream: aiohttp.ClientResponse) -> bytes:
+    """Docker's next bytes, or b"" at the end. A quiet stream (Docker's events) is left once the caller has hung up:
+    nothing is written to notice it by, so the connection is looked at every IDLE_CHECK_SECONDS."""
+    while True:
+        try:
+            return await asyncio.wait_for(upstream.content.readany(), IDLE_CHECK_SECONDS)
+        except TimeoutError:
+            if request.transport is None or request.transport.is_closing():
+                raise ConnectionResetError("the caller hung up") from None
+
+
 async def relay(request: web.Request, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
     """Docker's answer, headers and body, as it comes (logs and build progress stream)."""
     response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
@@ -139,7 +152,7 @@ async def relay(request: web.Request, upstream: aiohttp.ClientResponse) -> web.S
         response.content_length = upstream.content_length
     await response.prepare(request)
     try:
-        async for chunk in upstream.content.iter_any():
+        while chunk := await next_chunk(request, upstream):
             await response.write(chunk)
     except (aiohttp.ClientError, ConnectionError) as exc:  # one side went away mid-stream: end this call
         log.info("%s %r ended early: %s", request.method, request.path[:200], exc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 
@@ -257,3 +258,23 @@ async def test_size_limits_docker_cannot_enforce_are_named_before_anyone_starts(
         )
     assert len(problems) == (not volumes_limited) + (not layers_limited)
     assert not docker_client.volumes.list(filters={"name": f"{spawner.settings.prefix}-size-probe"})
+
+
+async def test_dockers_event_stream_tells_when_a_starting_container_exits(
+    spawner: DockerSpawner, base_image: str, run_prefix: str, docker_client: docker.DockerClient
+) -> None:
+    """The spawner learns of an exit from Docker's event stream (one for the hub), not by asking per container."""
+    labels = names.labels(spawner.settings.prefix, "erin", "erin", {RUN_LABEL: run_prefix})
+    container = docker_client.containers.run(
+        base_image, ["sh", "-c", "sleep 2; exit 3"], name=f"{spawner.settings.prefix}-events", labels=labels, detach=True
+    )
+    try:
+        died = spawner.deaths.watch(container.id or "")
+        await asyncio.wait_for(died.wait(), 30)
+        assert spawner.deaths.live
+        container.reload()
+        assert container.status == "exited" and container.attrs["State"]["ExitCode"] == 3
+        other = spawner.deaths.watch("another-container")  # someone else's exit wakes nobody
+        assert not other.is_set()
+    finally:
+        container.remove(force=True)

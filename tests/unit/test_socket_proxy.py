@@ -87,6 +87,7 @@ SDK_CALLS = [
     ("GET", "/v1.41/containers/hub-user-alice/json", {}),
     ("GET", "/v1.41/containers/0123abcd/logs", {"stderr": ["1"], "stdout": ["1"], "tail": ["20"]}),
     ("POST", "/v1.41/containers/0123abcd/wait", {}),
+    ("GET", "/v1.41/events", {"filters": ['{"type": ["container"], "event": ["die"], "label": ["hub.prefix=hub"]}']}),
 ]
 
 
@@ -131,7 +132,6 @@ def test_changing_an_object_needs_it_to_be_the_hubs(method: str, path: str, mana
         ("POST", "/v1.41/services/create"),
         ("POST", "/v1.41/plugins/pull"),
         ("POST", "/v1.41/session"),
-        ("GET", "/v1.41/events"),
         ("POST", "/v1.23/containers/hub-user-alice/start"),  # old versions take a HostConfig at start
         ("POST", "/v1/containers/hub-user-alice/start"),
         ("POST", "/v1.41/containers/x/../../exec/abc/start"),
