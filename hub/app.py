@@ -12,9 +12,10 @@ import jinja2
 from aiohttp import web
 from aiohttp_session import get_session, session_middleware
 
-from hub import __version__
+from hub import __version__, i18n
 from hub.accounts import SIGNAL_FILE, AccountService
 from hub.activity import ActivityTracker
+from hub.announcements import ANNOUNCEMENTS, AnnouncementBoard
 from hub.auth import AccessPolicy, LoginMethods
 from hub.auth_state import AuthStateBox
 from hub.config import ConfigError, Settings
@@ -58,6 +59,7 @@ from hub.login_guard import LoginThrottle, TrustedProxies
 from hub.metrics import HubMetrics
 from hub.proxy import Proxy
 from hub.reconcile import Reconciler
+from hub.safe_text import render_safe
 from hub.security import csrf_middleware, csrf_token, session_reader, session_storage, session_user
 from hub.servers import ServerManager
 from hub.share_relay import RelayRegistry, TicketSigner
@@ -65,6 +67,7 @@ from hub.sharing import SharingService
 from hub.signups import SignupService
 from hub.spawner import Spawner
 from hub.tokens import TokenStore
+from hub.usage import USAGE, UsageSampler, stats_reader_for
 from hub.users import UserDirectory
 
 log = logging.getLogger(__name__)
@@ -81,7 +84,17 @@ async def template_context(request: web.Request) -> dict[str, object]:
         "static": "/hub/static/",
         "service_notice": request.app[DEPENDENCIES].notice if DEPENDENCIES in request.app else None,
         "sharing_enabled": request.app[SETTINGS].sharing.enabled,
+        **i18n.request_context(request),  # the page's language: gettext functions, lang, the picker's choices
     }
+
+
+def template_loader(settings: Settings) -> jinja2.BaseLoader:
+    """The admin's template folders first (branding.template_paths), then the hub's own templates, which are
+    also reachable as ``hub/<name>`` so that an override can extend the page it replaces."""
+    own = jinja2.PackageLoader("hub", "templates")
+    folders = [str(path) for path in settings.branding.template_paths]
+    loaders: list[jinja2.BaseLoader] = [jinja2.FileSystemLoader(folders)] if folders else []
+    return jinja2.ChoiceLoader([*loaders, jinja2.PrefixLoader({"hub": own}), own])
 
 
 async def database(app: web.Application) -> AsyncIterator[None]:
@@ -106,6 +119,9 @@ async def database(app: web.Application) -> AsyncIterator[None]:
     await sharing.load()
     app[SHARING], app[SHARE_RELAYS], app[SHARE_TICKETS] = sharing, relays, TicketSigner()
     app[SIGNUPS] = SignupService(sessions, accounts, settings)
+    announcements = AnnouncementBoard(sessions)
+    await announcements.load()
+    app[ANNOUNCEMENTS] = announcements
     app[AUTH_STATE] = AuthStateBox(settings.auth.auth_state_key_file or settings.hub.data_dir / "auth_state_key")
     app[LOGIN_METHODS] = LoginMethods(settings, sessions)
     native = next((method.name for method in settings.auth.methods if method.type == "native"), None)
@@ -235,11 +251,18 @@ async def background(app: web.Application) -> AsyncIterator[None]:
     if IMAGE_PREP in app and app[IMAGE_PREP].enabled:
         monitor = app[DEPENDENCIES]
         loops["prepare-images"] = app[IMAGE_PREP].run(lambda: monitor.docker_ok)
+    if settings.usage.enabled:
+        usage = UsageSampler(settings.usage, app[SESSIONS], settings.image, stats_reader_for(app[SPAWNER]))
+        app[USAGE] = usage
+        app[SERVERS].on_spawn_finished.append(usage.record_spawn)
+        loops["usage"] = usage.run()
     tasks = [asyncio.create_task(loop, name=name) for name, loop in loops.items()]
     yield
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    if USAGE in app:
+        app[USAGE].close()
     await app[SHARE_RELAYS].close()
 
 
@@ -261,12 +284,17 @@ def create_app(settings: Settings, *, spawner: Spawner | None = None, proxy: Pro
     )
     app[TRUSTED_PROXIES] = TrustedProxies(settings.hub.trusted_proxies)
     app[METRICS] = HubMetrics()
-    aiohttp_jinja2.setup(
+    environment = aiohttp_jinja2.setup(
         app,
-        loader=jinja2.PackageLoader("hub", "templates"),
+        loader=template_loader(settings),
         autoescape=jinja2.select_autoescape(default=True),
         context_processors=[template_context],
     )
+    # Globals, not the per-request context: pages rendered outside its middleware (a CSRF refusal) have them too.
+    environment.globals["branding"] = settings.branding
+    environment.globals["announcements"] = lambda: app[ANNOUNCEMENTS].current() if ANNOUNCEMENTS in app else []
+    environment.filters["safe_links"] = render_safe
+    i18n.install(environment)  # gettext in templates; each request's context brings its language
     setup_routes(app)
     # The middlewares (aiohttp-jinja2's context one too, added above) serve the hub's pages; forward auth skips them.
     app.middlewares[:] = [forward_auth.passed_by(middleware) for middleware in app.middlewares]

@@ -1,5 +1,5 @@
-"""Command line: ``hub serve``, ``hub user add|list|remove|admin|password``, ``hub token create``,
-``hub setup-link``, ``hub check-config``, ``hub socket-proxy``.
+"""Command line: ``hub serve``, ``hub user add|list|remove|admin|password|import``, ``hub token create``,
+``hub setup-link``, ``hub check-config``, ``hub socket-proxy``, ``hub backup|restore DIR``.
 
 Account changes go through the same accounts service as the hub's pages; a running hub sees them
 within a second or two (see accounts.py).
@@ -246,6 +246,65 @@ async def user_remove(settings: Settings, name: str) -> int:
         return 0
 
 
+async def user_import(
+    settings: Settings, path: str, dry_run: bool, passwords_out: str | None, method: str | None
+) -> int:
+    """Import a roster (hub/roster.py): print what changes; unless ``dry_run``, apply it in one transaction and
+    give the first passwords of new built-in accounts (to ``passwords_out``, else printed once)."""
+    from hub.roster import RosterProblems, decode, describe_plan, explain, parse_roster, passwords_csv
+    from hub.roster_import import apply_import, preview
+
+    chosen = settings.auth.method(method) if method else settings.auth.primary
+    if chosen is None:
+        known = ", ".join(m.name for m in settings.auth.methods)
+        raise ValueError(f"there is no login method {method!r} (this hub has: {known})")
+    out = Path(passwords_out) if passwords_out else None
+    try:
+        roster = parse_roster(decode(sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()))
+        async with accounts_of(settings) as (sessions, accounts):
+            if dry_run:
+                print("\n".join(describe_plan(await preview(sessions, roster))))
+                print("dry run: nothing was changed")
+                return 0
+            # made before the import, so a wrong path cannot lose passwords that are already in force
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+            file = open(os.open(out, flags, 0o600), "w", encoding="utf-8") if out else None
+            try:
+                result = await apply_import(
+                    sessions,
+                    accounts,
+                    roster,
+                    method=chosen.name,
+                    native=chosen.type == "native",
+                    min_password_length=settings.auth.min_password_length,
+                )
+            except BaseException:
+                if file is not None and out is not None:
+                    file.close()
+                    out.unlink()
+                raise
+    except RosterProblems as exc:
+        print("error: nothing was imported:", file=sys.stderr)
+        for problem in explain(exc.problems):
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    except FileExistsError:
+        raise ValueError(f"{out} exists already; choose a new file for the passwords") from None
+    except OSError as exc:  # the roster or the passwords file cannot be read or made
+        raise ValueError(f"{exc.filename or path}: {exc.strerror or exc}") from None
+    print("\n".join(describe_plan(result.plan)))
+    if file is not None:
+        with file:
+            file.write(passwords_csv(result.passwords))
+        print(
+            f"first passwords of {len(result.passwords)} new user(s) written to {out}; they change them at first login"
+        )
+    elif result.passwords:
+        print("first passwords (shown only now; they change them at first login):")
+        print(passwords_csv(result.passwords), end="")
+    return 0
+
+
 async def setup_link(settings: Settings) -> int:
     from hub.first_admin import make_setup_link
 
@@ -299,6 +358,11 @@ def parser() -> argparse.ArgumentParser:
     admin_cmd = user.add_parser("admin", help="make a user an admin (or, with --revoke, no longer one)")
     admin_cmd.add_argument("name")
     admin_cmd.add_argument("--revoke", action="store_true")
+    roster = user.add_parser("import", help="add or update users from a CSV file (name,groups,admin; - for stdin)")
+    roster.add_argument("file")
+    roster.add_argument("--dry-run", action="store_true", help="only print what would change")
+    roster.add_argument("--passwords-out", metavar="FILE", help="write new users' first passwords here (else print)")
+    roster.add_argument("--method", help="the login method of new users (default: the first in auth.methods)")
     remove = user.add_parser("remove", help="delete a user (their volume is kept)")
     remove.add_argument("name")
     token = commands.add_parser("token", help="manage API tokens").add_subparsers(dest="action", required=True)
@@ -311,6 +375,17 @@ def parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="the database schema").add_subparsers(dest="action", required=True)
     db.add_parser("upgrade", help="bring the schema up to date (a SQLite file is copied first)")
     db.add_parser("current", help="print the schema revision of the database")
+    backup = commands.add_parser(
+        "backup", help="copy the database, keys and volume list into a new folder (hub/backup.py)"
+    )
+    restore = commands.add_parser("restore", help="put a backup back into an empty data folder")
+    for backup_cmd in (backup, restore):
+        backup_cmd.add_argument("dir", metavar="DIR", help="the backup folder")
+        backup_cmd.add_argument("--volumes", action="store_true", help="also copy (put back) users' Docker volumes")
+        backup_cmd.add_argument(
+            "--helper-image", help="image of the helper container for volumes (default: the default image)"
+        )
+    restore.add_argument("--force", action="store_true", help="unpack volumes over existing ones that hold files")
     proxy = commands.add_parser("socket-proxy", help="pass the hub's own Docker calls to the Docker socket, no others")
     proxy.add_argument("--listen", default="127.0.0.1:2375", help="HOST:PORT or unix:/path (default 127.0.0.1:2375)")
     proxy.add_argument("--docker-socket", default="/var/run/docker.sock")
@@ -338,12 +413,22 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "serve":
             return serve(settings)
+        if args.command in ("backup", "restore"):
+            if args.command == "backup":
+                from hub.backup import run_backup
+
+                return asyncio.run(run_backup(settings, Path(args.dir), args.volumes, args.helper_image))
+            from hub.restore import run_restore
+
+            return asyncio.run(run_restore(settings, Path(args.dir), args.volumes, args.force, args.helper_image))
         if args.command == "db":
             from hub.migrate import run_command
 
             return asyncio.run(run_command(args.action, settings.db_url))
         if args.command == "setup-link":
             return asyncio.run(setup_link(settings))
+        if args.action == "import":
+            return asyncio.run(user_import(settings, args.file, args.dry_run, args.passwords_out, args.method))
         if args.action == "list":
             return asyncio.run(user_list(settings))
         name = validate_username(normalize_username(args.name))

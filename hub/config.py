@@ -27,6 +27,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from hub.auth_config import DummyMethod, HeaderMethod, MethodBase, NativeMethod, PamMethod, PluginMethod
+from hub.branding_config import BrandingSection
 from hub.ldap_config import LDAPMethod
 from hub.oauth_config import EntraMethod, GitHubMethod, GoogleMethod, OIDCMethod
 from hub.resource_config import GpuCount, GroupLimits, ResourceChoices, check_fixed_or_choice
@@ -362,6 +363,15 @@ class CullerSection(Section):
     """Seconds between checks."""
 
 
+class UsageSection(Section):
+    enabled: bool = True
+    """Sample what servers use (Docker's stats) for the admin's usage page and the owners' home pages."""
+    sample_seconds: float = Field(60, ge=1)
+    """Seconds between samples: how many servers run, and each one's CPU and memory."""
+    keep_days: float = Field(30, gt=0)
+    """Days samples and records of starts are kept; older ones are deleted."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         extra="forbid", frozen=True, env_prefix="HUB_", env_nested_delimiter="__", case_sensitive=False
@@ -378,6 +388,9 @@ class Settings(BaseSettings):
     lifecycle: LifecycleSection = LifecycleSection()
     culler: CullerSection = CullerSection()
     sharing: SharingSection = SharingSection()
+    branding: BrandingSection = BrandingSection()
+    """The hub's name, logo, main colour, login-page message and template folders (hub/branding_config.py)."""
+    usage: UsageSection = UsageSection()
     group_limits: dict[str, GroupLimits] = {}
     """The most members of each group may choose (mem_limit, cpu_limit, gpus); see README, "Resources"."""
 

@@ -403,6 +403,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Check]] = [
         ("POST", "/containers/create", container_create),
         ("GET", f"/containers/{ID}/json", free("inspect a container")),
         ("GET", f"/containers/{ID}/logs", free("read a container's log")),
+        ("GET", f"/containers/{ID}/stats", free("read a container's CPU and memory")),  # hub/usage.py
         ("POST", f"/containers/{ID}/wait", free("wait for a container")),
         ("POST", f"/containers/{ID}/start", managed("containers", "start a container")),
         ("POST", f"/containers/{ID}/stop", managed("containers", "stop a container")),

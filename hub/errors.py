@@ -16,10 +16,12 @@ HubError                 user_message for the page, detail for the admin's log
 
 from __future__ import annotations
 
+from hub.i18n import N_
+
 
 class HubError(Exception):
     status = 500
-    title = "Something went wrong"
+    title = N_("Something went wrong")
 
     def __init__(self, user_message: str, detail: str | None = None) -> None:
         super().__init__(user_message)
@@ -29,45 +31,45 @@ class HubError(Exception):
 
 class BadRequest(HubError):
     status = 400
-    title = "Bad request"
+    title = N_("Bad request")
 
 
 class BadUsername(BadRequest):
-    title = "Unusable user name"
+    title = N_("Unusable user name")
 
 
 class UnknownImage(BadRequest):
-    title = "Unknown image"
+    title = N_("Unknown image")
 
 
 class Unauthorized(HubError):
     status = 401
-    title = "Not logged in"
+    title = N_("Not logged in")
 
 
 class Conflict(HubError):
     status = 409
-    title = "Conflict"
+    title = N_("Conflict")
 
 
 class LimitReached(HubError):
     status = 429
-    title = "The hub is full"
+    title = N_("The hub is full")
 
 
 class Forbidden(HubError):
     status = 403
-    title = "Forbidden"
+    title = N_("Forbidden")
 
 
 class NotFound(HubError):
     status = 404
-    title = "Not found"
+    title = N_("Not found")
 
 
 class SpawnError(HubError):
     status = 500
-    title = "Your server could not start"
+    title = N_("Your server could not start")
 
     def __init__(self, user_message: str, detail: str | None = None, log_tail: str = "") -> None:
         super().__init__(user_message, detail)
@@ -76,9 +78,9 @@ class SpawnError(HubError):
 
 class ProxyError(HubError):
     status = 502
-    title = "The proxy did not take the route"
+    title = N_("The proxy did not take the route")
 
 
 class ServiceUnavailable(HubError):
     status = 503
-    title = "Temporarily unavailable"
+    title = N_("Temporarily unavailable")

@@ -185,7 +185,7 @@ class ImagePreparer:
         log.warning("image %s could not be prepared: %s", reference, detail)
 
 
-def _not_followed(percent: int, message: str) -> None:
+def _not_followed(progress: int, message: str, output: tuple[str, ...] = ()) -> None:
     """The preparation reads progress from the work itself (``ImagePreparer.statuses``)."""
 
 

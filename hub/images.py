@@ -13,6 +13,7 @@ import os
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -28,6 +29,10 @@ from hub.spawner import Report
 log = logging.getLogger(__name__)
 CA_ENV = "EXTRA_CA_CERT"
 REPORT_EVERY = 1.0
+OUTPUT_LINES = 8
+"""How many of a build step's last output lines the progress page shows."""
+OUTPUT_EVERY = 0.5
+"""Followers are sent a build's new output at most this often (a pip install prints hundreds of lines)."""
 BUILD_STEP = re.compile(r"^Step (\d+)/(\d+)\b")
 
 Call = Callable[..., Any]
@@ -53,6 +58,9 @@ class ImageWork:
     percent: int | None = None
     """How far a build is by its steps (0-100); None while not known (checks, pulls)."""
     lines: int = 0
+    output: deque[str] = field(default_factory=lambda: deque(maxlen=OUTPUT_LINES))
+    """The last lines the current build step printed."""
+    output_sent: float = 0.0
     started: float = field(default_factory=time.monotonic)
     followers: list[Report] = field(default_factory=list)
     task: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -72,8 +80,20 @@ class ImageWork:
         self.message, self.lines = message, self.lines + 1
         if percent is not None:
             self.percent = percent
+            self.output.clear()  # a new build step: its own output follows
+        self._tell_followers()
+
+    def add_output(self, lines: list[str]) -> None:
+        """Lines the build printed; followers see the last of them, at most every OUTPUT_EVERY seconds."""
+        self.output.extend(lines)
+        now = time.monotonic()
+        if now - self.output_sent >= OUTPUT_EVERY:
+            self.output_sent = now
+            self._tell_followers()
+
+    def _tell_followers(self) -> None:
         for follow in list(self.followers):
-            follow(self.start_percent, message)
+            follow(self.start_percent, self.message, tuple(self.output))
 
     def summary(self) -> str:
         """What a start that joins late is told about the work so far."""
@@ -126,7 +146,7 @@ class ImageProvider:
         elif work.lines:
             report(work.start_percent, work.summary())
             if work.message != work.headline:
-                report(work.start_percent, work.message)
+                report(work.start_percent, work.message, tuple(work.output))
         assert work.task is not None
         work.followers.append(report)
         try:
@@ -203,6 +223,12 @@ class ImageProvider:
         work.begin("building", f"Building the image {image.image} (the first time takes a few minutes)")
         started = time.monotonic()
         send = self._threadsafe(work)
+        loop = asyncio.get_running_loop()
+
+        def show(text: str) -> None:
+            lines = [part.rstrip() for part in text.replace("\r", "\n").split("\n") if part.strip()]
+            if lines:
+                loop.call_soon_threadsafe(work.add_output, lines)
 
         def build() -> None:
             stream = self.client().api.build(
@@ -211,6 +237,8 @@ class ImageProvider:
             for line in _messages(stream, self._stopping):
                 if line.startswith("Step "):
                     send(f"Building {image.image}: {line}", build_percent(line))
+                else:
+                    show(line)
 
         try:
             await self.call(build)

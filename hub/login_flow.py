@@ -16,6 +16,7 @@ from aiohttp_session import new_session
 from hub.accounts import Account, OtherPerson, WrongMethod
 from hub.auth import Authenticator, Identity, LoginRefused
 from hub.auth_state import pick
+from hub.i18n import N_
 from hub.keys import ACCESS_POLICY, ACCOUNTS, AUTH_STATE, GROUPS, LOGIN_METHODS, SETTINGS
 from hub.names import truncate
 from hub.security import start_session
@@ -51,7 +52,7 @@ async def finish_login(request: web.Request, backend: Authenticator, identity: I
         log.warning("login of %s with %s refused: %s", truncate(name), method.name, exc.detail)
         raise LoginRefused(exc.user_message) from None
     if account is None:  # deleted while the password was being checked, or a method that makes no accounts
-        raise LoginRefused("Invalid user name or password.")
+        raise LoginRefused(N_("Invalid user name or password."))
     if method.manage_groups and admitted.groups is not None:
         await app[GROUPS].sync_user(name, admitted.groups)
     # Renewed at every login, and cleared when the method hands nothing (any more): a value taken out of

@@ -6,7 +6,19 @@ import datetime as dt
 import enum
 import time
 
-from sqlalchemy import Column, DateTime, Enum, ForeignKey, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -186,3 +198,58 @@ class ShareCode(Base):
     expires_at: Mapped[dt.datetime] = mapped_column()
     exchange_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_exchanged_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+
+class Announcement(Base):
+    """A message from an admin shown on every hub page until ``ends_at`` (None: until removed)."""
+
+    __tablename__ = "announcements"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    """The message as the admin wrote it; rendered escaped, with http(s) links only (hub/safe_text.py)."""
+    ends_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    """The name of the admin who wrote it (kept as a name: the message outlives the account)."""
+
+
+class UsageSample(Base):
+    """One round of the usage sampler (hub/usage.py): when, and how many servers were running."""
+
+    __tablename__ = "usage_samples"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    taken: Mapped[dt.datetime] = mapped_column(index=True)
+    running: Mapped[int] = mapped_column(Integer)
+
+
+class ServerUsageSample(Base):
+    """What one running server used at one round of the sampler (Docker's stats), with its limits then."""
+
+    __tablename__ = "usage_server_samples"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    taken: Mapped[dt.datetime] = mapped_column(index=True)
+    user_name: Mapped[str] = mapped_column(String(64))
+    """Kept as names: the numbers outlive the account and the server."""
+    server_name: Mapped[str] = mapped_column(String(32), default="")
+    cpu_percent: Mapped[float | None] = mapped_column(Float, default=None)
+    """Percent of one CPU since the round before (150: one and a half CPUs); None at a server's first round."""
+    memory_bytes: Mapped[int] = mapped_column(BigInteger)
+    memory_limit_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    cpu_limit: Mapped[float | None] = mapped_column(Float, default=None)
+
+
+class SpawnRecord(Base):
+    """One finished start of a server: how long it took, and whether the server came up."""
+
+    __tablename__ = "spawn_records"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    finished: Mapped[dt.datetime] = mapped_column(index=True)
+    user_name: Mapped[str] = mapped_column(String(64))
+    server_name: Mapped[str] = mapped_column(String(32), default="")
+    image_name: Mapped[str] = mapped_column(String(64))
+    seconds: Mapped[float] = mapped_column(Float)
+    ok: Mapped[bool] = mapped_column()

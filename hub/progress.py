@@ -15,12 +15,19 @@ class ProgressEvent:
     ready: bool = False
     failed: bool = False
     url: str | None = None
+    output: tuple[str, ...] = ()
+    """The last lines an image build printed (empty for other steps); the progress page shows them in a box."""
 
     def as_json(self) -> dict[str, Any]:
-        """The JSON JupyterHub's progress stream sends (progress, message, ready, failed, url)."""
+        """The JSON JupyterHub's progress stream sends (progress, message, ready, failed, url), and ``output``
+        while an image is built (a key JupyterHub's clients ignore)."""
         data = asdict(self)
         if self.url is None:
             del data["url"]
+        if not self.output:
+            del data["output"]
+        else:
+            data["output"] = list(self.output)
         return data
 
 
@@ -44,8 +51,8 @@ class SpawnProgress:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
-    def report(self, progress: int, message: str) -> None:
-        self.emit(ProgressEvent(progress, message))
+    def report(self, progress: int, message: str, output: tuple[str, ...] = ()) -> None:
+        self.emit(ProgressEvent(progress, message, output=output))
 
     async def follow(self, start: int = 0, keepalive: float | None = None) -> AsyncIterator[ProgressEvent | None]:
         """Every event from number ``start`` on, then each new one, until the spawn is ready or failed.

@@ -21,6 +21,7 @@ from multidict import MultiDictProxy
 from hub.accounts import AccountService
 from hub.config import Settings
 from hub.errors import BadRequest, Forbidden
+from hub.i18n import N_
 from hub.session_reader import SessionReader
 
 SESSION_COOKIE = "hub-session"
@@ -117,6 +118,11 @@ async def read_form(request: web.Request) -> MultiDictProxy[str | bytes | bytear
     """The form of the request; an unknown charset or undecodable bytes are the sender's mistake (400)."""
     try:
         return await request.post()
+    except web.HTTPRequestEntityTooLarge:
+        raise BadRequest(
+            "The form is too large (at most 1 MB): send a smaller file, or split it into parts.",
+            f"form over the size limit on {request.method} {request.path}",
+        ) from None
     except (LookupError, UnicodeDecodeError, ValueError) as exc:
         raise BadRequest(
             "The form could not be read: its encoding is not one this hub knows.",
@@ -138,7 +144,7 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
                 sent = value if isinstance(value, str) else None
         if not (isinstance(expected, str) and sent and secrets.compare_digest(expected, sent)):
             raise Forbidden(
-                "This form has expired or did not come from this hub. Reload the page and try again.",
+                N_("This form has expired or did not come from this hub. Reload the page and try again."),
                 f"csrf check failed for {request.method} {request.path}",
             )
     return await handler(request)

@@ -195,6 +195,8 @@ class ServerManager:
         self.dependencies: DependencyGate | None = None
         self.on_server_deleted: list[Callable[[str, str], Awaitable[None]]] = []
         """Called with (user, server) after a named server was deleted (sharing forgets its shares)."""
+        self.on_spawn_finished: list[Callable[[str, str, str, float, bool], None]] = []
+        """Called with (user, server, image, seconds, worked) when a start ends either way (hub/usage.py)."""
 
     # -- reading -------------------------------------------------------------------------------
     def _lock(self, key: Key) -> asyncio.Lock:
@@ -452,6 +454,7 @@ class ServerManager:
         began = time.monotonic()
         handle: ServerHandle | None = None
         route_task: asyncio.Future[None] | None = None
+        worked = False
 
         def place_in_line(place: int) -> None:
             progress.report(2, f"Waiting for a free slot: you are number {place} in line")
@@ -502,6 +505,7 @@ class ServerManager:
             elapsed = time.monotonic() - began
             if self.metrics:
                 self.metrics.spawn_duration.observe(elapsed)
+            worked = True
             log.info("server of %s ready in %.2fs (%s)", label, elapsed, handle.container_id[:12])
             progress.emit(
                 ProgressEvent(100, "Your server is ready", ready=True, url=self.server_url(name, image, server))
@@ -522,6 +526,9 @@ class ServerManager:
                 None,
                 progress,
             )
+        finally:
+            for listener in self.on_spawn_finished:
+                listener(name, server, image.name, time.monotonic() - began, worked)
 
     async def _fail(
         self, key: Key, handle: ServerHandle | None, message: str, log_tail: str | None, progress: SpawnProgress

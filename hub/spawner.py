@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from hub.config import ImageSpec
 from hub.resources import Limits
@@ -64,8 +64,11 @@ class ServerInfo:
     """"" for a user's default server (and containers from before named servers)."""
 
 
-Report = Callable[[int, str], None]
-"""Called with (percent done, what is happening) as a start proceeds."""
+class Report(Protocol):
+    """Called with (percent done, what is happening) as a start proceeds; while an image is built, ``output``
+    holds the last lines the build printed (a long ``pip install`` shows its own progress)."""
+
+    def __call__(self, progress: int, message: str, output: tuple[str, ...] = ()) -> None: ...
 AddressKnown = Callable[["ServerHandle"], None]
 """Called once during a start, as soon as the server's address is known (before it answers), so the hub can
 write its route while the server boots."""

@@ -1,6 +1,6 @@
 """Fixtures for the whole suite.
 
-- fixtures/docker.py   run_prefix, docker_client (fails without a daemon), base_image, jupyterlab_image,
+- fixtures/docker.py   run_prefix, docker_client (fails without a daemon), base_image, jupyterlab_image, r_image,
                        labelled clean-up of everything a run made, container logs on failure
 - fixtures/traefik.py  traefik: a real Traefik process on free loopback ports with its own dynamic dir
 - fixtures/hub.py      hub_factory / hub: a real `python -m hub serve` behind that Traefik

@@ -17,6 +17,7 @@ from aiohttp_session import get_session, new_session
 from hub.auth.native import hash_password, password_problem, verify_password
 from hub.db import get_user
 from hub.handlers.login import require_user, wait_text
+from hub.i18n import N_, gettext_for
 from hub.keys import ACCOUNTS, LOGIN_THROTTLE, SESSIONS, SETTINGS
 from hub.login_guard import LockedOut
 from hub.security import safe_next_url, start_session
@@ -25,7 +26,7 @@ from hub.urls import url
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 NOTICE_KEY = "password_notice"
-MUST_CHANGE = "An admin reset your password: choose a new one to continue."
+MUST_CHANGE = N_("An admin reset your password: choose a new one to continue.")
 
 
 def has_own_password(request: web.Request, name: str) -> bool:
@@ -43,13 +44,18 @@ def render(request: web.Request, name: str, status: int = 200, **extra: object) 
     context: dict[str, object] = {
         "own_password": has_own_password(request, name),
         "must_change": bool(account and account.password_must_change),
-        "must_change_text": MUST_CHANGE,
+        "must_change_text": gettext_for(request)(MUST_CHANGE),
         "min_length": request.app[SETTINGS].auth.min_password_length,
         "next": safe_next_url(request.query.get("next"), ""),
         "error": None,
         "notice": None,
     }
     context.update(extra)
+    translate = gettext_for(request)  # the messages below in the page's language (hub/i18n.py)
+    for key in ("error", "notice"):
+        value = context[key]
+        if isinstance(value, str):
+            context[key] = translate(value)
     response = aiohttp_jinja2.render_template("change_password.html", request, context, status=status)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -79,7 +85,7 @@ async def change_password(request: web.Request) -> web.StreamResponse:
     if problem is not None:
         return again(problem)
     if new != form.get("new_password_again"):
-        return again("The two new passwords differ.")
+        return again(N_("The two new passwords differ."))
     try:
         attempt = request.app[LOGIN_THROTTLE].claim(f"user:{user.name}")
     except LockedOut as exc:
@@ -95,10 +101,10 @@ async def change_password(request: web.Request) -> web.StreamResponse:
     if not right:
         attempt.failed()
         log.info("password change of %s refused: wrong current password", user.name)
-        return again("Your current password is not right.", 403)
+        return again(N_("Your current password is not right."), 403)
     attempt.succeeded()
     if new == current:
-        return again("The new password is the same as the current one. Choose a different one.")
+        return again(N_("The new password is the same as the current one. Choose a different one."))
     accounts = request.app[ACCOUNTS]
     await accounts.set_password_hash(user.name, await hash_password(new))  # every session of the account ends
     account = accounts.get(user.name)
@@ -106,7 +112,7 @@ async def change_password(request: web.Request) -> web.StreamResponse:
         raise web.HTTPFound(url(request, "login"))
     session = await new_session(request)
     start_session(session, user.name, account.id, issued=max(time.time(), account.sessions_valid_after + 0.001))
-    session[NOTICE_KEY] = "Your password is changed. You were logged out everywhere else."
+    session[NOTICE_KEY] = N_("Your password is changed. You were logged out everywhere else.")
     log.info("%s changed their password; their other sessions ended", user.name)
     target = request.app.router["change_password"].url_for()
     raise web.HTTPSeeOther(target.with_query(next=next_url) if next_url else target)

@@ -15,7 +15,7 @@ from hub.api_models import iso
 from hub.errors import BadRequest, Forbidden, NotFound
 from hub.handlers.api_auth import Requester, api_requester, require_manager_of
 from hub.handlers.api_users import DEFAULT_LIMIT, MAX_LIMIT, int_param, json_body
-from hub.keys import SHARING
+from hub.keys import SHARING, USERS
 from hub.names import server_prefix, validate_server_name
 from hub.parsing import whole_number
 from hub.sharing import CODE_DEFAULT_SECONDS, CodeView, ShareView, access_scope, parse_until
@@ -105,6 +105,7 @@ def only_fields(body: dict[str, Any], *allowed: str) -> None:
 async def shares_of_owner(request: web.Request) -> web.StreamResponse:
     owner = request.match_info["user"]
     await require_manager_of(request, owner)
+    await request.app[USERS].row(owner)  # a 404 for a user who does not exist, as JupyterHub answers
     return paginated(request, [share_model(share) for share in await request.app[SHARING].shares(owner=owner)])
 
 
@@ -158,6 +159,7 @@ async def revoke_all_shares(request: web.Request) -> web.StreamResponse:
 async def shared_with(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     await require_manager_of(request, name)
+    await request.app[USERS].row(name)  # a 404 for a user who does not exist, as JupyterHub answers
     return paginated(request, [share_model(share) for share in await request.app[SHARING].shares(grantee=name)])
 
 

@@ -41,12 +41,16 @@ async def create_token(request: web.Request) -> web.StreamResponse:
     body = await json_body(request)
     note = body.get("note") or "Requested via API"
     expires_in = body.get("expires_in")
+    if type(expires_in) is int and expires_in == 0:
+        expires_in = None  # JupyterHub's: null or 0 is a token that does not expire
     if not isinstance(note, str) or len(note) > MAX_NOTE:
         raise BadRequest(f"note must be text of at most {MAX_NOTE} characters.")
     if expires_in is not None and (
         not isinstance(expires_in, int) or isinstance(expires_in, bool) or not 0 < expires_in <= MAX_EXPIRES_IN
     ):
-        raise BadRequest(f"expires_in must be a number of seconds from 1 to {MAX_EXPIRES_IN} (ten years).")
+        raise BadRequest(
+            f"expires_in must be a number of seconds from 1 to {MAX_EXPIRES_IN} (ten years), or 0 for no expiry."
+        )
     view, token = await request.app[TOKENS].create(name, note, expires_in)
     return web.json_response({**token_model(view), "token": token}, status=201)
 

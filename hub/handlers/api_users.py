@@ -62,6 +62,17 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     return body
 
 
+def spawn_options(body: dict[str, Any]) -> dict[str, Any]:
+    """The start options of a request body. JupyterHub 6 sends ``{"user_options": {...}, "display_name": ...}``;
+    a body with neither key is the options themselves, as before JupyterHub 6."""
+    if "user_options" not in body and "display_name" not in body:
+        return body
+    options = body.get("user_options") or {}
+    if not isinstance(options, dict):
+        raise BadRequest("user_options must be a JSON object.")
+    return options
+
+
 def int_param(request: web.Request, key: str, default: int, maximum: int | None = None) -> int:
     value = require_whole_number(request.query.get(key), key, default=default, maximum=999_999_999)
     return min(value, maximum) if maximum is not None else value
@@ -185,7 +196,7 @@ async def start_server(request: web.Request) -> web.StreamResponse:
     if view is not None and view.state == ServerState.RUNNING and not servers.is_spawning(name, server):
         which = f"server {server!r} of {name}" if server else f"server of {name}"
         raise BadRequest(f"The {which} is already running.")
-    body = await json_body(request)
+    body = spawn_options(await json_body(request))
     groups = request.app[GROUPS].groups_of(name)
     fallback = default_image(settings, groups, requester.admin)
     choice = body.get("image", fallback.name if fallback else settings.default_image_name)

@@ -22,6 +22,7 @@ from hub.auth import (
 from hub.auth.pool import AuthBusy
 from hub.auth_config import NativeMethod
 from hub.errors import BadUsername, NotFound, ServiceUnavailable
+from hub.i18n import N_, gettext_for
 from hub.keys import ACCOUNTS, LOGIN_METHODS, LOGIN_THROTTLE, SETTINGS, SIGNUPS, TRUSTED_PROXIES
 from hub.login_flow import finish_login, landing, password_methods
 from hub.login_guard import LockedOut
@@ -92,7 +93,7 @@ def login_context(request: web.Request, next_url: str, **extra: object) -> dict[
 
 
 def refusal(request: web.Request, next_url: str, message: str, status: int, **extra: object) -> web.StreamResponse:
-    context = login_context(request, next_url, error=message, **extra)
+    context = login_context(request, next_url, error=gettext_for(request)(message), **extra)
     return aiohttp_jinja2.render_template("login.html", request, context, status=status)
 
 
@@ -136,7 +137,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
             # self-service (signups helper): a built-in login of someone whose sign-up is not approved (yet)
             native = backend.name == "native"
             waiting = await request.app[SIGNUPS].pending_message(username, password) if native else None
-            return refuse(waiting or "Invalid user name or password.", 403)
+            return refuse(waiting or N_("Invalid user name or password."), 403)
         account = await finish_login(request, backend, identity, began)
     except BadUsername as exc:
         attempt.failed()

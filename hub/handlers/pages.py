@@ -21,6 +21,7 @@ from hub.models import ServerState
 from hub.names import truncate, user_prefix, validate_server_name, validate_username
 from hub.security import SessionUser
 from hub.urls import url
+from hub.usage import own_usage
 
 routes = web.RouteTableDef()
 
@@ -94,6 +95,7 @@ async def home(request: web.Request) -> web.StreamResponse:
             found.name: getattr(settings.image(found.image_name), "title", found.image_name) for found in named
         },
         "named_limit": settings.lifecycle.named_server_limit_per_user or None,
+        "usage": await own_usage(request.app, user.name) if view and view.state == ServerState.RUNNING else None,
         **await sharing_context(request, user.name),  # "Shared with me" (hub/handlers/sharing.py)
     }
     return aiohttp_jinja2.render_template("home.html", request, context)

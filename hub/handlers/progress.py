@@ -55,10 +55,13 @@ async def progress_stream(request: web.Request) -> web.StreamResponse:
         return response
     resume = whole_number(request.headers.get("Last-Event-ID"))
     number = resume + 1 if resume is not None else 0
-    async for event in progress.follow(start=number, keepalive=KEEPALIVE_SECONDS):
-        if event is None:
-            await response.write(b": keepalive\n\n")
-            continue
-        await send(response, event, number)
-        number += 1
+    try:
+        async for event in progress.follow(start=number, keepalive=KEEPALIVE_SECONDS):
+            if event is None:
+                await response.write(b": keepalive\n\n")
+                continue
+            await send(response, event, number)
+            number += 1
+    except ConnectionResetError:  # the page moved on (to the server, or closed): nothing is wrong
+        pass
     return response

@@ -5,18 +5,26 @@
   const bar = document.getElementById("progress-bar");
   const message = document.getElementById("progress-message");
   const steps = document.getElementById("progress-log");
+  const output = document.getElementById("build-output");
   const source = new EventSource(card.dataset.progressUrl);
-  // The page already lists the steps it was rendered with; events are numbered from 0 (SSE ids).
-  const shown = steps.children.length;
+  // The page already shows the events it was rendered with; events are numbered from 0 (SSE ids).
+  const shown = Number(card.dataset.events);
+  let previous = steps.lastElementChild ? steps.lastElementChild.textContent : null;
 
   source.onmessage = function (event) {
     const data = JSON.parse(event.data);
     bar.value = data.progress;
     message.textContent = data.message;
-    if (event.lastEventId === "" || Number(event.lastEventId) >= shown) {
+    const fresh = event.lastEventId === "" || Number(event.lastEventId) >= shown;
+    if (fresh && data.message !== previous) {  // a build's new output repeats its step's message: one log line
       const item = document.createElement("li");
       item.textContent = data.message;
       steps.appendChild(item);
+      previous = data.message;
+    }
+    if (fresh) {
+      output.hidden = !data.output;
+      output.textContent = data.output ? data.output.join("\n") : "";
     }
     if (data.ready) {
       source.close();
@@ -28,7 +36,7 @@
   };
   source.onerror = function () {
     if (source.readyState === EventSource.CLOSED) {
-      message.textContent = "Lost contact with the hub. Reload this page to continue following the start.";
+      message.textContent = card.dataset.lostContact;  // in the page's language (progress.html)
     }
   };
 })();

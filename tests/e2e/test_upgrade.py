@@ -120,6 +120,11 @@ def test_an_upgrade_from_56aa053_keeps_passwords_tokens_and_running_servers(
         # 0006 (sharing): the tables are there and empty, so nobody holds a share of an old server.
         assert connection.execute("SELECT count(*) FROM shares").fetchone() == (0,)
         assert connection.execute("SELECT count(*) FROM share_codes").fetchone() == (0,)
+        # 0007 (announcements): the table is there and empty, so no page shows a message nobody wrote.
+        assert connection.execute("SELECT count(*) FROM announcements").fetchone() == (0,)
+        # 0008 (usage): the tables are there; no start ended since the upgrade, and samples count alice's server.
+        assert connection.execute("SELECT count(*) FROM spawn_records").fetchone() == (0,)
+        assert connection.execute("SELECT coalesce(max(running), 1) FROM usage_samples").fetchone() == (1,)
     connection.close()
     started = requests.post(f"{api}/servers/more", json={"image": "echo"}, headers=auth, timeout=120)
     assert started.status_code in (201, 202), started.text

@@ -55,7 +55,7 @@ def request_for(name: str, image: ImageSpec) -> SpawnRequest:
 
 
 class Steps(list[str]):
-    def __call__(self, progress: int, message: str) -> None:
+    def __call__(self, progress: int, message: str, output: tuple[str, ...] = ()) -> None:
         self.append(message)
 
 
@@ -266,7 +266,11 @@ async def test_dockers_event_stream_tells_when_a_starting_container_exits(
     """The spawner learns of an exit from Docker's event stream (one for the hub), not by asking per container."""
     labels = names.labels(spawner.settings.prefix, "erin", "erin", {RUN_LABEL: run_prefix})
     container = docker_client.containers.run(
-        base_image, ["sh", "-c", "sleep 2; exit 3"], name=f"{spawner.settings.prefix}-events", labels=labels, detach=True
+        base_image,
+        ["sh", "-c", "sleep 2; exit 3"],
+        name=f"{spawner.settings.prefix}-events",
+        labels=labels,
+        detach=True,
     )
     try:
         died = spawner.deaths.watch(container.id or "")

@@ -72,7 +72,7 @@ class CreatedContainer:
         self.client, self.name = client, name
         self.attrs: dict[str, Any] = {}
 
-    def __call__(self, progress: int, message: str) -> None:
+    def __call__(self, progress: int, message: str, output: tuple[str, ...] = ()) -> None:
         if message == "Starting your container":
             self.attrs = self.client.api.inspect_container(self.name)
 
@@ -82,7 +82,7 @@ async def test_a_server_gets_the_memory_and_cpus_chosen_for_it(
 ) -> None:
     settings = Settings(images=[echo_image])
     limits = resolve(echo_image, {"mem_limit": "256m", "cpu_limit": "0.25"}, frozenset(), False, settings)
-    handle = await spawner.start(request_for("alice", echo_image, limits), lambda progress, message: None)
+    handle = await spawner.start(request_for("alice", echo_image, limits), lambda progress, message, output=(): None)
     try:
         host = docker_client.containers.get(handle.container_id).attrs["HostConfig"]
         assert host["Memory"] == 256 * 1024**2
@@ -108,7 +108,7 @@ async def test_without_chosen_limits_the_image_limits_apply_as_before(
         mem_limit="96m",
         cpu_limit=0.5,
     )
-    handle = await spawner.start(request_for("bob", image, None), lambda progress, message: None)
+    handle = await spawner.start(request_for("bob", image, None), lambda progress, message, output=(): None)
     try:
         host = docker_client.containers.get(handle.container_id).attrs["HostConfig"]
         assert (host["Memory"], host["NanoCpus"]) == (96 * 1024**2, 500_000_000)

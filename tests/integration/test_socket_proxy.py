@@ -83,7 +83,7 @@ def spawner_for(proxy_url: str, run_prefix: str, images_dir: Path, **settings: o
 
 
 class Steps(list[str]):
-    def __call__(self, progress: int, message: str) -> None:
+    def __call__(self, progress: int, message: str, output: tuple[str, ...] = ()) -> None:
         self.append(message)
 
 

@@ -10,6 +10,7 @@ from multidict import MultiDict
 
 from hub.config import ConfigError, ImageSpec, Settings, load_settings
 from hub.errors import BadRequest, Forbidden
+from hub.i18n import install as install_i18n
 from hub.resource_config import memory_bytes
 from hub.resources import Limits, fits, offered, options_from_form, resolve
 
@@ -225,6 +226,7 @@ def test_memory_sizes_parse() -> None:
 
 def test_the_partial_shows_the_offered_selects_with_the_default_and_free_gpus(settings: Settings) -> None:
     environment = jinja2.Environment(loader=jinja2.PackageLoader("hub"), autoescape=True)
+    install_i18n(environment)  # the hub's pages use gettext (hub/i18n.py); here in English
     partial = environment.get_template("_resource_choices.html")
     lab = image(settings)
     html = partial.render(

@@ -86,6 +86,7 @@ SDK_CALLS = [
     ("GET", "/v1.41/containers/json", {"all": ["1"], "filters": ['{"label": ["hub.managed=true"]}']}),
     ("GET", "/v1.41/containers/hub-user-alice/json", {}),
     ("GET", "/v1.41/containers/0123abcd/logs", {"stderr": ["1"], "stdout": ["1"], "tail": ["20"]}),
+    ("GET", "/v1.41/containers/0123abcd/stats", {"stream": ["False"], "one-shot": ["True"]}),
     ("POST", "/v1.41/containers/0123abcd/wait", {}),
     ("GET", "/v1.41/events", {"filters": ['{"type": ["container"], "event": ["die"], "label": ["hub.prefix=hub"]}']}),
 ]
