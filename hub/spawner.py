@@ -69,6 +69,8 @@ class Report(Protocol):
     holds the last lines the build printed (a long ``pip install`` shows its own progress)."""
 
     def __call__(self, progress: int, message: str, output: tuple[str, ...] = ()) -> None: ...
+
+
 AddressKnown = Callable[["ServerHandle"], None]
 """Called once during a start, as soon as the server's address is known (before it answers), so the hub can
 write its route while the server boots."""
