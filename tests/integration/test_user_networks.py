@@ -121,7 +121,7 @@ def request_for(name: str, image: ImageSpec) -> SpawnRequest:
     return SpawnRequest(name, names.user_slug(name), image, f"/user/{name}/", secrets.token_urlsafe(16))
 
 
-def ignore(progress: int, message: str) -> None:
+def ignore(progress: int, message: str, output: tuple[str, ...] = ()) -> None:
     pass
 
 
