@@ -11,28 +11,13 @@ from aiohttp.test_utils import TestClient
 
 import hub.announcements
 from hub.announcements import ANNOUNCEMENTS
-from hub.auth.native import set_password
-from hub.keys import ACCOUNTS
 from tests.fakes import FakeSpawner
 from tests.inprocess.conftest import TokenMaker
-
-XSRF = re.compile(r'name="_xsrf" value="([^"]+)"')
+from tests.inprocess.pages import log_in
 
 
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"token {token}"}
-
-
-async def log_in(client: TestClient, name: str) -> str:
-    """Log in with a password (the session cookie stays in the client); returns a CSRF token of the session."""
-    await set_password(client.server.app[ACCOUNTS], name, f"{name} password 123")
-    match = XSRF.search(await (await client.get("/hub/login")).text())
-    assert match
-    form = {"_xsrf": match.group(1), "username": name, "password": f"{name} password 123"}
-    assert (await client.post("/hub/login", data=form, allow_redirects=False)).status in (302, 303)
-    match = XSRF.search(await (await client.get("/hub/home")).text())
-    assert match
-    return match.group(1)
 
 
 def shown(page: str) -> list[str]:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient
 
-from hub.auth.native import set_password
 from hub.config import Settings
-from hub.keys import ACCOUNTS, GROUPS
+from hub.keys import GROUPS
 from tests.inprocess.conftest import IMAGES, TokenMaker
+from tests.inprocess.pages import log_in
 
 PAGINATION = "application/jupyterhub-pagination+json"
 
@@ -105,23 +104,8 @@ async def test_an_image_kept_for_a_group_starts_only_for_its_members(
     assert again.status == 403  # membership changes count at once
 
 
-XSRF = re.compile(r'name="_xsrf" value="([^"]+)"')
-
-
-async def log_in(client: TestClient, name: str) -> str:
-    """Log in with a password (the session cookie stays in the client); returns the page's CSRF token."""
-    await set_password(client.server.app[ACCOUNTS], name, f"{name} password 123")
-    match = XSRF.search(await (await client.get("/hub/login")).text())
-    assert match
-    form = {"_xsrf": match.group(1), "username": name, "password": f"{name} password 123"}
-    assert (await client.post("/hub/login", data=form, allow_redirects=False)).status in (302, 303)
-    match = XSRF.search(await (await client.get("/hub/spawn")).text())
-    assert match
-    return match.group(1)
-
-
 async def test_the_spawn_form_offers_only_what_a_person_may_start(app_client: TestClient) -> None:
-    csrf = await log_in(app_client, "bob")
+    csrf = await log_in(app_client, "bob", "/hub/spawn")
     form = await (await app_client.get("/hub/spawn")).text()
     assert 'value="lab"' in form and 'value="gpu"' not in form
     tampered = await app_client.post("/hub/spawn", data={"_xsrf": csrf, "image": "gpu"}, allow_redirects=False)
@@ -132,7 +116,7 @@ async def test_the_spawn_form_offers_only_what_a_person_may_start(app_client: Te
 
 
 async def test_the_panel_escapes_group_names(app_client: TestClient) -> None:
-    csrf = await log_in(app_client, "admin")
+    csrf = await log_in(app_client, "admin", "/hub/spawn")
     name = '<img src=x onerror="alert(1)"> & co'  # no '/': group names cannot hold one
     made = await app_client.post("/hub/admin/groups", data={"_xsrf": csrf, "name": name}, allow_redirects=False)
     assert made.status == 303

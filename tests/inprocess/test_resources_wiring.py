@@ -4,7 +4,6 @@ before anything starts, group maxima, and GPUs that are never handed to two serv
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,16 +12,16 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from hub.accounts import AccountService
 from hub.app import create_app
-from hub.auth.native import set_password
 from hub.config import ConfigError, Settings
 from hub.db import Sessionmaker, get_user
 from hub.gpus import GPUAllocator, NoGPUFree
-from hub.keys import ACCOUNTS, GPUS, GROUPS, SERVERS, TOKENS
+from hub.keys import GPUS, GROUPS, SERVERS, TOKENS
 from hub.models import ServerState
 from hub.reconcile import Reconciler
 from hub.resources import Limits
 from hub.servers import Seen, ServerManager
 from tests.fakes import FakeProxy, FakeSpawner
+from tests.inprocess.pages import log_in
 
 IMAGES = [
     {
@@ -100,20 +99,6 @@ def auth(token: str) -> dict[str, str]:
 
 async def token_of(client: TestClient, name: str) -> str:
     return (await client.server.app[TOKENS].create(name, "test"))[1]
-
-
-XSRF = re.compile(r'name="_xsrf" value="([^"]+)"')
-
-
-async def log_in(client: TestClient, name: str) -> str:
-    await set_password(client.server.app[ACCOUNTS], name, f"{name} password 123")
-    match = XSRF.search(await (await client.get("/hub/login")).text())
-    assert match
-    form = {"_xsrf": match.group(1), "username": name, "password": f"{name} password 123"}
-    assert (await client.post("/hub/login", data=form, allow_redirects=False)).status in (302, 303)
-    match = XSRF.search(await (await client.get("/hub/home")).text())
-    assert match
-    return match.group(1)
 
 
 # -- choices --------------------------------------------------------------------------------------

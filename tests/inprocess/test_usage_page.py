@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from hub.auth.native import set_password
 from hub.config import Settings
-from hub.keys import ACCOUNTS, SERVERS, SESSIONS, TOKENS
+from hub.keys import SERVERS, SESSIONS, TOKENS
 from hub.models import ServerUsageSample, UsageSample, utcnow
 from hub.usage import USAGE
 from tests.fakes import FakeSpawner
+from tests.inprocess.pages import log_in
 
 LIMITED: list[dict[str, Any]] = [
     {"name": "lab", "display_name": "Lab", "image": "fake/lab:1", "mem_limit": "2g", "cpu_limit": 1.0}
@@ -35,16 +35,7 @@ def settings(tmp_path: Path) -> Settings:
     )
 
 
-XSRF = re.compile(r'name="_xsrf" value="([^"]+)"')
 MIB = 1024**2
-
-
-async def log_in(client: TestClient, name: str) -> None:
-    await set_password(client.app[ACCOUNTS], name, f"{name} password 123")
-    match = XSRF.search(await (await client.get("/hub/login")).text())
-    assert match
-    form = {"_xsrf": match.group(1), "username": name, "password": f"{name} password 123"}
-    assert (await client.post("/hub/login", data=form, allow_redirects=False)).status in (302, 303)
 
 
 async def add_samples(client: TestClient) -> None:
