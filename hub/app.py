@@ -301,4 +301,11 @@ def create_app(settings: Settings, *, spawner: Spawner | None = None, proxy: Pro
     app.router.add_static("/hub/static/", STATIC_DIR, name="static")
     setup_security_headers(app)  # on every response but forward-auth's, streams and raised errors included
     app.cleanup_ctx.extend([database, backends(spawner, proxy), background])
+    app.on_shutdown.append(release_fast_lane_polls)
     return app
+
+
+async def release_fast_lane_polls(app: web.Application) -> None:
+    """Answer Traefik's held fast-lane polls now, so that stopping the hub does not wait for them."""
+    if PROXY in app:
+        app[PROXY].release_polls()

@@ -46,6 +46,14 @@ class Proxy(abc.ABC):
         """What the hub serves to Traefik's HTTP provider (hub/fast_lane.py); nothing for other proxies."""
         return b"{}"
 
+    async def fast_lane_poll(self, poller: object) -> bytes:
+        """The answer to a poll of Traefik's HTTP provider from ``poller`` (its connection); a proxy with a fast
+        lane may hold it until something changes (hub/fast_lane.py)."""
+        return self.fast_lane_document()
+
+    def release_polls(self) -> None:
+        """Answer every held fast-lane poll now (the hub is stopping)."""
+
     async def ping(self) -> bool:
         """Whether the proxy answers right now."""
         return True

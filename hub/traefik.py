@@ -289,6 +289,12 @@ class TraefikFileProxy(Proxy):
     def fast_lane_document(self) -> bytes:
         return self.fast_lane.document()
 
+    async def fast_lane_poll(self, poller: object) -> bytes:
+        return await self.fast_lane.poll(poller)
+
+    def release_polls(self) -> None:
+        self.fast_lane.release()
+
     def _session(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:
             auth = aiohttp.BasicAuth(API_USER, self._api_password) if self._api_password else None

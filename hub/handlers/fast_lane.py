@@ -2,7 +2,8 @@
 
 Only Traefik's provider, calling the hub directly, gets it. A request that came through Traefik's entry point
 carries the forwarding headers Traefik adds to every request it passes on, and gets a 404: the document names
-every user whose server started lately, and the addresses of their containers.
+every user whose server started lately, and the addresses of their containers. A poll that would get nothing
+new is held until the lane changes, for at most a second (hub/fast_lane.py); the poller is its connection.
 """
 
 from __future__ import annotations
@@ -20,4 +21,6 @@ PROXIED_MARKS = ("X-Forwarded-For", "X-Forwarded-Host", "X-Real-Ip")
 async def fast_lane(request: web.Request) -> web.Response:
     if any(mark in request.headers for mark in PROXIED_MARKS):
         raise web.HTTPNotFound()
-    return web.Response(body=request.app[PROXY].fast_lane_document(), content_type="application/json")
+    poller = request.transport.get_extra_info("peername") if request.transport is not None else None
+    document = await request.app[PROXY].fast_lane_poll(poller or request.remote)
+    return web.Response(body=document, content_type="application/json")

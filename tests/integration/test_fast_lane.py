@@ -121,6 +121,25 @@ async def _listed(proxy: TraefikFileProxy, router: str, provider: str) -> bool:
     return await proxy.router_status(router, provider) is not None
 
 
+async def test_an_idle_lane_is_long_polled_and_a_new_route_still_goes_live(lane: Lane) -> None:
+    """Traefik polls every 50 ms; the hub holds a poll with nothing new, so an idle hub answers about one a
+    second, and a route put in the lane is answered to the held poll at once."""
+    answered = 0
+    original = lane.proxy.fast_lane.document
+
+    def counting() -> bytes:
+        nonlocal answered
+        answered += 1
+        return original()
+
+    lane.proxy.fast_lane.document = counting  # type: ignore[method-assign]
+    await asyncio.sleep(3)
+    assert answered <= 6, f"{answered} polls answered in 3 s while nothing changed"
+    await lane.proxy.add_route(lane.route("dave"))
+    status, _ = await get(f"{lane.traefik.web_url}/user/dave/tree", Cookie="ok=1")
+    assert status == 200
+
+
 async def test_the_lane_is_not_served_to_requests_that_came_through_traefik(lane: Lane) -> None:
     await lane.proxy.add_route(lane.route("carol"))
     status, body = await get(f"{lane.traefik.web_url}/hub/traefik-fast-lane")
