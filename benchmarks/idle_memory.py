@@ -1,4 +1,5 @@
-"""Resident memory of an idle hub process (after start-up and one login).
+"""Resident memory of an idle hub process (after start-up and one login), and the CPU an idle hub and its
+Traefik use (Traefik polls the hub's fast lane; the hub holds a poll with nothing new, hub/fast_lane.py).
 
 Measured twice: at the first start, which creates the database (Alembic runs its revisions and stays
 loaded), and at the next start on the same data, the usual case (the schema is up to date, Alembic is
@@ -36,8 +37,8 @@ def memory_mb(pid: int) -> dict[str, float]:
 
 def main() -> None:
     workdir = Path(tempfile.mkdtemp())
-    traefik = start_traefik(workdir / "traefik")
     port = free_port()
+    traefik = start_traefik(workdir / "traefik", fast_lane=f"http://127.0.0.1:{port}")
     config = hub_config(
         port=port,
         traefik=traefik,
@@ -59,6 +60,8 @@ def main() -> None:
                 time.sleep(2)
                 assert hub.process is not None
                 memory = memory_mb(hub.process.pid)
+                if when.startswith("next"):
+                    idle_cpu(hub.process.pid, traefik.process.pid)
             finally:
                 hub.stop()
             private = memory["Private_Clean"] + memory["Private_Dirty"]
@@ -68,6 +71,15 @@ def main() -> None:
             )
     finally:
         traefik.stop()
+
+
+def idle_cpu(hub_pid: int, traefik_pid: int, seconds: float = 30) -> None:
+    from benchmarks.spawn import cpu_seconds
+
+    before = cpu_seconds(hub_pid), cpu_seconds(traefik_pid)
+    time.sleep(seconds)
+    hub_cpu, traefik_cpu = cpu_seconds(hub_pid) - before[0], cpu_seconds(traefik_pid) - before[1]
+    print(f"idle CPU over {seconds:g} s: hub {hub_cpu:.2f} s, Traefik {traefik_cpu:.2f} s")
 
 
 def log_in(url: str) -> None:

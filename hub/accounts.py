@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.db import Sessionmaker, get_user
 from hub.errors import BadRequest, Conflict, NotFound
+from hub.i18n import L_, N_
 from hub.models import HubState, User, utcnow
 from hub.names import normalize_username, validate_username
 
@@ -53,8 +54,11 @@ class OtherPerson(Conflict):
 
     def __init__(self, name: str) -> None:
         super().__init__(
-            f"The account {name} on this hub belongs to another person of your login provider. "
-            "Please ask the hub's administrator.",
+            L_(
+                "The account %(name)s on this hub belongs to another person of your login provider. "
+                "Please ask the hub's administrator.",
+                name=name,
+            ),
             f"{name}: the provider's subject differs from the one bound to the account",
         )
 
@@ -231,7 +235,7 @@ class AccountService:
             if name not in wanted:
                 wanted.append(name)
         if not wanted:
-            raise BadRequest("Give at least one user name.")
+            raise BadRequest(N_("Give at least one user name."))
         existing: set[str] = set()
 
         async def change(session: AsyncSession) -> list[User]:
@@ -253,7 +257,7 @@ class AccountService:
     async def add_one(self, raw_name: str, admin: bool = False, method: str | None = None) -> str:
         created, existing = await self.add([raw_name], admin, method)
         if existing:
-            raise Conflict(f"The user {existing[0]} already exists.")
+            raise Conflict(L_("The user %(name)s already exists.", name=existing[0]))
         return created[0]
 
     async def ensure(
@@ -337,7 +341,7 @@ class AccountService:
             user = await get_user(session, name)
             if user is None:
                 if not create:
-                    raise NotFound(f"There is no user {name}.")
+                    raise NotFound(L_("There is no user %(name)s.", name=name))
                 user = User(name=name, admin=admin, auth_method=method or self.default_method)
                 session.add(user)
             user.password_hash = password_hash
@@ -422,5 +426,5 @@ class AccountService:
     async def _existing(session: AsyncSession, name: str) -> User:
         user = await get_user(session, name)
         if user is None:
-            raise NotFound(f"There is no user {name}.")
+            raise NotFound(L_("There is no user %(name)s.", name=name))
         return user

@@ -1,6 +1,7 @@
 """When users and their servers were last active, gathered in memory and written to the database in batches.
 
-Forward auth calls ``touch`` on every request it lets through, so it must stay a dict write.
+Forward auth calls ``touch`` on every request it lets through, so it must stay a dict write. Activity
+reported through the REST API (``report``) joins the same record; no moment ever replaces a later one.
 """
 
 from __future__ import annotations
@@ -8,17 +9,23 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from sqlalchemy import select
 
 from hub.db import Sessionmaker
 from hub.models import ServerState, User, utcnow
+from hub.tokens import aware
 
 log = logging.getLogger(__name__)
 
 
 FLUSH_SECONDS = 10.0
+
+
+def later(first: dt.datetime | None, second: dt.datetime) -> dt.datetime:
+    """The later of two moments (the first may be missing): activity never moves backwards."""
+    return second if first is None or second > first else first
 
 
 class ActivityTracker:
@@ -43,6 +50,19 @@ class ActivityTracker:
         self._unsaved_servers.add((owner, server))
         self._unsaved_users.add(owner)
 
+    def report(
+        self, name: str, moment: dt.datetime | None = None, servers: Mapping[str, dt.datetime] | None = None
+    ) -> None:
+        """Activity someone reported (JupyterHub's POST /users/{name}/activity, which jupyterhub-singleuser
+        and culler scripts send): the user's own moment and each server's. Moments only ever move forward."""
+        for server, when in (servers or {}).items():
+            self._servers[(name, server)] = later(self._servers.get((name, server)), when)
+            self._unsaved_servers.add((name, server))
+            moment = later(moment, when)
+        if moment is not None:
+            self._users[name] = later(self._users.get(name), moment)
+            self._unsaved_users.add(name)
+
     def user_latest(self, name: str) -> dt.datetime | None:
         return self._users.get(name)
 
@@ -61,11 +81,11 @@ class ActivityTracker:
             rows = (await session.execute(select(User).where(User.name.in_(names)))).scalars().all()
             for user in rows:
                 if user.name in users:
-                    user.last_activity = users[user.name]
+                    user.last_activity = later(aware(user.last_activity), users[user.name])
                 for server in user.servers:
                     moment = servers.get((user.name, server.name))
                     if moment is not None and server.state == ServerState.RUNNING:
-                        server.last_activity = moment
+                        server.last_activity = later(aware(server.last_activity), moment)
 
     async def run_flush(
         self, also: Callable[[], Awaitable[None]] | None = None, interval: float = FLUSH_SECONDS

@@ -16,6 +16,7 @@ from sqlalchemy import delete, select
 
 from hub.db import Sessionmaker
 from hub.errors import BadRequest, NotFound
+from hub.i18n import L_, N_
 from hub.models import Announcement, utcnow
 from hub.safe_text import render_safe
 
@@ -47,13 +48,17 @@ def parse_end_time(raw: object, utc_offset_minutes: int = 0) -> dt.datetime | No
     try:
         moment = dt.datetime.fromisoformat(raw.strip().replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
-        raise BadRequest(f"{raw[:40]!r} is not a time: write it in ISO 8601, as in 2026-05-01T18:00:00Z.") from None
+        raise BadRequest(
+            L_("%(raw)r is not a time: write it in ISO 8601, as in 2026-05-01T18:00:00Z.", raw=raw[:40])
+        ) from None
     try:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=dt.timezone(dt.timedelta(minutes=utc_offset_minutes)))
         return moment.astimezone(dt.UTC)
     except (OverflowError, ValueError):  # the year 9999 at UTC-5 is past the last time Python can hold
-        raise BadRequest(f"{raw[:40]!r} is not a time the hub can keep: choose one before the year 9999.") from None
+        raise BadRequest(
+            L_("%(raw)r is not a time the hub can keep: choose one before the year 9999.", raw=raw[:40])
+        ) from None
 
 
 def check_text(raw: object) -> str:
@@ -62,9 +67,15 @@ def check_text(raw: object) -> str:
         raise BadRequest('text must be a string, as in {"text": "The hub goes down on Friday at 18:00."}.')
     text = raw.strip()
     if not text:
-        raise BadRequest("Write the announcement's text: it is empty.")
+        raise BadRequest(N_("Write the announcement's text: it is empty."))
     if len(text) > MAX_LENGTH:
-        raise BadRequest(f"The announcement is {len(text)} characters long; it may have at most {MAX_LENGTH}.")
+        raise BadRequest(
+            L_(
+                "The announcement is %(count)d characters long; it may have at most %(most)d.",
+                count=len(text),
+                most=MAX_LENGTH,
+            )
+        )
     return text
 
 
@@ -124,7 +135,9 @@ class AnnouncementBoard:
         """Write a new announcement; BadRequest for an empty or too long text or an end time already past."""
         checked = check_text(text)
         if ends_at is not None and ends_at <= utcnow():
-            raise BadRequest(f"The end time {iso(ends_at)} has already passed: choose a time in the future.")
+            raise BadRequest(
+                L_("The end time %(time)s has already passed: choose a time in the future.", time=iso(ends_at))
+            )
         row = Announcement(text=checked, ends_at=ends_at, created=utcnow(), created_by=created_by)
         async with self._sessions() as session, session.begin():
             session.add(row)
@@ -137,7 +150,7 @@ class AnnouncementBoard:
         async with self._sessions() as session, session.begin():
             removed = await session.execute(delete(Announcement).where(Announcement.id == ident))
         if not getattr(removed, "rowcount", 0):
-            raise NotFound(f"There is no announcement {ident}.")
+            raise NotFound(L_("There is no announcement %(number)s.", number=ident))
         self._all = tuple(item for item in self._all if item.id != ident)
 
 

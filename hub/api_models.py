@@ -40,6 +40,7 @@ def server_model(
     ready = row.state == ServerState.RUNNING and not spawning
     return {
         "name": row.name,
+        "display_name": row.name,  # JupyterHub's default; the hub keeps no other display names
         "ready": ready,
         "stopped": not ready and pending_of(row, spawning) is None,
         "pending": pending_of(row, spawning),

@@ -169,7 +169,13 @@ def backends(spawner: Spawner | None, proxy: Proxy | None) -> Context:
         if spawner is None:
             from hub.docker_spawner import DockerSpawner
 
-            made_spawner: Spawner = DockerSpawner(settings.spawner)
+            made_spawner: Spawner
+            if settings.spawner.backend == "swarm":  # preview: Docker Swarm services (hub/swarm_spawner.py)
+                from hub.swarm_spawner import SwarmSpawner
+
+                made_spawner = SwarmSpawner(settings.spawner)
+            else:
+                made_spawner = DockerSpawner(settings.spawner)
         else:
             made_spawner = spawner
         if proxy is None:

@@ -14,6 +14,8 @@ What the data folder holds, and what of it is state:
 - Traefik's route files, with the hub's default certificate: written again from the database at start.
 - Users' files: Docker volumes named in the database (``users.volume_name``, ``servers.volume_name``);
   listed in the manifest and in ``volumes.txt``, copied with ``--volumes`` (hub/volume_archive.py).
+  With ``--volumes``, also the volumes this hub labelled that no account names any more (a removed
+  account's kept files): listed in the manifest with ``"orphan": true``, and put back like the others.
 """
 
 from __future__ import annotations
@@ -40,7 +42,14 @@ import hub
 from hub import migrate
 from hub.auth_state import KEY_ENV
 from hub.config import Settings
-from hub.volume_archive import VOLUME_NAME, VolumeArchiver, VolumeError, backup_command, restore_command
+from hub.volume_archive import (
+    VOLUME_NAME,
+    VolumeArchiver,
+    VolumeError,
+    archive_problem,
+    backup_command,
+    restore_command,
+)
 
 FORMAT = "containerhub-backup"
 FORMAT_VERSION = 1
@@ -69,9 +78,30 @@ class Volume:
     """Whose files: ``alice`` for an account's volume, ``alice/x`` for a named server's own volume."""
     labels: dict[str, str] | None = None
     archive: str | None = None
+    orphan: bool = False
+    """No account names it any more (its account was removed, its files kept); found by its hub labels."""
 
     def as_json(self) -> dict[str, Any]:
-        return {"name": self.name, "owners": self.owners, "labels": self.labels, "archive": self.archive}
+        return {
+            "name": self.name,
+            "owners": self.owners,
+            "labels": self.labels,
+            "archive": self.archive,
+            "orphan": self.orphan,
+        }
+
+
+def orphans(known: list[Volume], labelled: dict[str, dict[str, str]]) -> list[Volume]:
+    """The hub's labelled volumes the database does not name, owned by the account named in their labels."""
+    names = {volume.name for volume in known}
+    found = []
+    for name, labels in sorted(labelled.items()):
+        if name in names or not VOLUME_NAME.match(name):
+            continue
+        user, server = labels.get("hub.username", ""), labels.get("hub.server", "")
+        owner = f"{user}/{server}" if user and server else user
+        found.append(Volume(name, [owner] if owner else [], labels, orphan=True))
+    return found
 
 
 # -- files -------------------------------------------------------------------------------------------
@@ -244,6 +274,7 @@ async def backup(settings: Settings, target: Path, with_volumes: bool, image: st
     if os.environ.get(KEY_ENV):
         lines.append(f"the auth_state keys come from {KEY_ENV}: keep its value with this backup (it is not copied)")
     if docker_side is not None:
+        volumes += orphans(volumes, await asyncio.to_thread(docker_side.hub_volumes))
         await asyncio.to_thread(_archive_all, docker_side, target, volumes, lines)
     write_private(target / VOLUME_LIST, volume_list(volumes, helper, hub_labels(settings)).encode())
     manifest = {
@@ -275,7 +306,11 @@ def _archive_all(docker_side: VolumeArchiver, target: Path, volumes: list[Volume
         with os.fdopen(descriptor, "wb") as file:
             docker_side.archive(volume.name, file)
         volume.archive = f"{VOLUME_DIR}/{volume.name}.tar"
-        lines.append(f"volume {volume.name} copied to {archive}")
+        whose = "no account names it any more" if volume.orphan else ", ".join(volume.owners)
+        lines.append(f"volume {volume.name} ({whose}) copied to {archive}")
+        problem = archive_problem(archive)
+        if problem:
+            lines.append(f"warning: `hub restore` will refuse the archive of volume {volume.name}: {problem}")
 
 
 def hub_labels(settings: Settings) -> dict[str, str]:
@@ -283,13 +318,18 @@ def hub_labels(settings: Settings) -> dict[str, str]:
     return {**settings.spawner.extra_labels, "hub.managed": "true", "hub.prefix": settings.spawner.prefix}
 
 
+def orphan_note(volume: Volume) -> str:
+    return " (no account names it any more: kept after its account was removed)" if volume.orphan else ""
+
+
 def volume_list(volumes: list[Volume], image: str, fallback_labels: dict[str, str]) -> str:
     """volumes.txt: a ready-to-run line per volume to copy it, and the lines to put it back."""
     valid = [volume for volume in volumes if VOLUME_NAME.match(volume.name)]
     out = [
         "# Docker volumes with users' files (whose, from the database of this backup):",
-        *(f"#   {volume.name}: {', '.join(volume.owners)}" for volume in valid),
+        *(f"#   {volume.name}: {', '.join(volume.owners)}{orphan_note(volume)}" for volume in valid),
         *([] if valid else ["#   (none: no account has started a server yet)"]),
+        "# Volumes of removed accounts (kept files no account names) are found only by `hub backup --volumes`.",
         "# To copy them into this folder, run these lines here (cd into this folder first); the helper image",
         "# needs tar. `hub backup --volumes` does the same by itself.",
         "mkdir -p volumes",

@@ -29,7 +29,9 @@ class BrandingSection(BaseModel):
     logo: Path | None = None
     """An image file (png, jpg, gif, webp, svg or ico) shown in the header, served at /hub/branding/logo."""
     main_colour: str | None = None
-    """The colour of buttons and links, as #rrggbb or #rgb."""
+    """The colour of buttons and links, as #rrggbb or #rgb. Any colour works: text on it is black or white,
+    whichever contrasts more (always at least 4.5:1), and links take a darker shade of it when it is too light
+    to read on white."""
     login_message: str = Field("", max_length=MAX_LOGIN_MESSAGE)
     """Shown on the login page; escaped, and http(s) addresses become links (as in announcements)."""
     template_paths: list[Path] = []
@@ -81,28 +83,54 @@ class BrandingSection(BaseModel):
         return LOGO_TYPES[self.logo.suffix.lower()] if self.logo else "application/octet-stream"
 
 
+WHITE, BLACK = "#ffffff", "#000000"
+MIN_TEXT_CONTRAST = 4.5
+"""WCAG 2 level AA for normal text: the hub's text on the main colour, and its links, reach at least this."""
+LINK_BACKGROUNDS = ("#ffffff", "#f5f7fa", "#fff8e1", "#eef3ff")
+"""Where links sit in hub.css: cards, the page, announcements, notices."""
+
+
 def _channel(hex_pair: str) -> float:
     value = int(hex_pair, 16) / 255
     return value / 12.92 if value <= 0.03928 else ((value + 0.055) / 1.055) ** 2.4
 
 
+def _digits(colour: str) -> str:
+    digits = colour.lstrip("#")
+    return "".join(digit * 2 for digit in digits) if len(digits) == 3 else digits
+
+
 def luminance(colour: str) -> float:
     """The relative luminance (WCAG) of a #rrggbb or #rgb colour."""
-    digits = colour.lstrip("#")
-    if len(digits) == 3:
-        digits = "".join(digit * 2 for digit in digits)
+    digits = _digits(colour)
     red, green, blue = (_channel(digits[index : index + 2]) for index in (0, 2, 4))
     return 0.2126 * red + 0.7152 * green + 0.0722 * blue
 
 
+def contrast(one: str, other: str) -> float:
+    """The WCAG contrast ratio of two colours, from 1 (the same) to 21 (black on white)."""
+    lighter, darker = sorted((luminance(one), luminance(other)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
 def ink_for(colour: str) -> str:
-    """White or dark text, whichever reads better on the colour (the higher contrast ratio)."""
-    light = luminance(colour)
-    on_white = 1.05 / (light + 0.05)
-    on_dark = (light + 0.05) / (luminance("#1d2430") + 0.05)
-    return "#fff" if on_white >= on_dark else "#1d2430"
+    """Black or white text on the colour, whichever has the higher contrast ratio. The worse of the two is at
+    best about 4.58:1 (where both are equal), so every colour gets text of at least 4.5:1 and none is refused."""
+    return WHITE if contrast(colour, WHITE) >= contrast(colour, BLACK) else BLACK
+
+
+def text_shade(colour: str, backgrounds: tuple[str, ...] = LINK_BACKGROUNDS) -> str:
+    """The colour itself when it reads as text (links) on every background at 4.5:1, else the lightest darker
+    shade of it (the same hue, each channel scaled down) that does; black at worst."""
+    red, green, blue = (int(_digits(colour)[index : index + 2], 16) for index in (0, 2, 4))
+    for step in range(100, -1, -1):
+        shade = "#" + "".join(f"{round(channel * step / 100):02x}" for channel in (red, green, blue))
+        if all(contrast(shade, background) >= MIN_TEXT_CONTRAST for background in backgrounds):
+            return shade
+    return BLACK
 
 
 def colour_css(colour: str) -> str:
-    """The stylesheet that gives the hub's pages the main colour (the pages allow no inline styles)."""
-    return f":root {{ --accent: {colour}; --accent-ink: {ink_for(colour)}; }}\n"
+    """The stylesheet that gives the hub's pages the main colour (the pages allow no inline styles): buttons
+    and borders in the colour with black or white text on it, links and focus rings in a shade that reads."""
+    return f":root {{ --accent: {colour}; --accent-ink: {ink_for(colour)}; --accent-text: {text_shade(colour)}; }}\n"

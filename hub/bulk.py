@@ -16,6 +16,7 @@ from hub.accounts import AccountService
 from hub.config import ImageSpec
 from hub.errors import BadRequest, HubError
 from hub.groups import GroupService
+from hub.i18n import L_, N_, Text, joined
 from hub.names import normalize_username, truncate
 from hub.servers import ServerManager
 from hub.users import ACTIVE_STATES, ServerRow, UserDirectory, UserRow
@@ -34,19 +35,28 @@ class BulkOutcome:
     """Nothing to do for them (already running, nothing running)."""
     failed: list[tuple[str, str]] = field(default_factory=list)
 
-    def message(self, did: str, skipped: str = "Nothing to do for") -> str:
-        parts = [f"{did} {listed(self.done)}." if self.done else "No server was changed."]
+    def message(self, did: str, skipped: str = N_("Nothing to do for %(names)s."), **names: object) -> Text:
+        """``did`` and ``skipped``: messages marked with N_() where ``%(names)s`` lists the users; ``names`` fill
+        in the other placeholders of ``did``."""
+        parts: list[str] = [
+            Text(did, names={**names, "names": listed(self.done)}) if self.done else N_("No server was changed.")
+        ]
         if self.skipped:
-            parts.append(f"{skipped} {listed(self.skipped)}.")
-        parts += [f"{name}: {reason}" for name, reason in self.failed[:MAX_NAMED]]
+            parts.append(Text(skipped, names={"names": listed(self.skipped)}))
+        parts += [L_("%(name)s: %(reason)s", name=name, reason=reason) for name, reason in self.failed[:MAX_NAMED]]
         if len(self.failed) > MAX_NAMED:  # the message travels in the session cookie: keep it short
-            parts.append(f"And {len(self.failed) - MAX_NAMED} more failed (the hub's log names them).")
-        return " ".join(parts)
+            more = len(self.failed) - MAX_NAMED
+            parts.append(L_("And %(count)d more failed (the hub's log names them).", count=more))
+        return joined(parts)
 
 
 def listed(names: list[str]) -> str:
     shown = ", ".join(names[:MAX_NAMED])
-    return f"{shown} and {len(names) - MAX_NAMED} more" if len(names) > MAX_NAMED else shown
+    return (
+        L_("%(names)s and %(count)d more", names=shown, count=len(names) - MAX_NAMED)
+        if len(names) > MAX_NAMED
+        else shown
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +74,11 @@ async def select_users(
     chosen = list(dict.fromkeys(normalize_username(name) for name in names if name.strip()))
     unknown = [name for name in chosen if accounts.get(name) is None]
     if unknown:
-        raise BadRequest(f"There is no user {truncate(unknown[0])}.")
+        raise BadRequest(L_("There is no user %(name)s.", name=truncate(unknown[0])))
     if group:
         chosen += [name for name in (await groups.get(group)).users if name not in chosen]
     if not chosen:
-        raise BadRequest("Choose users with the check boxes, or a group with members.")
+        raise BadRequest(N_("Choose users with the check boxes, or a group with members."))
     return chosen
 
 
@@ -115,8 +125,6 @@ async def start_all(servers: ServerManager, users: UserDirectory, names: list[st
             log.warning("bulk start for %s failed: %s", name, exc.detail)
         else:
             outcome.done.append(name)
-    if outcome.skipped:
-        outcome.skipped = [f"{name} (running already)" for name in outcome.skipped]
     return outcome
 
 

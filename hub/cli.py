@@ -246,6 +246,13 @@ async def user_remove(settings: Settings, name: str) -> int:
         return 0
 
 
+PASSWORDS_WARNING = (
+    "warning: the new users' first passwords follow on the standard output and are shown only this once; "
+    "anything that keeps this terminal's output or log keeps them too. "
+    "`--passwords-out FILE` writes them to a new file only you can read (mode 0600) instead."
+)
+
+
 async def user_import(
     settings: Settings, path: str, dry_run: bool, passwords_out: str | None, method: str | None
 ) -> int:
@@ -300,6 +307,7 @@ async def user_import(
             f"first passwords of {len(result.passwords)} new user(s) written to {out}; they change them at first login"
         )
     elif result.passwords:
+        print(PASSWORDS_WARNING, file=sys.stderr, flush=True)
         print("first passwords (shown only now; they change them at first login):")
         print(passwords_csv(result.passwords), end="")
     return 0
@@ -385,7 +393,11 @@ def parser() -> argparse.ArgumentParser:
         backup_cmd.add_argument(
             "--helper-image", help="image of the helper container for volumes (default: the default image)"
         )
-    restore.add_argument("--force", action="store_true", help="unpack volumes over existing ones that hold files")
+    restore.add_argument(
+        "--force",
+        action="store_true",
+        help="with --volumes: unpack into volumes that already hold files (the data folder must still be empty)",
+    )
     proxy = commands.add_parser("socket-proxy", help="pass the hub's own Docker calls to the Docker socket, no others")
     proxy.add_argument("--listen", default="127.0.0.1:2375", help="HOST:PORT or unix:/path (default 127.0.0.1:2375)")
     proxy.add_argument("--docker-socket", default="/var/run/docker.sock")

@@ -239,6 +239,9 @@ class ImageSpec(Section):
 class SpawnerSection(Section):
     prefix: str = Field("hub", pattern=r"^[a-z0-9][a-z0-9-]{0,15}$")
     """Start of every container and volume name the hub makes (at most 16 characters: names stay DNS labels)."""
+    backend: Literal["docker", "swarm"] = "docker"
+    """docker: each server a container on this host; swarm (preview): a one-replica Swarm service, with
+    `network` an attachable overlay network (hub/swarm_spawner.py; the hub must talk to a manager node)."""
     network: str = "hub-users"
     docker_url: str | None = None
     """Docker API address; by default taken from DOCKER_HOST or the local socket."""
@@ -296,6 +299,8 @@ class SpawnerSection(Section):
 
     @model_validator(mode="after")
     def _check_subnets(self) -> SpawnerSection:
+        if self.backend == "swarm" and self.isolation == "per_user":
+            raise ValueError("spawner.isolation: per_user is not available with spawner.backend swarm yet")
         if self.gpu_ids and self.gpus not in ("auto", len(self.gpu_ids)):
             raise ValueError(
                 f"spawner.gpus: {self.gpus} does not match the {len(self.gpu_ids)} gpu_ids; "

@@ -12,6 +12,7 @@ import logging
 import time
 
 from hub.errors import ServiceUnavailable
+from hub.i18n import N_
 from hub.proxy import Proxy
 from hub.spawner import Spawner
 
@@ -35,12 +36,12 @@ class DependencyMonitor:
     def notice(self) -> str | None:
         """What users should know right now, or None when all is well."""
         if not self.docker_ok:
-            return (
+            return N_(
                 "Servers cannot start or stop right now: the hub cannot reach Docker. "
                 "It keeps trying by itself; please try again in a minute."
             )
         if not self.traefik_ok:
-            return (
+            return N_(
                 "Servers cannot be reached right now: the hub cannot reach its proxy. "
                 "It keeps trying by itself; running servers keep their work."
             )

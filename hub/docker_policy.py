@@ -2,8 +2,9 @@
 
 Whoever can call Docker freely is root on the host: one privileged container, one bind mount of ``/``
 or of the Docker socket is enough. :func:`decide` is the proxy's whole policy, a pure function of the
-request: the route must be one the hub uses (``hub/docker_spawner.py``, ``hub/images.py``), and the bodies
-and queries that could reach the host are checked field by field.
+request: the route must be one the hub uses (``hub/docker_spawner.py``, ``hub/images.py``, ``hub/usage.py``,
+``hub/volume_archive.py``), and the bodies and queries that could reach the host are checked field by
+field. Calls on one container (stop, remove, its log and its load, copying files) reach only the hub's own.
 
 Docker reads JSON with Go's decoder, which matches keys case-insensitively (``privileged`` sets
 ``Privileged``) and lets the last duplicate win, so bodies are read the same way here: keys are folded,
@@ -22,6 +23,11 @@ from typing import Any
 
 MANAGED_LABEL = "hub.managed"
 """Containers, volumes and networks the hub makes carry ``hub.managed=true`` (``hub/names.py:labels``)."""
+HELPER_LABEL = "hub.backup-helper"
+"""Backup helpers (hub/volume_archive.py) carry ``hub.backup-helper=true`` as well: containers made only to
+copy one volume's files out or in with Docker's archive API, and never started."""
+HELPER_MOUNT = "/volume"
+"""Where a backup helper sees its volume: the only folder its files are copied out of."""
 MAX_BODY = 1024 * 1024
 MIN_API_VERSION = (1, 24)  # older versions accept a HostConfig in the start call, after the create check
 VERSION_PREFIX = re.compile(r"^/v([0-9.]+)(/.*)$")
@@ -99,11 +105,15 @@ class Decision:
     ``managed`` names an object (kind, id) that must carry this hub's label first, and the call then
     goes to that object's full id, so the name cannot be re-pointed in between. ``plain_volumes`` must,
     if they exist, be ordinary local volumes (a volume made with driver options can be a host folder).
+    ``helper``: the managed container must be a backup helper that never ran (:func:`helper_volumes`);
+    ``no_helper``: it must not be one (helpers are never started, so nothing runs beside a copy).
     """
 
     route: str
     managed: tuple[str, str] | None = None
     plain_volumes: tuple[str, ...] = ()
+    helper: bool = False
+    no_helper: bool = False
 
 
 Check = Callable[[re.Match[str], Mapping[str, Sequence[str]], bytes], Decision]
@@ -299,14 +309,40 @@ def without_body(name: str) -> Check:
     return allow
 
 
-def managed(kind: str, name: str) -> Check:
-    """Start, stop, remove: no body (old API versions read settings from it), and only the hub's own objects."""
+def managed(kind: str, name: str, no_helper: bool = False) -> Check:
+    """Start, stop, remove, logs, stats: no body (old API versions read settings from it), and only the hub's
+    own objects (``no_helper``: and not a backup helper)."""
 
     def allow(match: re.Match[str], query: Mapping[str, Sequence[str]], body: bytes) -> Decision:
         without_body(name)(match, query, body)
-        return Decision(name, managed=(kind, match.group("id")))
+        return Decision(name, managed=(kind, match.group("id")), no_helper=no_helper)
 
     return allow
+
+
+def archive_path(query: Mapping[str, Sequence[str]], what: str, root_too: bool) -> None:
+    """The one ``path`` of an archive call: the helper's volume folder or below it (``root_too``: or ``/``)."""
+    check_query(query, frozenset({"path"}), what)
+    paths = only(query, "path")
+    path = paths[0] if len(paths) == 1 else ""
+    inside = path == HELPER_MOUNT or path.startswith(HELPER_MOUNT + "/")
+    if not (inside or (root_too and path == "/")) or ".." in path.split("/"):
+        raise Refused(f"{what} with the path {path[:100]!r} is not allowed; only {HELPER_MOUNT} of a backup helper")
+
+
+def archive_out(match: re.Match[str], query: Mapping[str, Sequence[str]], body: bytes) -> Decision:
+    """``hub backup --volumes``: a volume's files, read out of a backup helper that never ran."""
+    name = "copy files out of a backup helper"
+    without_body(name)(match, query, body)
+    archive_path(query, name, root_too=False)
+    return Decision(name, managed=("containers", match.group("id")), helper=True)
+
+
+def archive_in(match: re.Match[str], query: Mapping[str, Sequence[str]], body: bytes) -> Decision:
+    """``hub restore --volumes``: a tar of ``volume/...`` unpacked into a backup helper that never ran."""
+    name = "copy files into a backup helper"
+    archive_path(query, name, root_too=True)
+    return Decision(name, managed=("containers", match.group("id")), helper=True)
 
 
 def container_create(match: re.Match[str], query: Mapping[str, Sequence[str]], body: bytes) -> Decision:
@@ -348,7 +384,7 @@ def network_create(match: re.Match[str], query: Mapping[str, Sequence[str]], bod
     spec = folded_json(body)
     if not isinstance(spec, dict):
         raise Refused("the network specification must be an object")
-    if spec.get("driver") not in (None, "", "bridge"):
+    if spec.get("driver") not in (None, "", "bridge", "overlay"):  # overlay: spawner.backend swarm
         raise Refused(f"the network driver {spec.get('driver')!r} is not allowed; the hub makes bridge networks")
     for field in ("configfrom", "configonly", "ingress", "scope"):
         if not empty(spec.get(field)) and spec.get(field) != "local":
@@ -377,6 +413,13 @@ def image_build(match: re.Match[str], query: Mapping[str, Sequence[str]], body: 
     return Decision("build an image")
 
 
+def service_create(match: re.Match[str], query: Mapping[str, Sequence[str]], body: bytes) -> Decision:
+    """A Swarm service of the hub: checked field by field in hub/swarm_policy.py."""
+    from hub.swarm_policy import service_create as check
+
+    return check(match, query, body)
+
+
 ID = r"(?P<id>[^/]+)"
 ROUTES: list[tuple[str, re.Pattern[str], Check]] = [
     (method, re.compile(f"^{pattern}$"), check)
@@ -402,14 +445,24 @@ ROUTES: list[tuple[str, re.Pattern[str], Check]] = [
         ("GET", "/events", free("watch containers stop")),  # hub/docker_events.py
         ("POST", "/containers/create", container_create),
         ("GET", f"/containers/{ID}/json", free("inspect a container")),
-        ("GET", f"/containers/{ID}/logs", free("read a container's log")),
-        ("GET", f"/containers/{ID}/stats", free("read a container's CPU and memory")),  # hub/usage.py
+        ("GET", f"/containers/{ID}/logs", managed("containers", "read a container's log")),
+        ("GET", f"/containers/{ID}/stats", managed("containers", "read a container's CPU and memory")),  # usage.py
+        ("GET", f"/containers/{ID}/archive", archive_out),  # hub/volume_archive.py
+        ("PUT", f"/containers/{ID}/archive", archive_in),
         ("POST", f"/containers/{ID}/wait", free("wait for a container")),
-        ("POST", f"/containers/{ID}/start", managed("containers", "start a container")),
+        ("POST", f"/containers/{ID}/start", managed("containers", "start a container", no_helper=True)),
         ("POST", f"/containers/{ID}/stop", managed("containers", "stop a container")),
-        ("POST", f"/containers/{ID}/restart", managed("containers", "restart a container")),
+        ("POST", f"/containers/{ID}/restart", managed("containers", "restart a container", no_helper=True)),
         ("POST", f"/containers/{ID}/kill", managed("containers", "kill a container")),
         ("DELETE", f"/containers/{ID}", managed("containers", "remove a container")),
+        # spawner.backend: swarm (hub/swarm_spawner.py): the hub's services, their tasks and nodes' names
+        ("GET", "/services", free("list services")),
+        ("POST", "/services/create", service_create),
+        ("GET", f"/services/{ID}", free("inspect a service")),
+        ("GET", f"/services/{ID}/logs", managed("services", "read a service's log")),
+        ("DELETE", f"/services/{ID}", managed("services", "remove a service")),
+        ("GET", "/tasks", free("list tasks")),
+        ("GET", f"/nodes/{ID}", free("inspect a node")),
     )
 ]
 
@@ -425,18 +478,56 @@ def decide(method: str, path: str, query: Mapping[str, Sequence[str]], body: byt
 
 
 def reads_body(method: str, path: str) -> bool:
-    """Calls whose whole body the policy reads (small JSON); other bodies stream through unread."""
+    """Calls whose whole body the policy reads (small JSON); other bodies (a build's context, a volume's tar)
+    stream through unread."""
     try:
         path = api_path(path)
     except Refused:
         return False
-    return not (method == "POST" and path == "/build")
+    return not ((method == "POST" and path == "/build") or (method == "PUT" and path.endswith("/archive")))
 
 
 def carries_label(attrs: Mapping[str, Any]) -> bool:
-    """Whether an inspected container, volume or network is one this hub made."""
+    """Whether an inspected container, volume, network or service is one this hub made."""
     labels = (attrs.get("Config") or {}).get("Labels") if "Config" in attrs else attrs.get("Labels")
+    if "Spec" in attrs:  # a service: its labels are in its specification
+        labels = (attrs.get("Spec") or {}).get("Labels")
     return isinstance(labels, dict) and labels.get(MANAGED_LABEL) == "true"
+
+
+def is_helper(attrs: Mapping[str, Any]) -> bool:
+    """Whether an inspected container is a backup helper."""
+    labels = (attrs.get("Config") or {}).get("Labels")
+    return isinstance(labels, dict) and labels.get(HELPER_LABEL) == "true"
+
+
+NEVER_STARTED = frozenset({None, "", "0001-01-01T00:00:00Z"})
+
+
+def helper_volumes(attrs: Mapping[str, Any]) -> tuple[str, ...]:
+    """The volumes of an inspected backup helper that may have files copied out or in, the one it copies
+    (at ``/volume``) first: it carries the helper label, has never run (no process could race the copy) and
+    mounts nothing but named local volumes. Raises :class:`Refused` otherwise."""
+    if not is_helper(attrs):
+        raise Refused(f"only a backup helper the hub made (label {HELPER_LABEL}=true) has files copied out or in")
+    state = attrs.get("State") or {}
+    if state.get("Status") != "created" or state.get("StartedAt") not in NEVER_STARTED:
+        raise Refused("this backup helper has been started; files are copied only out of helpers that never ran")
+    host = attrs.get("HostConfig") or {}
+    for field in ("Privileged", "VolumesFrom", "Devices", "CapAdd"):
+        if not empty(host.get(field)):
+            raise Refused(f"a backup helper with HostConfig.{field} is not one the hub makes")
+    copied: list[str] = []
+    others: list[str] = []
+    for mount in attrs.get("Mounts") or []:
+        if not isinstance(mount, dict) or mount.get("Type") != "volume" or mount.get("Driver") not in ("local", None):
+            raise Refused("a backup helper that mounts anything but a named local volume (a host path) is not allowed")
+        (copied if mount.get("Destination") == HELPER_MOUNT else others).append(str(mount.get("Name") or ""))
+    for bind in host.get("Binds") or []:
+        volume_source(str(bind))
+    if len(copied) != 1 or not copied[0]:
+        raise Refused(f"a backup helper without a named volume at {HELPER_MOUNT} is not one the hub makes")
+    return (copied[0], *(name for name in others if name))
 
 
 def plain_volume(attrs: Mapping[str, Any]) -> bool:
@@ -445,4 +536,13 @@ def plain_volume(attrs: Mapping[str, Any]) -> bool:
     return attrs.get("Driver") in ("local", None) and set(options) <= {"size"}
 
 
-__all__ = ["Decision", "Refused", "carries_label", "decide", "plain_volume", "reads_body"]
+__all__ = [
+    "Decision",
+    "Refused",
+    "carries_label",
+    "decide",
+    "helper_volumes",
+    "is_helper",
+    "plain_volume",
+    "reads_body",
+]

@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from hub.config import ConfigError, Settings, SpawnerSection
 from hub.errors import LimitReached
+from hub.i18n import L_, LN_, N_
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ TOOLKIT_HINT = (
 class NoGPUFree(LimitReached):
     """Every GPU a start needs is held by other servers (429)."""
 
-    title = "No GPU is free"
+    title = N_("No GPU is free")
 
 
 def gpu_label(ids: Sequence[str]) -> str:
@@ -171,10 +172,16 @@ class GPUAllocator:
         if count == 0:
             return []
         if count > self.total:
-            have = f"only {self.total}" if self.total else "none"
+            have = L_("only %(count)d", count=self.total) if self.total else N_("none")
             raise NoGPUFree(
-                f"This server needs {count} GPU{'s' if count > 1 else ''}, but this hub has {have}. "
-                "Pick fewer GPUs or an image without a GPU.",
+                LN_(
+                    "This server needs %(num)d GPU, but this hub has %(have)s. Pick fewer GPUs or an image without a "
+                    "GPU.",
+                    "This server needs %(num)d GPUs, but this hub has %(have)s. Pick fewer GPUs or an image without a "
+                    "GPU.",
+                    count,
+                    have=have,
+                ),
                 f"{server_key} asked for {want} GPUs; the hub has {self.total}",
             )
         users = self._users()
@@ -192,19 +199,27 @@ class GPUAllocator:
 
     def _none_free(self, server_key: str, want: int | Literal["all"], free: int) -> NoGPUFree:
         if free == 0:
-            message = (
-                f"All {self.total} GPU{'s are' if self.total > 1 else ' is'} in use; "
-                "try again later or pick an image without a GPU."
+            message = LN_(
+                "All %(num)d GPU is in use; try again later or pick an image without a GPU.",
+                "All %(num)d GPUs are in use; try again later or pick an image without a GPU.",
+                self.total,
             )
         elif want == "all":
-            message = (
-                f"This server needs all {self.total} GPUs, but {self.total - free} of them are in use; "
-                "try again later or pick fewer GPUs."
+            message = L_(
+                "This server needs all %(total)d GPUs, but %(busy)d of them are in use; try again later or pick "
+                "fewer GPUs.",
+                total=self.total,
+                busy=self.total - free,
             )
         else:
-            message = (
-                f"Only {free} of {self.total} GPUs {'is' if free == 1 else 'are'} free and this server needs "
-                f"{want}; try again later or pick fewer GPUs."
+            message = LN_(
+                "Only %(num)d of %(total)d GPUs is free and this server needs %(want)s; try again later or pick "
+                "fewer GPUs.",
+                "Only %(num)d of %(total)d GPUs are free and this server needs %(want)s; try again later or pick "
+                "fewer GPUs.",
+                free,
+                total=self.total,
+                want=want,
             )
         return NoGPUFree(message, f"{server_key} asked for {want} GPUs; {free} of {self.total} free")
 

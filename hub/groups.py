@@ -21,12 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub.accounts import AccountService, mark_changed
 from hub.db import Sessionmaker
 from hub.errors import BadRequest, Conflict, NotFound
+from hub.i18n import L_, N_
 from hub.models import Group, User, user_groups
 from hub.names import normalize_username, truncate
 
 log = logging.getLogger(__name__)
 MAX_GROUP_NAME = 255
-GROUP_RULES = "A group name has 1 to 255 printable characters, no '/' and no spaces at either end."
+GROUP_RULES = L_("A group name has 1 to 255 printable characters, no '/' and no spaces at either end.")
 
 
 def validate_group_name(name: object) -> str:
@@ -40,14 +41,14 @@ def validate_group_name(name: object) -> str:
         or name != name.strip()
     ):
         shown = truncate(name) if isinstance(name, str) else type(name).__name__
-        raise BadRequest(f"{shown!r} cannot be used as a group name. {GROUP_RULES}")
+        raise BadRequest(L_("%(name)r cannot be used as a group name. %(rules)s", name=shown, rules=GROUP_RULES))
     return name
 
 
 def group_names(raw: object, what: str = "groups") -> list[str]:
     """A list of group names from a request body (validated, duplicates dropped, order kept)."""
     if not isinstance(raw, list):
-        raise BadRequest(f"{what} must be a list of group names.")
+        raise BadRequest(L_("%(what)s must be a list of group names.", what=what))
     return list(dict.fromkeys(validate_group_name(name) for name in raw))
 
 
@@ -143,13 +144,13 @@ class GroupService:
         """Create groups (all or none: any existing one is a 409), optionally with first members."""
         wanted = group_names(as_list(names))
         if not wanted:
-            raise BadRequest("Give at least one group name.")
+            raise BadRequest(N_("Give at least one group name."))
         members = user_names(as_list(users))
         async with self._lock:
             async with self.sessions.begin() as session:
                 taken = list((await session.execute(select(Group.name).where(Group.name.in_(wanted)))).scalars())
                 if taken:
-                    raise Conflict(f"The group {taken[0]} already exists.")
+                    raise Conflict(L_("The group %(name)s already exists.", name=taken[0]))
                 made = [Group(name=name) for name in wanted]
                 session.add_all(made)
                 await session.flush()
@@ -220,7 +221,7 @@ class GroupService:
             async with self.sessions.begin() as session:
                 user_id = (await session.execute(select(User.id).where(User.name == username))).scalar_one_or_none()
                 if user_id is None:
-                    raise NotFound(f"There is no user {username}.")
+                    raise NotFound(L_("There is no user %(name)s.", name=username))
                 found = select(Group.name, Group.id).where(Group.name.in_(usable))
                 existing = {name: gid for name, gid in (await session.execute(found)).all()}
                 missing = [Group(name=name) for name in sorted(usable - set(existing))]
@@ -268,7 +269,7 @@ class GroupService:
     async def _existing(session: AsyncSession, name: str) -> Group:
         group = (await session.execute(select(Group).where(Group.name == name))).scalar_one_or_none()
         if group is None:
-            raise NotFound(f"There is no group {truncate(name)}.")
+            raise NotFound(L_("There is no group %(name)s.", name=truncate(name)))
         return group
 
     @staticmethod
@@ -279,9 +280,9 @@ class GroupService:
         found = {name: uid for name, uid in (await session.execute(query)).all()}
         unknown = [truncate(name) for name in names if name not in found]
         if len(unknown) == 1:
-            raise BadRequest(f"There is no user {unknown[0]}.")
+            raise BadRequest(L_("There is no user %(name)s.", name=unknown[0]))
         if unknown:
-            raise BadRequest(f"There are no users {', '.join(unknown)}.")
+            raise BadRequest(L_("There are no users %(names)s.", names=", ".join(unknown)))
         return found
 
     @staticmethod

@@ -6,7 +6,12 @@ from the browser's ``Accept-Language``. Templates call ``_()``/``gettext()``/``n
 requests in different languages never share a translation object.
 
 Catalogs live in ``hub/translations/<lang>/LC_MESSAGES/messages.po`` with the compiled ``messages.mo`` next to it.
-After changing a template: ``python -m hub.i18n update``, translate the new entries, ``python -m hub.i18n compile``.
+Text made in Python for a page is marked too: ``N_("...")`` for a fixed message, ``L_("... %(name)s", name=...)``
+and ``LN_(singular, plural, count)`` for one with names (a :class:`Text`: English as a str, translated by the page
+that shows it with :func:`gettext_for` or the templates' ``tr()``). The REST API and the CLI stay English.
+
+After changing a template or a marked Python string: ``python -m hub.i18n update``, translate the new entries,
+``python -m hub.i18n compile``.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ LANGUAGES: dict[str, str] = {"en": "English", "de": "Deutsch", "fr": "Français"
 # Babel's jinja2 extractor, with {% trans %} blocks trimmed as the hub's environment trims them.
 EXTRACT_METHOD = "jinja2.ext:babel_extract"
 EXTRACT_OPTIONS = {"trimmed": "true", "silent": "false"}
+# Messages written in Python: N_("...") (no names), L_("... %(name)s", name=...), LN_(singular, plural, count).
+PYTHON_KEYWORDS: dict[str, Any] = {"N_": None, "L_": None, "LN_": (1, 2)}
 _LANGUAGE_RANGE = re.compile(r"^\s*([A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*|\*)\s*(?:;\s*q\s*=\s*([0-9.]+))?\s*$")
 
 
@@ -100,7 +107,14 @@ def request_context(request: web.Request) -> dict[str, object]:
     """What every page needs for its language: the gettext functions, ``lang`` and the picker's choices."""
     language = chosen_language(request)
     here = request.path_qs if request.method == "GET" else ""  # where the picker returns to (else home)
-    return {**template_functions(translations(language)), "lang": language, "languages": LANGUAGES, "here": here}
+    catalog = translations(language)
+    return {
+        **template_functions(catalog),
+        "tr": functools.partial(translate, catalog),  # text made in Python (flash messages, progress, labels)
+        "lang": language,
+        "languages": LANGUAGES,
+        "here": here,
+    }
 
 
 def install(environment: jinja2.Environment) -> None:
@@ -109,7 +123,7 @@ def install(environment: jinja2.Environment) -> None:
     environment.add_extension("jinja2.ext.i18n")
     environment.policies["ext.i18n.trimmed"] = True
     environment.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
-    environment.globals.update(lang=SOURCE_LANGUAGE, languages=LANGUAGES)
+    environment.globals.update(lang=SOURCE_LANGUAGE, languages=LANGUAGES, tr=str)
 
 
 def N_(message: str) -> str:
@@ -119,9 +133,82 @@ def N_(message: str) -> str:
     return message
 
 
+class Text(str):
+    """A message made in Python for a person's page, with names filled in: as a ``str`` it is the English text (for
+    logs, the REST API and CLI output), and it keeps its msgid and names so a page can show it in the reader's
+    language (:func:`translate`). Names are filled in after translation, so a user's input never becomes a msgid;
+    a name that is itself a Text is translated too."""
+
+    msgid: str
+    plural: str | None
+    number: int
+    names: dict[str, object]
+
+    def __new__(
+        cls, msgid: str, plural: str | None = None, number: int = 1, names: dict[str, object] | None = None
+    ) -> Text:
+        filled = dict(names or {})
+        if plural is not None:
+            filled.setdefault("num", number)
+        english = _fill(msgid if plural is None or number == 1 else plural, filled, None)
+        self = super().__new__(cls, english)
+        self.msgid, self.plural, self.number, self.names = msgid, plural, number, filled
+        return self
+
+    def __getnewargs__(self) -> tuple[str]:  # copies keep the English text
+        return (str(self),)
+
+    def in_language(self, catalog: stdlib_gettext.NullTranslations) -> str:
+        """The text in the catalog's language (English where the catalog has no translation)."""
+        if self.plural is None:
+            return _fill(catalog.gettext(self.msgid), self.names, catalog)
+        return _fill(catalog.ngettext(self.msgid, self.plural, self.number), self.names, catalog)
+
+
+def _fill(text: str, names: dict[str, object], catalog: stdlib_gettext.NullTranslations | None) -> str:
+    if not names:
+        return text
+    values = {
+        key: translate(catalog, value) if catalog is not None and isinstance(value, Text) else value
+        for key, value in names.items()
+    }
+    try:
+        return text % values
+    except (KeyError, ValueError, TypeError):  # a broken translation shows its words, never a crash
+        return text
+
+
+def L_(message: str, /, **names: object) -> Text:
+    """A message written in Python with ``%(name)s`` placeholders, marked for the catalogs; the names are filled in
+    now in English and again after translation on the page that shows it (:func:`translate`)."""
+    return Text(message, names=names)
+
+
+def LN_(singular: str, plural: str, count: int, /, **names: object) -> Text:
+    """:func:`L_` with a plural form; ``%(num)d`` is the count."""
+    return Text(singular, plural, count, names)
+
+
+def joined(parts: list[str], separator: str = " ") -> Text:
+    """Messages (each marked with N_, L_ or LN_) shown as one, each part translated on its own."""
+    names: dict[str, object] = {
+        f"part{number}": part if isinstance(part, Text) else Text(part) for number, part in enumerate(parts)
+    }
+    return Text(separator.replace("%", "%%").join(f"%({key})s" for key in names), names=names)
+
+
+def translate(catalog: stdlib_gettext.NullTranslations, message: str) -> str:
+    """A message in the catalog's language: a :class:`Text` with its names, an ``N_()`` string by its msgid (any
+    other text, a user's or a log's, has no entry and stays as it is)."""
+    if isinstance(message, Text):
+        return message.in_language(catalog)
+    return catalog.gettext(message) if message else message
+
+
 def gettext_for(request: web.Request) -> Callable[[str], str]:
-    """Plain gettext in the request's language, for messages written in Python (flash messages, errors)."""
-    return translations(chosen_language(request)).gettext
+    """Translation into the request's language, for messages written in Python (flash messages, errors, progress):
+    ``N_()`` strings and :class:`Text` made by ``L_()``/``LN_()``."""
+    return functools.partial(translate, translations(chosen_language(request)))
 
 
 # --- catalogs: extract, update, compile, check (needs Babel, a dependency of the hub) ---
@@ -131,8 +218,8 @@ def catalog_path(language: str, suffix: str = "po") -> Path:
     return TRANSLATIONS_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.{suffix}"
 
 
-def extract(templates: Path = TEMPLATES_DIR) -> Any:
-    """The template strings as a Babel catalog (what the .pot file holds)."""
+def extract(templates: Path = TEMPLATES_DIR, sources: Path = PACKAGE_DIR) -> Any:
+    """The template strings and the marked Python strings as a Babel catalog (what the .pot file holds)."""
     from babel.messages.catalog import Catalog
     from babel.messages.extract import extract_from_dir
 
@@ -140,8 +227,10 @@ def extract(templates: Path = TEMPLATES_DIR) -> Any:
     method_map = [("**.html", EXTRACT_METHOD)]
     options_map = {"**.html": EXTRACT_OPTIONS}
     found = list(extract_from_dir(templates, method_map, options_map, strip_comment_tags=True))
-    # messages written in Python, marked with N_() (error titles, the most common refusals)
-    found += extract_from_dir(PACKAGE_DIR, [("**.py", "python")], keywords={"N_": None}, strip_comment_tags=True)
+    # messages written in Python, marked with N_(), L_() or LN_() (flash messages, errors, progress, labels)
+    found += extract_from_dir(
+        sources, [("**.py", "python")], keywords=PYTHON_KEYWORDS, comment_tags=("i18n:",), strip_comment_tags=True
+    )
     for filename, lineno, message, comments, context in found:
         catalog.add(message, None, [(filename, lineno)], auto_comments=comments, context=context)
     return catalog
@@ -169,11 +258,11 @@ def compiled(language: str) -> bytes:
     return buffer.getvalue()
 
 
-def missing(language: str, templates: Path = TEMPLATES_DIR) -> list[str]:
-    """Template strings the language's catalog does not translate (or marks fuzzy)."""
+def missing(language: str, templates: Path = TEMPLATES_DIR, sources: Path = PACKAGE_DIR) -> list[str]:
+    """Template and Python strings the language's catalog does not translate (or marks fuzzy)."""
     catalog = read_catalog(language)
     gaps = []
-    for message in extract(templates):
+    for message in extract(templates, sources):
         if not message.id:
             continue
         found = catalog.get(message.id, context=message.context)
@@ -235,7 +324,7 @@ def main(argv: list[str]) -> int:
             if not catalog_path(language, "mo").exists()
             or catalog_path(language, "mo").read_bytes() != compiled(language)
         ]
-        print("\n".join(problems) or "every template string is translated")
+        print("\n".join(problems) or "every template and Python string is translated")
         return 1 if problems else 0
     else:
         print("usage: python -m hub.i18n update|compile|check", file=sys.stderr)

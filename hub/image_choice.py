@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from hub.config import ImageSpec, Settings
 from hub.errors import Forbidden, UnknownImage
+from hub.i18n import L_
 from hub.names import truncate
 
 
@@ -14,7 +15,9 @@ def chosen_image(settings: Settings, choice: object, *, hint: str = "") -> Image
     """The offered image named ``choice``; anything else (a tampered form, a removed image) is a clear 400."""
     image = settings.image(choice) if isinstance(choice, str) else None
     if image is None:
-        raise UnknownImage(f"The image {truncate(str(choice))!r} is not offered on this hub.{hint}")
+        raise UnknownImage(
+            L_("The image %(choice)r is not offered on this hub.%(hint)s", choice=truncate(str(choice)), hint=hint)
+        )
     return image
 
 
@@ -40,8 +43,11 @@ def require_may_start(image: ImageSpec, groups: frozenset[str], admin: bool) -> 
     """The image, when the person may start it; else a clear 403."""
     if not may_start(image, groups, admin):
         raise Forbidden(
-            f"You may not start the image {image.title}. It is kept for some groups of users; "
-            "ask an admin if you need it.",
+            L_(
+                "You may not start the image %(image)s. It is kept for some groups of users; ask an admin if you "
+                "need it.",
+                image=image.title,
+            ),
             f"refused image {image.name} (allowed_groups {image.allowed_groups})",
         )
     return image

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from hub.config import ImageSpec, SpawnerSection
 from hub.errors import HubError, ServiceUnavailable
+from hub.i18n import L_, N_, Text
 
 if TYPE_CHECKING:  # hub.images loads the Docker SDK: only a Docker spawner, which brings it, makes a provider
     from hub.images import ImageProvider, ImageWork
@@ -45,7 +46,18 @@ WATCH_SECONDS = 1.0
 RETRY_SECONDS = 30.0
 """Least pause before images that failed because Docker was away are tried again, when the dependency monitor
 did not notice Docker going away (a short blip)."""
-DONE_WORDS = {"building": "built", "pulling": "pulled"}
+DONE_WORDS = {"building": N_("built in %(seconds)d s"), "pulling": N_("pulled in %(seconds)d s")}
+STATE_WORDS = {
+    "unchecked": N_("unchecked"),
+    "waiting": N_("waiting"),
+    "checking": N_("checking"),
+    "building": N_("building"),
+    "pulling": N_("pulling"),
+    "ready": N_("ready"),
+    "failed": N_("failed"),
+    "missing": N_("missing"),
+}
+"""Each state in words for the admin panel (the page translates them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,9 +166,10 @@ class ImagePreparer:
             self._states[image.image] = ("ready", "") if here else ("missing", self._missing_reason(image))
 
     def _missing_reason(self, image: ImageSpec) -> str:
-        return (
-            f"The image {image.image} is not on this host, and this hub does not pull images "
-            "(spawner.pull_policy: never): pull or build it by hand."
+        return L_(
+            "The image %(image)s is not on this host, and this hub does not pull images "
+            "(spawner.pull_policy: never): pull or build it by hand.",
+            image=image.image,
         )
 
     def _finished(self, work: ImageWork, error: BaseException | None) -> None:
@@ -166,20 +179,22 @@ class ImagePreparer:
         if error is None:
             seconds = time.monotonic() - work.started
             done = DONE_WORDS.get(work.kind)
-            self._states[work.image] = ("ready", f"{done} in {seconds:.0f} s" if done else "")
+            self._states[work.image] = ("ready", Text(done, names={"seconds": round(seconds)}) if done else "")
             self._docker_failed.discard(work.image)
         elif isinstance(error, asyncio.CancelledError):
-            self._states[work.image] = ("waiting", "Interrupted: the hub is shutting down")
+            self._states[work.image] = ("waiting", N_("Interrupted: the hub is shutting down"))
         else:
             self._note_failure(work.image, error)
 
     def _note_failure(self, reference: str, error: BaseException) -> None:
         if isinstance(error, ServiceUnavailable):
             self._docker_failed.add(reference)
-            self._states[reference] = ("waiting", "Waiting for Docker to be reachable again")
+            self._states[reference] = ("waiting", N_("Waiting for Docker to be reachable again"))
             log.warning("image %s: %s", reference, error.detail)
             return
-        reason = error.user_message if isinstance(error, HubError) else f"Unexpected error: {error}"
+        reason = (
+            error.user_message if isinstance(error, HubError) else L_("Unexpected error: %(error)s", error=str(error))
+        )
         detail = error.detail if isinstance(error, HubError) else repr(error)
         self._states[reference] = ("failed", reason)
         log.warning("image %s could not be prepared: %s", reference, detail)

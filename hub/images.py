@@ -24,6 +24,7 @@ import docker.utils
 
 from hub.config import ImageSpec, SpawnerSection
 from hub.errors import SpawnError
+from hub.i18n import L_
 from hub.spawner import Report
 
 log = logging.getLogger(__name__)
@@ -99,10 +100,12 @@ class ImageWork:
         """What a start that joins late is told about the work so far."""
         seconds = time.monotonic() - self.started
         if self.kind == "checking":
-            return f"Checking the image {self.image} (another start is checking it too)"
-        return (
-            f"{self.headline}: under way for {seconds:.0f} s ({self.lines} progress lines so far); "
-            "your start waits for it"
+            return L_("Checking the image %(image)s (another start is checking it too)", image=self.image)
+        return L_(
+            "%(headline)s: under way for %(seconds)d s (%(lines)d progress lines so far); your start waits for it",
+            headline=self.headline,
+            seconds=round(seconds),
+            lines=self.lines,
         )
 
 
@@ -161,7 +164,13 @@ class ImageProvider:
         except docker.errors.ImageNotFound:
             return False
         except docker.errors.APIError as exc:
-            raise SpawnError(f"Docker could not look up the image {image.image}: {exc.explanation}") from exc
+            raise SpawnError(
+                L_(
+                    "Docker could not look up the image %(image)s: %(reason)s",
+                    image=image.image,
+                    reason=exc.explanation,
+                )
+            ) from exc
         return True
 
     async def close(self) -> None:
@@ -189,7 +198,7 @@ class ImageProvider:
 
     async def _ensure(self, image: ImageSpec, work: ImageWork) -> None:
         """The work itself: check, then build or pull as the image and ``spawner.pull_policy`` say."""
-        work.report(f"Checking the image {image.image}")
+        work.report(L_("Checking the image %(image)s", image=image.image))
         policy = self.settings.pull_policy
         if (image.build or policy != "always") and await self.present(image):
             return
@@ -197,8 +206,11 @@ class ImageProvider:
             await self._build(image, work)
         elif policy == "never":
             raise SpawnError(
-                f"The image {image.image} is not on this host, and this hub does not pull images. "
-                "Ask your administrator to build or pull it."
+                L_(
+                    "The image %(image)s is not on this host, and this hub does not pull images. "
+                    "Ask your administrator to build or pull it.",
+                    image=image.image,
+                )
             )
         else:
             await self._pull(image, work)
@@ -215,12 +227,18 @@ class ImageProvider:
         context = self.settings.images_dir / str(image.build)
         if not (context / "Dockerfile").is_file():
             raise SpawnError(
-                f"The image {image.image} is missing and cannot be built: {context}/Dockerfile does not exist.",
+                L_(
+                    "The image %(image)s is missing and cannot be built: %(path)s does not exist.",
+                    image=image.image,
+                    path=str(context / "Dockerfile"),
+                ),
             )
         args = dict(self.settings.build_args)
         if os.environ.get(CA_ENV):
             args.setdefault(CA_ENV, os.environ[CA_ENV])
-        work.begin("building", f"Building the image {image.image} (the first time takes a few minutes)")
+        work.begin(
+            "building", L_("Building the image %(image)s (the first time takes a few minutes)", image=image.image)
+        )
         started = time.monotonic()
         send = self._threadsafe(work)
         loop = asyncio.get_running_loop()
@@ -236,18 +254,23 @@ class ImageProvider:
             )
             for line in _messages(stream, self._stopping):
                 if line.startswith("Step "):
-                    send(f"Building {image.image}: {line}", build_percent(line))
+                    send(L_("Building %(image)s: %(step)s", image=image.image, step=line), build_percent(line))
                 else:
                     show(line)
 
         try:
             await self.call(build)
         except (docker.errors.APIError, docker.errors.BuildError) as exc:
-            raise SpawnError(f"The image {image.image} could not be built: {exc}", f"build {context}: {exc}") from exc
+            raise SpawnError(
+                L_("The image %(image)s could not be built: %(reason)s", image=image.image, reason=str(exc)),
+                f"build {context}: {exc}",
+            ) from exc
         log.info("built %s from %s in %.1fs", image.image, context, time.monotonic() - started)
 
     async def _pull(self, image: ImageSpec, work: ImageWork) -> None:
-        work.begin("pulling", f"Pulling the image {image.image} (this can take a few minutes the first time)")
+        work.begin(
+            "pulling", L_("Pulling the image %(image)s (this can take a few minutes the first time)", image=image.image)
+        )
         started = time.monotonic()
         send = self._threadsafe(work)
         repository, tag = docker.utils.parse_repository_tag(image.image)
@@ -258,14 +281,15 @@ class ImageProvider:
             for status in _messages(stream, self._stopping):
                 if time.monotonic() - last > REPORT_EVERY:
                     last = time.monotonic()
-                    send(f"Pulling {image.image}: {status}", None)
+                    send(L_("Pulling %(image)s: %(status)s", image=image.image, status=status), None)
 
         try:
             await self.call(pull)
         except (docker.errors.APIError, docker.errors.BuildError) as exc:
             explanation = getattr(exc, "explanation", None) or str(exc)
             raise SpawnError(
-                f"The image {image.image} could not be pulled: {explanation}", f"pull {image.image}: {exc}"
+                L_("The image %(image)s could not be pulled: %(reason)s", image=image.image, reason=explanation),
+                f"pull {image.image}: {exc}",
             ) from exc
         log.info("pulled %s in %.1fs", image.image, time.monotonic() - started)
 

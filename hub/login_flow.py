@@ -16,7 +16,7 @@ from aiohttp_session import new_session
 from hub.accounts import Account, OtherPerson, WrongMethod
 from hub.auth import Authenticator, Identity, LoginRefused
 from hub.auth_state import pick
-from hub.i18n import N_
+from hub.i18n import L_, N_
 from hub.keys import ACCESS_POLICY, ACCOUNTS, AUTH_STATE, GROUPS, LOGIN_METHODS, SETTINGS
 from hub.names import truncate
 from hub.security import start_session
@@ -43,11 +43,19 @@ async def finish_login(request: web.Request, backend: Authenticator, identity: I
     except WrongMethod as exc:
         log.warning("login of %s with %s refused: the account belongs to %s", truncate(name), method.name, exc.method)
         owner = app[SETTINGS].auth.method(exc.method or "")
-        how = f" with {owner.title}" if owner is not None else ""
-        raise LoginRefused(
-            f"The name {name} belongs to an account that logs in another way{how}. Please use that instead.",
-            status=403,
-        ) from None
+        message = (
+            L_(
+                "The name %(name)s belongs to an account that logs in another way with %(method)s. "
+                "Please use that instead.",
+                name=name,
+                method=owner.title,
+            )
+            if owner is not None
+            else L_(
+                "The name %(name)s belongs to an account that logs in another way. Please use that instead.", name=name
+            )
+        )
+        raise LoginRefused(message, status=403) from None
     except OtherPerson as exc:
         log.warning("login of %s with %s refused: %s", truncate(name), method.name, exc.detail)
         raise LoginRefused(exc.user_message) from None

@@ -12,13 +12,14 @@ import hashlib
 import re
 
 from hub.errors import BadRequest, BadUsername
+from hub.i18n import L_
 
 USERNAME_PATTERN = re.compile(r"^[a-z0-9_][a-z0-9._@+-]{0,63}$")
-USERNAME_RULES = (
+USERNAME_RULES = L_(
     "A user name has 1 to 64 characters: lower-case letters, digits and . _ @ + - and it cannot start with . + @ or -."
 )
 SERVER_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
-SERVER_NAME_RULES = (
+SERVER_NAME_RULES = L_(
     "A server name has 1 to 32 characters: lower-case letters, digits and . _ - and it starts with a letter or a digit."
 )
 RESERVED_SERVER_NAMES = frozenset(
@@ -64,7 +65,9 @@ def normalize_username(raw: str) -> str:
 def validate_username(name: str) -> str:
     """Return the name if it can be used safely everywhere, else raise BadUsername."""
     if not USERNAME_PATTERN.fullmatch(name):
-        raise BadUsername(f"{truncate(name)!r} cannot be used as a user name. {USERNAME_RULES}")
+        raise BadUsername(
+            L_("%(name)r cannot be used as a user name. %(rules)s", name=truncate(name), rules=USERNAME_RULES)
+        )
     return name
 
 
@@ -96,11 +99,16 @@ def user_slug(name: str) -> str:
 def validate_server_name(name: str) -> str:
     """Return the name of a named server if it is allowed, else raise BadRequest (400) with the rules."""
     if not SERVER_NAME_PATTERN.fullmatch(name):
-        raise BadRequest(f"{truncate(name)!r} cannot be used as a server name. {SERVER_NAME_RULES}")
+        raise BadRequest(
+            L_("%(name)r cannot be used as a server name. %(rules)s", name=truncate(name), rules=SERVER_NAME_RULES)
+        )
     if name in RESERVED_SERVER_NAMES:
         raise BadRequest(
-            f"{name!r} cannot be used as a server name: it is part of the addresses of your default server. "
-            "Please choose another name."
+            L_(
+                "%(name)r cannot be used as a server name: it is part of the addresses of your default server. "
+                "Please choose another name.",
+                name=name,
+            )
         )
     return name
 

@@ -36,6 +36,7 @@ from docker.types import IPAMConfig, IPAMPool
 from hub import names
 from hub.config import SpawnerSection
 from hub.errors import SpawnError
+from hub.i18n import N_
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +133,10 @@ class UserNetworks:
         network = await self.call(self._find, name)
         if network is not None and (network.attrs.get("Labels") or {}).get(CONTAINER_LABEL) != container_name:
             raise SpawnError(
-                "Your server cannot start: a Docker network that the hub did not make is in its way. "
-                "Please tell an admin.",
+                N_(
+                    "Your server cannot start: a Docker network that the hub did not make is in its way. "
+                    "Please tell an admin."
+                ),
                 f"network {name} exists without the label {CONTAINER_LABEL}={container_name}: remove or rename it",
             )
         if network is None:
@@ -156,8 +159,10 @@ class UserNetworks:
             subnet = pick_subnet(pool, size, await self.call(lambda: used_subnets(self.client())))
             if subnet is None:
                 raise SpawnError(
-                    "Your server cannot start: the hub has no network addresses left for another server. "
-                    "Please tell an admin.",
+                    N_(
+                        "Your server cannot start: the hub has no network addresses left for another server. "
+                        "Please tell an admin."
+                    ),
                     f"no free /{size} subnet left in spawner.isolated_subnet_pool {pool}: make the pool larger "
                     "or spawner.isolated_subnet_size longer",
                 )
@@ -178,7 +183,7 @@ class UserNetworks:
                     if found is not None:
                         return found
                 raise SpawnError(
-                    "Your server cannot start: Docker refused to make its network.",
+                    N_("Your server cannot start: Docker refused to make its network."),
                     f"create network {name} ({subnet}): {text}",
                 ) from exc
             log.info("created network %s (%s)", name, subnet)
@@ -191,8 +196,10 @@ class UserNetworks:
                 network.connect(helper)
             except docker.errors.NotFound as exc:
                 raise SpawnError(
-                    "Your server cannot start: the hub is set up to connect a container that does not exist. "
-                    "Please tell an admin.",
+                    N_(
+                        "Your server cannot start: the hub is set up to connect a container that does not exist. "
+                        "Please tell an admin."
+                    ),
                     f"spawner.connect_containers: Docker has no container {helper!r} to join to {network.name}",
                 ) from exc
             except docker.errors.APIError as exc:

@@ -20,13 +20,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from hub.i18n import N_
+
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 TRUSTED_FETCH_SITES = frozenset({"same-origin", "none"})
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
-FOREIGN_ORIGIN = "Refused: this request came from a page of another site, not from this hub."
-MISSING_ORIGIN = "Refused: a change or a WebSocket needs the Origin header a browser sends."
-CROSS_SITE = "Refused: another site may only link to this server, not load it or send to it."
+FOREIGN_ORIGIN = N_("Refused: this request came from a page of another site, not from this hub.")
+MISSING_ORIGIN = N_("Refused: a change or a WebSocket needs the Origin header a browser sends.")
+CROSS_SITE = N_("Refused: another site may only link to this server, not load it or send to it.")
 
 
 @dataclass(frozen=True)

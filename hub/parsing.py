@@ -7,6 +7,7 @@ before converting, so no input can cost more than a few characters of work or en
 from __future__ import annotations
 
 from hub.errors import BadRequest
+from hub.i18n import L_
 
 MAX_DIGITS = 18  # fits a 64-bit database integer
 
@@ -27,5 +28,5 @@ def require_whole_number(
         return default
     value = whole_number(raw, maximum=maximum)
     if value is None:
-        raise BadRequest(f"{what} must be a whole number from 0 to {maximum}.")
+        raise BadRequest(L_("%(what)s must be a whole number from 0 to %(maximum)s.", what=what, maximum=maximum))
     return value

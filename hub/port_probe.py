@@ -7,6 +7,7 @@ for every look were most of the hub's CPU. The hub asks over HTTP only once the 
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 from typing import Any
@@ -19,13 +20,24 @@ def host_and_port(url: str) -> tuple[str, int]:
     return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
 
 
+@functools.lru_cache(maxsize=4096)
+def literal_family(host: str) -> int | None:
+    """The address family of an IP address literal, None for a name (parsed once per address: a starting server
+    is probed many times a second)."""
+    try:
+        return socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:
+        return None
+
+
 async def port_accepts(host: str, port: int, timeout: float) -> bool:
     """True when a TCP connection to host:port succeeds within ``timeout`` seconds (it is closed at once)."""
     loop = asyncio.get_running_loop()
-    try:
-        version = ipaddress.ip_address(host).version
-        addresses: list[tuple[int, Any]] = [(socket.AF_INET6 if version == 6 else socket.AF_INET, (host, port))]
-    except ValueError:  # a name (spawner.address: name): resolved each time, it may appear only once attached
+    family = literal_family(host)
+    addresses: list[tuple[int, Any]]
+    if family is not None:
+        addresses = [(family, (host, port))]
+    else:  # a name (spawner.address: name): resolved each time, it may appear only once attached
         try:
             found = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except OSError:

@@ -32,11 +32,36 @@ from multidict import MultiMapping
 
 from hub.config import ImageSpec, Settings
 from hub.errors import BadRequest, Forbidden
+from hub.i18n import L_, LN_, N_, Text, joined
 from hub.names import truncate
 from hub.resource_config import gpu_number, memory_bytes
 
 RESOURCE_KEYS = ("mem_limit", "cpu_limit", "gpus")
-LABELS = {"mem_limit": "Memory", "cpu_limit": "CPUs", "gpus": "GPUs"}
+LABELS = {"mem_limit": N_("Memory"), "cpu_limit": N_("CPUs"), "gpus": N_("GPUs")}
+NEEDS_MORE = {
+    "mem_limit": N_(
+        "You may not start %(image)s: it needs more memory than your groups allow (at most %(most)s). "
+        "Ask an admin if you need it."
+    ),
+    "cpu_limit": N_(
+        "You may not start %(image)s: it needs more cpus than your groups allow (at most %(most)s). "
+        "Ask an admin if you need it."
+    ),
+    "gpus": N_(
+        "You may not start %(image)s: it needs more gpus than your groups allow (at most %(most)s). "
+        "Ask an admin if you need it."
+    ),
+}
+NO_CHOICE = {
+    "mem_limit": N_("%(image)s offers no choice of memory (it gets %(value)s)."),
+    "cpu_limit": N_("%(image)s offers no choice of cpus (it gets %(value)s)."),
+    "gpus": N_("%(image)s offers no choice of gpus (it gets %(value)s)."),
+}
+NO_CHOICE_NO_LIMIT = {
+    "mem_limit": N_("%(image)s offers no choice of memory (it has no limit)."),
+    "cpu_limit": N_("%(image)s offers no choice of cpus (it has no limit)."),
+    "gpus": N_("%(image)s offers no choice of gpus (it has no limit)."),
+}
 _CPU_TEXT = re.compile(r"^[0-9]{1,6}(\.[0-9]{1,6})?$")
 _GPU_TEXT = re.compile(r"^([0-9]{1,3}|all)$")
 MAX_VALUE_LENGTH = 32
@@ -74,19 +99,21 @@ class Limits:
             options["cpu_limit"] = format_value("cpu_limit", self.cpu_limit)
         return options
 
-    def describe(self) -> str:
-        """In words, for the home page and the admin panel: ``Memory 2g · 1 CPU · 1 GPU``."""
-        memory = f"Memory {self.mem_limit}" if self.mem_limit else "No memory limit"
+    def describe(self) -> Text:
+        """In words, for the home page and the admin panel: ``Memory 2g · 1 CPU · 1 GPU`` (a page translates it)."""
+        memory = L_("Memory %(size)s", size=self.mem_limit) if self.mem_limit else N_("No memory limit")
+        cpus: str
         if self.cpu_limit:
-            cpus = f"{self.cpu_limit:g} CPU" + ("" if self.cpu_limit == 1 else "s")
+            count = 1 if self.cpu_limit == 1 else 2  # the plural form of a share of CPUs (0.5) is "CPUs"
+            cpus = LN_("%(cpus)g CPU", "%(cpus)g CPUs", count, cpus=self.cpu_limit)
         else:
-            cpus = "no CPU limit"
+            cpus = N_("no CPU limit")
         parts = [memory, cpus]
         if self.gpus == "all":
-            parts.append("all GPUs")
+            parts.append(N_("all GPUs"))
         elif self.gpus:
-            parts.append(f"{self.gpus} GPU" + ("" if self.gpus == 1 else "s"))
-        return " · ".join(parts)
+            parts.append(LN_("%(num)d GPU", "%(num)d GPUs", self.gpus))
+        return joined(parts, " · ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,13 +169,14 @@ def _within(key: str, options: Sequence[str], cap: _Cap | None, host_gpus: int |
 
 
 def _spoken(options: Sequence[str]) -> str:
-    return options[0] if len(options) == 1 else f"{', '.join(options[:-1])} or {options[-1]}"
+    if len(options) == 1:
+        return options[0]
+    return L_("%(options)s or %(last)s", options=", ".join(options[:-1]), last=options[-1])
 
 
 def _nothing_within(image: ImageSpec, key: str, cap: _Cap) -> Forbidden:
     return Forbidden(
-        f"You may not start {image.title}: it needs more {LABELS[key].lower()} than your groups allow "
-        f"(at most {cap.label}). Ask an admin if you need it.",
+        Text(NEEDS_MORE[key], names={"image": image.title, "most": cap.label}),
         f"image {image.name}: {key} above the person's maximum {cap.label}",
     )
 
@@ -214,9 +242,9 @@ def _given(user_options: Mapping[str, object], key: str) -> str | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise BadRequest(f"{key} must be one of the offered values, as text or a number.")
+        raise BadRequest(L_("%(key)s must be one of the offered values, as text or a number.", key=key))
     if isinstance(value, float) and not math.isfinite(value):
-        raise BadRequest(f"{key} must be one of the offered values.")
+        raise BadRequest(L_("%(key)s must be one of the offered values.", key=key))
     return format_value(key, value) if not isinstance(value, str) else value
 
 
@@ -226,10 +254,10 @@ def options_from_form(form: MultiMapping[Any]) -> dict[str, object]:
     for key in ("image", *RESOURCE_KEYS):
         values = form.getall(key, [])
         if len(values) > 1:
-            raise BadRequest(f"The form sent {key} {len(values)} times; send one value.")
+            raise BadRequest(L_("The form sent %(key)s %(count)d times; send one value.", key=key, count=len(values)))
         if values:
             if not isinstance(values[0], str):
-                raise BadRequest(f"{key} must be text.")
+                raise BadRequest(L_("%(key)s must be text.", key=key))
             options[key] = values[0]
     return options
 
@@ -246,9 +274,14 @@ def _parses(key: str, text: str) -> bool:
 
 
 def _not_offered(image: ImageSpec, key: str, text: str, options: Sequence[str]) -> BadRequest:
-    what = LABELS[key] if key != "cpu_limit" else "CPUs"
     return BadRequest(
-        f"{what} {truncate(text, 20)} is not offered for {image.title}: choose {_spoken(options)}.",
+        L_(
+            "%(what)s %(value)s is not offered for %(image)s: choose %(options)s.",
+            what=Text(LABELS[key]),
+            value=truncate(text, 20),
+            image=image.title,
+            options=_spoken(options),
+        ),
         f"refused {key}={truncate(text, 20)!r} for image {image.name}",
     )
 
@@ -276,9 +309,10 @@ def resolve(
                 and fixed is not None
                 and _number(key, given, host_gpus) == _number(key, fixed, host_gpus)
             ):
-                gets = f"it gets {fixed}" if fixed is not None else "it has no limit"
                 raise BadRequest(
-                    f"{image.title} offers no choice of {LABELS[key].lower()} ({gets}).",
+                    Text(NO_CHOICE[key], names={"image": image.title, "value": fixed})
+                    if fixed is not None
+                    else Text(NO_CHOICE_NO_LIMIT[key], names={"image": image.title}),
                     f"refused {key}={truncate(given, 20)!r} for image {image.name} (fixed)",
                 )
             chosen[key] = fixed

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from hub.backup import (
     write_private,
 )
 from hub.config import Settings
+from hub.docker_policy import MANAGED_LABEL
 from hub.volume_archive import VOLUME_NAME, VolumeArchiver, VolumeError, archive_problem
 
 
@@ -91,16 +93,28 @@ def read_manifest(source: Path) -> dict[str, Any]:
     return manifest
 
 
+def not_empty(data_dir: Path, held: str) -> str:
+    """What to do when the data folder holds something: also after a restore that stopped halfway."""
+    moved = shlex.quote(f"{data_dir}.old")
+    return (
+        f"the data folder {data_dir} is not empty (it holds {held}): a restore writes only into an empty data "
+        "folder, so that it never overwrites or mixes with a hub's data.\n"
+        "- If a hub uses this folder, stop that hub first.\n"
+        "- If an earlier `hub restore` stopped halfway, these are the files it had written: they are not a "
+        "working hub.\n"
+        f"Either way, move the folder away (for example `mv {shlex.quote(str(data_dir))} {moved}`) or point "
+        "hub.data_dir at a new folder, then run the same `hub restore` again.\n"
+        "--force does not change this: it only lets --volumes unpack into volumes that already hold files (add it "
+        "when running again after a restore that stopped halfway: the volumes it had put back exist by then)."
+    )
+
+
 def _in_the_way(settings: Settings, manifest: dict[str, Any]) -> None:
     """Restore writes only into an empty data folder, and replaces no key file kept elsewhere."""
     data_dir = settings.hub.data_dir
     if data_dir.exists() and (not data_dir.is_dir() or any(data_dir.iterdir())):
         held = ", ".join(sorted(path.name for path in data_dir.iterdir())[:5]) if data_dir.is_dir() else "a file"
-        raise BackupError(
-            f"the data folder {data_dir} is not empty (it holds {held}): a restore goes only into an empty data "
-            "folder, so that nothing of the hub that used it is overwritten or mixed with the backup. Stop that "
-            "hub, then move the folder away (or point hub.data_dir at a new one) and run the restore again."
-        )
+        raise BackupError(not_empty(data_dir, held))
     files = manifest["files"]
     wanted = [settings.hub.secret_path] if files.get(COOKIE_SECRET) else []
     wanted += [key_path(settings)] if files.get(AUTH_STATE_KEY) else []
@@ -161,9 +175,10 @@ async def restore(settings: Settings, source: Path, with_volumes: bool, force: b
         lines.append(f"the backed-up hub took its auth_state keys from {KEY_ENV}: set the same value here")
     if docker_side is not None:
         for volume in volumes:
-            labels = volume.get("labels") or hub_labels(settings)
+            labels = {**(volume.get("labels") or hub_labels(settings)), MANAGED_LABEL: "true"}  # the hub's own
             await asyncio.to_thread(docker_side.restore, volume["name"], source / volume["archive"], labels)
-            lines.append(f"volume {volume['name']} put back")
+            whose = " (no account names it: a removed account's kept files)" if volume.get("orphan") else ""
+            lines.append(f"volume {volume['name']} put back{whose}")
     elif volumes:
         lines.append(f"{len(volumes)} volumes were not touched (add --volumes to put them back)")
     if with_volumes and not volumes and manifest["volumes"]:
@@ -180,10 +195,17 @@ def check_volumes(
         problem = archive_problem(archive) if archive.is_file() else "it is missing"
         if problem:
             raise BackupError(f"the archive of volume {name}, {archive}, cannot be put back: {problem}")
-        if not force and docker_side.labels_of(name) is not None and not docker_side.is_empty(name):
+        found = docker_side.labels_of(name)
+        if found is not None and found.get(MANAGED_LABEL) != "true":
+            raise BackupError(
+                f"the volume {name} exists, but this hub did not make it (it lacks the label {MANAGED_LABEL}=true): "
+                "a restore does not write into it, not even with --force. Remove or rename it, then run again."
+            )
+        if not force and found is not None and not docker_side.is_empty(name):
             raise BackupError(
                 f"the volume {name} exists and holds files: a restore does not overwrite them. Remove the volume, "
-                "or add --force to unpack the backup over it (files not in the backup stay)."
+                "or add --force to unpack the backup over it (files not in the backup stay; after a restore that "
+                "stopped halfway, --force is what finishes it)."
             )
     return docker_side
 

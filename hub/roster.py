@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from hub.errors import BadRequest
 from hub.groups import MAX_GROUP_NAME
+from hub.i18n import L_, LN_, N_, Text, joined
 from hub.names import USERNAME_PATTERN, USERNAME_RULES, normalize_username
 
 MAX_ROWS = 5000
@@ -47,8 +48,9 @@ class RosterProblems(BadRequest):
     def __init__(self, problems: list[str]) -> None:
         shown = problems[:MAX_SHOWN_PROBLEMS]
         if len(problems) > len(shown):
-            shown.append(f"... and {len(problems) - len(shown)} more problems.")
-        super().__init__("Nothing was imported: " + "; ".join(shown), f"roster refused: {len(problems)} problem(s)")
+            shown.append(L_("... and %(count)d more problems.", count=len(problems) - len(shown)))
+        message = L_("Nothing was imported: %(problems)s", problems=joined(shown, "; "))
+        super().__init__(message, f"roster refused: {len(problems)} problem(s)")
         self.problems = shown
 
 
@@ -86,15 +88,15 @@ class Change:
     joins: tuple[str, ...] = ()
     leaves: tuple[str, ...] = ()
 
-    def describe(self) -> str:
-        parts = []
+    def describe(self) -> Text:
+        parts: list[str] = []
         if self.admin is not None:
-            parts.append("becomes an admin" if self.admin else "is no longer an admin")
+            parts.append(N_("becomes an admin") if self.admin else N_("is no longer an admin"))
         if self.joins:
-            parts.append("joins " + ", ".join(self.joins))
+            parts.append(L_("joins %(groups)s", groups=", ".join(self.joins)))
         if self.leaves:
-            parts.append("leaves " + ", ".join(self.leaves))
-        return "; ".join(parts)
+            parts.append(L_("leaves %(groups)s", groups=", ".join(self.leaves)))
+        return joined(parts, "; ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,10 +111,15 @@ class Plan:
     def changes_anything(self) -> bool:
         return bool(self.new or self.changed)
 
-    def summary(self) -> str:
-        return (
-            f"{len(self.new)} new user(s), {len(self.changed)} changed, {len(self.unchanged)} unchanged, "
-            f"{len(self.new_groups)} new group(s)"
+    def summary(self) -> Text:
+        return joined(
+            [
+                LN_("%(num)d new user", "%(num)d new users", len(self.new)),
+                LN_("%(num)d changed", "%(num)d changed", len(self.changed)),
+                LN_("%(num)d unchanged", "%(num)d unchanged", len(self.unchanged)),
+                LN_("%(num)d new group", "%(num)d new groups", len(self.new_groups)),
+            ],
+            ", ",
         )
 
 
@@ -122,30 +129,35 @@ def name_problem(raw: str) -> str | None:
     name = normalize_username(raw)
     shown = raw.strip()
     if not name:
-        return "the name is empty"
+        return N_("the name is empty")
     if any(char.isspace() for char in name):
-        return f"name {shown!r} has a space"
+        return L_("name %(name)r has a space", name=shown)
     if len(name) > 64:
-        return f"name {shown[:20]!r}... is longer than 64 characters"
+        return L_("name %(name)r... is longer than 64 characters", name=shown[:20])
     bad = sorted({char for char in name if char not in NAME_CHARS})
     if bad:
         listed = " ".join(repr(char) for char in bad[:5])
-        what = "a character" if len(bad) == 1 else "characters"
-        return f"name {shown!r} has {what} a user name cannot have: {listed}"
+        return LN_(
+            "name %(name)r has a character a user name cannot have: %(chars)s",
+            "name %(name)r has characters a user name cannot have: %(chars)s",
+            len(bad),
+            name=shown,
+            chars=listed,
+        )
     if name[0] not in NAME_START:
-        return f"name {shown!r} starts with {name[0]!r}"
+        return L_("name %(name)r starts with %(char)r", name=shown, char=name[0])
     if not USERNAME_PATTERN.fullmatch(name):
-        return f"name {shown!r} cannot be used"
+        return L_("name %(name)r cannot be used", name=shown)
     return None
 
 
 def group_problem(name: str) -> str | None:
     if len(name) > MAX_GROUP_NAME:
-        return f"group {name[:20]!r}... is longer than {MAX_GROUP_NAME} characters"
+        return L_("group %(name)r... is longer than %(most)d characters", name=name[:20], most=MAX_GROUP_NAME)
     if "/" in name:
-        return f"group {name!r} has a '/'"
+        return L_("group %(name)r has a '/'", name=name)
     if not name.isprintable():
-        return f"group {name!r} has characters that cannot be shown"
+        return L_("group %(name)r has characters that cannot be shown", name=name)
     return None
 
 
@@ -169,19 +181,23 @@ def delimiter_of(header: str) -> str:
 def decode(data: bytes) -> str:
     """The text of an uploaded file: UTF-8, with or without the byte-order mark spreadsheets write."""
     if len(data) > MAX_BYTES:
-        raise RosterProblems([f"the file is larger than {MAX_BYTES // 1024} KB; split the roster into parts"])
+        raise RosterProblems(
+            [L_("the file is larger than %(size)d KB; split the roster into parts", size=MAX_BYTES // 1024)]
+        )
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise RosterProblems([f"line {line}: the file is not UTF-8 text; save it from the spreadsheet as CSV UTF-8"])
+        raise RosterProblems(
+            [L_("line %(line)d: the file is not UTF-8 text; save it from the spreadsheet as CSV UTF-8", line=line)]
+        )
 
 
 def parse_roster(text: str) -> Roster:
     """The rows of a roster, checked; RosterProblems naming every bad row by its line when any is bad."""
     text = text.removeprefix("\ufeff")
     if len(text.encode("utf-8")) > MAX_BYTES:
-        raise RosterProblems([f"the roster is larger than {MAX_BYTES // 1024} KB; split it into parts"])
+        raise RosterProblems([L_("the roster is larger than %(size)d KB; split it into parts", size=MAX_BYTES // 1024)])
     lines = text.splitlines()
     first = next((line for line in lines if line.strip()), "")
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter_of(first))
@@ -204,16 +220,26 @@ def parse_roster(text: str) -> Roster:
                     raise RosterProblems(header_problems)
                 continue
             if len(rows) >= MAX_ROWS:
-                raise RosterProblems([f"line {start}: the roster has more than {MAX_ROWS} users; split it into parts"])
+                raise RosterProblems(
+                    [
+                        L_(
+                            "line %(line)d: the roster has more than %(most)d users; split it into parts",
+                            line=start,
+                            most=MAX_ROWS,
+                        )
+                    ]
+                )
             row, row_problems = read_row(cells, columns, start, seen)
             problems += row_problems
             if row is not None:
                 rows.append(row)
                 seen[row.name] = start
     except csv.Error as exc:
-        raise RosterProblems([*problems, f"line {end + 1}: the CSV cannot be read ({exc})"]) from None
+        raise RosterProblems(
+            [*problems, L_("line %(line)d: the CSV cannot be read (%(reason)s)", line=end + 1, reason=str(exc))]
+        ) from None
     if not header_line:
-        raise RosterProblems(["the roster is empty; the first line names the columns, as in: name,groups,admin"])
+        raise RosterProblems([N_("the roster is empty; the first line names the columns, as in: name,groups,admin")])
     if problems:
         raise RosterProblems(problems)
     return Roster(tuple(rows), tuple(ignored))
@@ -228,7 +254,7 @@ def read_header(cells: list[str], line: int) -> tuple[dict[str, int], list[str],
             if cell.strip():
                 ignored.append(cell.strip())
         elif key in columns:
-            return {}, [], [f"line {line}: the column {key!r} is there twice"]
+            return {}, [], [L_("line %(line)d: the column %(column)r is there twice", line=line, column=key)]
         else:
             columns[key] = index
     if "name" not in columns:
@@ -236,8 +262,11 @@ def read_header(cells: list[str], line: int) -> tuple[dict[str, int], list[str],
             {},
             [],
             [
-                f"line {line}: the first line must name the columns, as in: name,groups,admin "
-                "(it has no column called name)"
+                L_(
+                    "line %(line)d: the first line must name the columns, as in: name,groups,admin "
+                    "(it has no column called name)",
+                    line=line,
+                )
             ],
         )
     return columns, ignored, []
@@ -257,14 +286,16 @@ def read_row(
     problem = name_problem(raw_name)
     name = normalize_username(raw_name)
     if problem is not None:
-        problems.append(f"line {line}: {problem}")
+        problems.append(L_("line %(line)d: %(problem)s", line=line, problem=problem))
     elif name in seen:
-        problems.append(f"line {line}: {name} is listed already on line {seen[name]}")
+        problems.append(
+            L_("line %(line)d: %(name)s is listed already on line %(first)d", line=line, name=name, first=seen[name])
+        )
     groups_cell = cell("groups")
     groups = split_groups(groups_cell) if groups_cell is not None else None
     for group in groups or ():
         if (why := group_problem(group)) is not None:
-            problems.append(f"line {line}: {why}")
+            problems.append(L_("line %(line)d: %(problem)s", line=line, problem=why))
     admin_cell = cell("admin")
     admin: bool | None = None
     if admin_cell is not None:
@@ -274,7 +305,13 @@ def read_row(
         elif word in FALSE_WORDS:
             admin = False
         else:
-            problems.append(f"line {line}: admin is {admin_cell[:20]!r}; write yes or no (or true/false, 1/0)")
+            problems.append(
+                L_(
+                    "line %(line)d: admin is %(value)r; write yes or no (or true/false, 1/0)",
+                    line=line,
+                    value=admin_cell[:20],
+                )
+            )
     if problems:
         return None, problems
     return RosterRow(line, name, groups, admin), []
@@ -309,7 +346,13 @@ def plan_import(roster: Roster, users: Mapping[str, Member], groups: Iterable[st
             continue
         admin = row.admin if row.admin is not None and row.admin != current.admin else None
         if admin is False and row.name == me:
-            problems.append(f"line {row.line}: you cannot take away your own admin rights (you are {me})")
+            problems.append(
+                L_(
+                    "line %(line)d: you cannot take away your own admin rights (you are %(name)s)",
+                    line=row.line,
+                    name=me,
+                )
+            )
             continue
         wanted = current.groups if row.groups is None else frozenset(row.groups)
         joins = tuple(group for group in row.groups or () if group not in current.groups)
@@ -320,9 +363,13 @@ def plan_import(roster: Roster, users: Mapping[str, Member], groups: Iterable[st
             changed.append(Change(row.name, admin, joins, leaves))
     if len(new) > MAX_NEW_USERS:
         problems.append(
-            f"line {new[MAX_NEW_USERS].line}: the file adds {len(new)} new users, more than {MAX_NEW_USERS} at once; "
-            f"split it into files of at most {MAX_NEW_USERS} new users (each import makes and shows their first "
-            "passwords while you wait)"
+            L_(
+                "line %(line)d: the file adds %(count)d new users, more than %(most)d at once; split it into files "
+                "of at most %(most)d new users (each import makes and shows their first passwords while you wait)",
+                line=new[MAX_NEW_USERS].line,
+                count=len(new),
+                most=MAX_NEW_USERS,
+            )
         )
     if problems:
         raise RosterProblems(problems)

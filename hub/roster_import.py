@@ -26,6 +26,7 @@ from hub.auth.pool import WORKERS
 from hub.db import Sessionmaker
 from hub.errors import Conflict
 from hub.groups import GroupService
+from hub.i18n import L_
 from hub.models import Group, User, user_groups
 from hub.roster import Member, Plan, Roster, plan_import
 
@@ -125,7 +126,9 @@ async def apply_import(
         plan = await plan_now(session, roster, me)
         missing = [row.name for row in plan.new if native and row.name not in hashes]
         if missing:  # deleted since the preview a moment ago: their passwords were not made
-            raise Conflict(f"The users changed while importing ({missing[0]} was deleted). Please try again.")
+            raise Conflict(
+                L_("The users changed while importing (%(missing)s was deleted). Please try again.", missing=missing[0])
+            )
         made_groups = [Group(name=name) for name in plan.new_groups]
         session.add_all(made_groups)
         now = time.time()

@@ -120,12 +120,12 @@ async def read_form(request: web.Request) -> MultiDictProxy[str | bytes | bytear
         return await request.post()
     except web.HTTPRequestEntityTooLarge:
         raise BadRequest(
-            "The form is too large (at most 1 MB): send a smaller file, or split it into parts.",
+            N_("The form is too large (at most 1 MB): send a smaller file, or split it into parts."),
             f"form over the size limit on {request.method} {request.path}",
         ) from None
     except (LookupError, UnicodeDecodeError, ValueError) as exc:
         raise BadRequest(
-            "The form could not be read: its encoding is not one this hub knows.",
+            N_("The form could not be read: its encoding is not one this hub knows."),
             f"unreadable form on {request.method} {request.path}: {exc}",
         ) from None
 

@@ -40,6 +40,7 @@ from hub.config import ImageSpec, Settings
 from hub.db import Sessionmaker, get_user
 from hub.errors import BadRequest, Conflict, HubError, LimitReached, NotFound, SpawnError
 from hub.gpus import GPUAllocator, NoGPUFree, gpu_label, parse_gpu_label
+from hub.i18n import L_, N_, Text
 from hub.metrics import HubMetrics
 from hub.models import Server, ServerState, User, utcnow
 from hub.progress import ProgressEvent, SpawnProgress
@@ -146,19 +147,41 @@ async def server_row(session: AsyncSession, key: Key) -> Server | None:
     return user.server_named(key[1]) if user else None
 
 
+WITH_LOG = N_("%(reason)s\n\nLast lines of its log:\n%(log)s")
+"""A failed start in the progress stream: the reason, then the log lines."""
+
+
 def failure_text(message: str, log_tail: str | None) -> str:
     """A failure as one text (the progress stream has one message field): the reason, then the log lines."""
-    return f"{message}\n\nLast lines of its log:\n{log_tail.rstrip()}" if log_tail else message
+    if not log_tail:
+        return message
+    return Text(WITH_LOG, names={"reason": message, "log": log_tail.rstrip()})
+
+
+def failure_reason(progress: SpawnProgress | None) -> str | None:
+    """The reason of a start that failed in this process, as it was made (a page shows it in the reader's
+    language; the database keeps the English text); None when the start did not fail here."""
+    last = progress.latest if progress is not None else None
+    if last is None or not last.failed:
+        return None
+    if isinstance(last.message, Text) and last.message.msgid == WITH_LOG:
+        reason = last.message.names["reason"]
+        return reason if isinstance(reason, str) else str(reason)
+    return last.message
 
 
 def crash_message(info: ServerInfo | None, image: ImageSpec | None, mem_limit: str | None = None) -> str:
     if info is None:
-        return "Your server's container disappeared, so it was marked stopped. Your files are kept."
+        return N_("Your server's container disappeared, so it was marked stopped. Your files are kept.")
     if info.oom_killed:
         memory = mem_limit or (image.mem_limit if image else None)
-        limit = f" (its limit is {memory})" if memory else ""
-        return f"Your server was stopped because it ran out of memory{limit}. Your files are kept."
-    return f"Your server stopped unexpectedly (exit code {info.exit_code}). Your files are kept."
+        if memory:
+            return L_(
+                "Your server was stopped because it ran out of memory (its limit is %(limit)s). Your files are kept.",
+                limit=memory,
+            )
+        return N_("Your server was stopped because it ran out of memory. Your files are kept.")
+    return L_("Your server stopped unexpectedly (exit code %(code)s). Your files are kept.", code=info.exit_code)
 
 
 class ServerManager:
@@ -306,7 +329,7 @@ class ServerManager:
         key = (name, server)
         if server:
             if not self.settings.spawner.named_servers:
-                raise BadRequest("Named servers are not enabled on this hub.")
+                raise BadRequest(N_("Named servers are not enabled on this hub."))
             names.validate_server_name(server)
         limits = resources.resolve(
             image, user_options or {}, self.groups_of(name), admin, self.settings, host_gpus=self.gpus.total
@@ -322,13 +345,13 @@ class ServerManager:
                 await self._check_capacity(key)
                 user = await get_user(session, name)
                 if user is None:
-                    raise HubError("Your user account does not exist any more.")
+                    raise HubError(N_("Your user account does not exist any more."))
                 row = user.server_named(server)
                 if row is not None and row.state == ServerState.RUNNING:
                     progress.emit(
                         ProgressEvent(
                             100,
-                            "Your server is already running.",
+                            N_("Your server is already running."),
                             ready=True,
                             url=self.server_url(name, self.settings.image(row.image_name), server),
                         )
@@ -342,8 +365,10 @@ class ServerManager:
                 if row.state is not None and not server_states.allowed(row.state, ServerState.STARTING):
                     # left half-done by a hub that stopped meanwhile; the reconciler finishes it within seconds
                     raise Conflict(
-                        "Your server is still being cleaned up after an interrupted start or stop. "
-                        "Please try again in a few seconds.",
+                        N_(
+                            "Your server is still being cleaned up after an interrupted start or stop. "
+                            "Please try again in a few seconds."
+                        ),
                         f"{names.server_label(name, server)}: start refused in {row.state}",
                     )
                 if user.volume_name is None:  # the account's files: named after the account, never reused
@@ -368,7 +393,7 @@ class ServerManager:
                 gpu_ids, wait_for_gpus = self._take_gpus(key, limits)  # last: nothing after it can refuse
                 taken.append(gpu_key(key))
             self._progress[key] = progress
-            progress.report(0, f"Starting your {image.title} server")
+            progress.report(0, L_("Starting your %(image)s server", image=image.title))
             request = SpawnRequest(
                 name,
                 names.server_slug(name, server),
@@ -422,7 +447,10 @@ class ServerManager:
         named = [row for row in user.servers if row.name]
         if limit and len(named) >= limit:
             raise BadRequest(
-                f"You already have the maximum of {limit} named servers. Delete one before you make a new one.",
+                L_(
+                    "You already have the maximum of %(limit)d named servers. Delete one before you make a new one.",
+                    limit=limit,
+                ),
                 f"{user.name}/{server} refused: {len(named)} named servers, limit {limit}",
             )
 
@@ -443,8 +471,11 @@ class ServerManager:
             count = (await session.execute(busy)).scalar_one()
         if count >= limit:
             raise LimitReached(
-                f"The hub is running its maximum of {limit} servers. Please try again later, "
-                "or ask an admin to stop servers that are not in use.",
+                L_(
+                    "The hub is running its maximum of %(limit)d servers. Please try again later, "
+                    "or ask an admin to stop servers that are not in use.",
+                    limit=limit,
+                ),
                 f"{names.server_label(name, server)} refused: {count} servers active, limit {limit}",
             )
 
@@ -457,12 +488,12 @@ class ServerManager:
         worked = False
 
         def place_in_line(place: int) -> None:
-            progress.report(2, f"Waiting for a free slot: you are number {place} in line")
+            progress.report(2, L_("Waiting for a free slot: you are number %(place)d in line", place=place))
 
         try:
             if wait_for_gpus and request.limits is not None:
                 wait = self.settings.spawner.gpu_wait
-                progress.report(1, f"Waiting for a free GPU (up to {wait:g} seconds)")
+                progress.report(1, L_("Waiting for a free GPU (up to %(wait)g seconds)", wait=wait))
                 taken = await self.gpus.allocate(gpu_key(key), request.limits.gpus, wait=wait)
                 request = replace(request, gpu_ids=tuple(taken))
             async with self.queue.turn(place_in_line):
@@ -489,7 +520,7 @@ class ServerManager:
                         url=handle.url,
                         gpu_ids=gpu_label(request.gpu_ids) or None,
                     )
-                    progress.report(85, "Adding the route to your server")
+                    progress.report(85, N_("Adding the route to your server"))
                     self._secrets[key] = request.token
                     if route_task is not None:
                         await route_task  # written while the server booted (raises if it could not be)
@@ -508,10 +539,10 @@ class ServerManager:
             worked = True
             log.info("server of %s ready in %.2fs (%s)", label, elapsed, handle.container_id[:12])
             progress.emit(
-                ProgressEvent(100, "Your server is ready", ready=True, url=self.server_url(name, image, server))
+                ProgressEvent(100, N_("Your server is ready"), ready=True, url=self.server_url(name, image, server))
             )
         except asyncio.CancelledError:
-            await self._fail(key, handle, "The start of your server was interrupted.", None, progress)
+            await self._fail(key, handle, N_("The start of your server was interrupted."), None, progress)
             raise
         except HubError as exc:
             log.warning("start of %s's server failed: %s", label, exc.detail)
@@ -522,7 +553,7 @@ class ServerManager:
             await self._fail(
                 key,
                 handle,
-                f"Your server could not start because of an internal error ({type(exc).__name__}).",
+                L_("Your server could not start because of an internal error (%(error)s).", error=type(exc).__name__),
                 None,
                 progress,
             )
@@ -619,11 +650,11 @@ class ServerManager:
                 self._secrets[key] = secret
                 await self.proxy.add_route(route)
             else:
-                await self._set(key, ServerState.FAILED, error="Your server could not be stopped cleanly.")
+                await self._set(key, ServerState.FAILED, error=N_("Your server could not be stopped cleanly."))
             if isinstance(exc, HubError):
                 raise
             log.exception("stopping the server of %s failed", label)
-            raise HubError("Your server could not be stopped. Please try again in a minute.") from exc
+            raise HubError(N_("Your server could not be stopped. Please try again in a minute.")) from exc
         self._release_gpus(key)
         await self._set(
             key, ServerState.STOPPED, container_id=None, url=None, gpu_ids=None, error=reason, error_log=None
@@ -663,12 +694,12 @@ class ServerManager:
         """Stop a named server and forget it (its name is free again). Its files are kept: the account's
         volume, or with ``spawner.volume_per_server`` its own volume (labelled ``hub.server``)."""
         if not server:
-            raise BadRequest("The default server cannot be deleted, only stopped.")
+            raise BadRequest(N_("The default server cannot be deleted, only stopped."))
         key = (name, server)
         async with self._user_lock(name), self._lock(key):
             async with self.sessions() as session:
                 if await server_row(session, key) is None:
-                    raise NotFound(f"{name} has no server named {server!r}.")
+                    raise NotFound(L_("%(name)s has no server named %(server)r.", name=name, server=server))
             await self._stop_locked(key, None)
             async with self.sessions.begin() as session:
                 row = await server_row(session, key)
@@ -681,6 +712,71 @@ class ServerManager:
             for listener in self.on_server_deleted:
                 await listener(name, server)
         log.info("deleted the server %s", names.server_label(name, server))
+
+    async def create(
+        self,
+        name: str,
+        server: str,
+        image: ImageSpec,
+        user_options: Mapping[str, object] | None = None,
+        *,
+        admin: bool = False,
+    ) -> None:
+        """Make a named server without starting it (JupyterHub 6's PUT): stopped, with the image and resources
+        its first start will use. A name in use is a 409; the named-server limit counts it at once."""
+        if not self.settings.spawner.named_servers:
+            raise BadRequest(N_("Named servers are not enabled on this hub."))
+        if not server:
+            raise Conflict(N_("Every user has a default server already; only named servers can be made."))
+        names.validate_server_name(server)
+        limits = resources.resolve(
+            image, user_options or {}, self.groups_of(name), admin, self.settings, host_gpus=self.gpus.total
+        )
+        async with self._user_lock(name), self._lock((name, server)), self.sessions.begin() as session:
+            user = await get_user(session, name)
+            if user is None:
+                raise NotFound(L_("There is no user %(name)s.", name=name))
+            if user.server_named(server) is not None:
+                raise Conflict(L_("%(name)s already has a server named %(server)r.", name=name, server=server))
+            self._check_named_limit(user, server)
+            row = Server(name=server, image_name=image.name, route_secret="", state=ServerState.STOPPED)
+            row.user_options = json.dumps(stored_options(limits, image))
+            user.servers.append(row)
+        log.info("made the server %s (not started)", names.server_label(name, server))
+
+    async def rename(self, name: str, server: str, new_name: str) -> None:
+        """Give a stopped named server another name (JupyterHub 6's PATCH). Its files, shares and share codes
+        stay with it: they belong to the server's record, not to its name."""
+        if not self.settings.spawner.named_servers:
+            raise BadRequest(N_("Named servers are not enabled on this hub."))
+        if not server:
+            raise BadRequest(N_("The default server cannot be renamed."))
+        names.validate_server_name(new_name)
+        if new_name == server:
+            return
+        async with self._user_lock(name), self._lock((name, server)), self._lock((name, new_name)):
+            async with self.sessions.begin() as session:
+                user = await get_user(session, name)
+                row = user.server_named(server) if user else None
+                if user is None or row is None:
+                    raise NotFound(
+                        L_("%(name)s has no server named %(server)r.", name=name, server=names.truncate(server))
+                    )
+                if self.is_spawning(name, server) or row.state != ServerState.STOPPED:
+                    raise BadRequest(
+                        L_(
+                            "The server %(server)r of %(name)s must be stopped before it is renamed.",
+                            server=server,
+                            name=name,
+                        )
+                    )
+                if user.server_named(new_name) is not None:
+                    raise Conflict(L_("%(name)s already has a server named %(server)r.", name=name, server=new_name))
+                row.name = new_name
+                row.container_id = row.container_name = row.url = None  # the old name's container is gone
+            for table in (self._progress, self._secrets, self._spawns):
+                table.pop((name, server), None)
+        log.info("renamed the server %s to %r", names.server_label(name, server), new_name)
 
     # -- steps the reconciler calls after it looked ---------------------------------------------
     async def adopt(self, name: str, seen: Seen, *, rewrite_route: bool, server: str = "") -> None:
@@ -773,8 +869,9 @@ class ServerManager:
                 url=None,
                 container_id=None,
                 gpu_ids=None,
-                error="The hub restarted while your server was starting or stopping. "
-                "Start it again; your files are kept.",
+                error=N_(
+                    "The hub restarted while your server was starting or stopping. Start it again; your files are kept."
+                ),
             )
 
     async def remove_leftovers(
@@ -836,7 +933,7 @@ class ServerManager:
         async with self.sessions() as session:
             user = await get_user(session, name)
             if user is None:
-                raise NotFound(f"There is no user {name}.")
+                raise NotFound(L_("There is no user %(name)s.", name=name))
             found = [user.volume_name] if user.volume_name else []
             for row in user.servers:
                 if row.volume_name and row.volume_name not in found:

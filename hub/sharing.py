@@ -27,6 +27,7 @@ from hub.accounts import AccountService
 from hub.config import AuthSection
 from hub.db import Sessionmaker, get_user
 from hub.errors import BadRequest, Forbidden, NotFound
+from hub.i18n import L_, N_
 from hub.models import Group, Server, ServerState, Share, ShareCode, User, user_groups, utcnow
 from hub.tokens import aware
 
@@ -62,7 +63,7 @@ class ShareView:
 
     @property
     def grantee(self) -> str:
-        return f"user {self.user}" if self.user else f"group {self.group}"
+        return L_("user %(name)s", name=self.user) if self.user else L_("group %(name)s", name=self.group)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +84,15 @@ def parse_until(raw: object) -> dt.datetime | None:
     if raw is None or raw == "":
         return None
     if not isinstance(raw, str) or len(raw) > 40:
-        raise BadRequest("expires_at must be a date (2031-05-01) or an ISO 8601 time.")
+        raise BadRequest(N_("expires_at must be a date (2031-05-01) or an ISO 8601 time."))
     try:
         if len(raw) == 10:
             return dt.datetime.combine(dt.date.fromisoformat(raw), dt.time(), dt.UTC) + dt.timedelta(days=1)
         moment = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
-        raise BadRequest(f"{names.truncate(raw)!r} is not a date (2031-05-01) or an ISO 8601 time.") from None
+        raise BadRequest(
+            L_("%(raw)r is not a date (2031-05-01) or an ISO 8601 time.", raw=names.truncate(raw))
+        ) from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
@@ -249,12 +252,14 @@ class SharingService:
             server = await session.get(Server, found.server_id)
             owner = await session.get(User, server.user_id) if server else None
             if server is None or owner is None:
-                raise NotFound("This share link is not valid (any more).")
+                raise NotFound(N_("This share link is not valid (any more)."))
             return self._code_view(found, owner.name, server)
 
     def require_enabled(self) -> None:
         if not self.enabled:
-            raise Forbidden("Sharing servers is turned off on this hub.", "sharing refused: sharing.enabled is false")
+            raise Forbidden(
+                N_("Sharing servers is turned off on this hub."), "sharing refused: sharing.enabled is false"
+            )
 
     # -- writing ---------------------------------------------------------------------------------
     async def grant(
@@ -269,11 +274,11 @@ class SharingService:
         """Share the server with one user or one group (again: the expiry is replaced)."""
         self.require_enabled()
         if (user is None) == (group is None):
-            raise BadRequest("Share with exactly one of a user or a group.")
+            raise BadRequest(N_("Share with exactly one of a user or a group."))
         if user == owner:
-            raise BadRequest("You already have access to your own server.")
+            raise BadRequest(N_("You already have access to your own server."))
         if expires_at is not None and expired(expires_at):
-            raise BadRequest("The end of the share must lie in the future.")
+            raise BadRequest(N_("The end of the share must lie in the future."))
         async with self.sessions.begin() as session:
             row = await self._server(session, owner, server)
             user_id, group_id = await self._grantee_ids(session, user, group)
@@ -310,7 +315,7 @@ class SharingService:
     async def revoke(self, owner: str, server: str, *, user: str | None = None, group: str | None = None) -> bool:
         """End one share (a user's or a group's); False when there was none."""
         if (user is None) == (group is None):
-            raise BadRequest("Revoke the share of exactly one user or one group.")
+            raise BadRequest(N_("Revoke the share of exactly one user or one group."))
         async with self.sessions.begin() as session:
             row = await self._server(session, owner, server)
             if user is not None:
@@ -343,7 +348,7 @@ class SharingService:
         """End one share found by its id (the admins' list)."""
         found = [view for view in await self.shares() if view.id == share_id]
         if not found:
-            raise NotFound("There is no such share (any more).")
+            raise NotFound(N_("There is no such share (any more)."))
         view = found[0]
         await self.revoke(view.owner, view.server, user=view.user, group=view.group)
         return view
@@ -362,7 +367,11 @@ class SharingService:
         self.require_enabled()
         if not CODE_MIN_SECONDS <= expires_in <= CODE_MAX_SECONDS:
             raise BadRequest(
-                f"expires_in must be from {CODE_MIN_SECONDS} seconds to {CODE_MAX_SECONDS} seconds (one year)."
+                L_(
+                    "expires_in must be from %(least)d seconds to %(most)d seconds (one year).",
+                    least=CODE_MIN_SECONDS,
+                    most=CODE_MAX_SECONDS,
+                )
             )
         code = secrets.token_urlsafe(24)
         async with self.sessions.begin() as session:
@@ -403,9 +412,9 @@ class SharingService:
             server = await session.get(Server, found.server_id)
             owner = await session.get(User, server.user_id) if server else None
             if server is None or owner is None:
-                raise NotFound("This share link is not valid (any more).")
+                raise NotFound(N_("This share link is not valid (any more)."))
             if owner.name == user:
-                raise BadRequest("This share link is for your own server.")
+                raise BadRequest(N_("This share link is for your own server."))
             found.exchange_count += 1
             found.last_exchanged_at = utcnow()
             owner_name, server_name = owner.name, server.name
@@ -420,8 +429,15 @@ class SharingService:
         user = await get_user(session, owner)
         row = user.server_named(server) if user else None
         if row is None:
-            which = f"a server named {names.truncate(server)!r}" if server else "a server yet (start it once first)"
-            raise NotFound(f"{names.truncate(owner)} has no {which}.")
+            raise NotFound(
+                L_(
+                    "%(name)s has no server named %(server)r.",
+                    name=names.truncate(owner),
+                    server=names.truncate(server),
+                )
+                if server
+                else L_("%(name)s has no server yet (start it once first).", name=names.truncate(owner))
+            )
         return row
 
     @staticmethod
@@ -430,11 +446,11 @@ class SharingService:
         if user is not None:
             target = await get_user(session, user)
             if target is None:
-                raise BadRequest(f"There is no user {names.truncate(user)}.")
+                raise BadRequest(L_("There is no user %(name)s.", name=names.truncate(user)))
             return target.id, None
         found = (await session.execute(select(Group.id).where(Group.name == group))).scalar_one_or_none()
         if found is None:
-            raise BadRequest(f"There is no group {names.truncate(group or '')}.")
+            raise BadRequest(L_("There is no group %(name)s.", name=names.truncate(group or "")))
         return None, found
 
     @staticmethod
@@ -443,7 +459,7 @@ class SharingService:
             await session.execute(select(ShareCode).where(ShareCode.hashed == hash_code(code)))
         ).scalar_one_or_none()
         if found is None or expired(found.expires_at):
-            raise NotFound("This share link is not valid (any more): it is unknown, revoked or expired.")
+            raise NotFound(N_("This share link is not valid (any more): it is unknown, revoked or expired."))
         return found
 
     @staticmethod

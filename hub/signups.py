@@ -26,6 +26,7 @@ from hub.auth_config import NativeMethod
 from hub.config import Settings
 from hub.db import Sessionmaker
 from hub.errors import BadUsername, Conflict, LimitReached, NotFound
+from hub.i18n import L_, N_
 from hub.models import SignupRequest, utcnow
 from hub.names import normalize_username, truncate, validate_username
 
@@ -38,10 +39,10 @@ TRIES_PER_CLIENT = 20
 CLIENT_WINDOW = 3600.0
 MAX_PENDING = 100
 """Requests waiting for an admin at once; more are refused until admins decide."""
-TAKEN = "This name is taken. Please choose another one."
-WAITING = "Your request is waiting for an admin's approval."
-TURNED_DOWN = "Your request for an account was turned down."
-APPROVED_TEXT = "Your request was approved: you can log in now."
+TAKEN = N_("This name is taken. Please choose another one.")
+WAITING = N_("Your request is waiting for an admin's approval.")
+TURNED_DOWN = N_("Your request for an account was turned down.")
+APPROVED_TEXT = N_("Your request was approved: you can log in now.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +90,7 @@ class ClientLimit:
         if len(tries) >= TRIES_PER_CLIENT or len(self._recent(self._requests, client, now)) >= REQUESTS_PER_CLIENT:
             log.warning("sign-up from %s refused: too many from this address", truncate(client))
             raise LimitReached(
-                "Too many sign-up requests came from your network in the last hour. Please try again later.",
+                N_("Too many sign-up requests came from your network in the last hour. Please try again later."),
                 f"sign-up limit reached for {client}",
             )
         tries.append(now)
@@ -128,7 +129,7 @@ class SignupService:
             if (waiting or 0) >= MAX_PENDING:
                 log.warning("sign-up of %s refused: %d requests are waiting already", name, waiting)
                 raise LimitReached(
-                    "Many sign-up requests are waiting for an admin right now. Please try again later.",
+                    N_("Many sign-up requests are waiting for an admin right now. Please try again later."),
                     f"{waiting} sign-up requests pending",
                 )
             old = await self._request(session, name)
@@ -192,14 +193,16 @@ class SignupService:
         """Make the account with the password the person chose; returns its name."""
         method = self.method
         if method is None:
-            raise NotFound("Sign-up is not enabled on this hub.")
+            raise NotFound(N_("Sign-up is not enabled on this hub."))
         async with self.sessions() as session:
             request = await self._pending(session, request_id)
             name, password_hash = request.name, request.password_hash
         if self.accounts.get(name) is not None:
-            raise Conflict(f"An account named {name} exists already. Reject this request.")
+            raise Conflict(L_("An account named %(name)s exists already. Reject this request.", name=name))
         if name in reserved_names(self.settings):  # listed as an admin since the request came in
-            raise Conflict(f"The name {name} is reserved for an admin in the configuration. Reject this request.")
+            raise Conflict(
+                L_("The name %(name)s is reserved for an admin in the configuration. Reject this request.", name=name)
+            )
         await self.accounts.add_one(name, method=method.name)  # Conflict when someone made it meanwhile
         await self.accounts.set_password_hash(name, password_hash, method=method.name)
         await self._decide(request_id, APPROVED)
@@ -232,5 +235,5 @@ class SignupService:
     async def _pending(session: AsyncSession, request_id: int) -> SignupRequest:
         request = await session.get(SignupRequest, request_id)
         if request is None or request.status != PENDING:
-            raise NotFound("This sign-up request is not waiting any more (another admin decided it already).")
+            raise NotFound(N_("This sign-up request is not waiting any more (another admin decided it already)."))
         return request

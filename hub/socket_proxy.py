@@ -18,7 +18,17 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from hub.docker_policy import MAX_BODY, Decision, Refused, carries_label, decide, plain_volume, reads_body
+from hub.docker_policy import (
+    MAX_BODY,
+    Decision,
+    Refused,
+    carries_label,
+    decide,
+    helper_volumes,
+    is_helper,
+    plain_volume,
+    reads_body,
+)
 
 log = logging.getLogger(__name__)
 DOCKER = "http://docker"  # the host name is not used on a Unix socket
@@ -79,6 +89,15 @@ async def verify(session: aiohttp.ClientSession, path: str, decision: Decision) 
         return path, web.json_response({"message": message}, status=status)
     if not carries_label(attrs):
         raise Refused(f"{ident!r} is not a {kind[:-1]} this hub made, so it may not {decision.route}")
+    if decision.no_helper and is_helper(attrs):
+        raise Refused(f"{ident!r} is a backup helper, which is never started")
+    if decision.helper:
+        for position, volume in enumerate(helper_volumes(attrs)):
+            status, found = await inspect(session, "volumes", volume)
+            if status != 200 or not plain_volume(found):
+                raise Refused(f"the backup helper's volume {volume!r} is not a plain local volume")
+            if position == 0 and not carries_label(found):
+                raise Refused(f"the volume {volume!r} is not one this hub made, so its files are not copied")
     full_id = str(attrs.get("Id") or attrs.get("Name") or ident)
     prefix = path[: path.index(f"/{kind}/")]
     rest = path[len(prefix) + len(f"/{kind}/{ident}") :]

@@ -21,6 +21,7 @@ from sqlalchemy import delete, select
 from hub.accounts import AccountService, mark_changed
 from hub.db import Sessionmaker, get_user
 from hub.errors import NotFound
+from hub.i18n import L_
 from hub.models import ApiToken, User, utcnow
 
 
@@ -112,7 +113,7 @@ class TokenStore:
         async with self.sessions.begin() as session:
             user = await get_user(session, username)
             if user is None:
-                raise NotFound(f"There is no user {username}.")
+                raise NotFound(L_("There is no user %(name)s.", name=username))
             row = ApiToken(
                 user_id=user.id, hashed=hash_token(token), prefix=token[:4], note=note[:200], expires_at=expires_at
             )
@@ -143,7 +144,7 @@ class TokenStore:
         for token in await self.list(username):
             if token.id == token_id:
                 return token
-        raise NotFound(f"{username} has no token {token_id}.")
+        raise NotFound(L_("%(name)s has no token %(token)s.", name=username, token=token_id))
 
     async def revoke(self, username: str, token_id: int) -> None:
         await self.get(username, token_id)

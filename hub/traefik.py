@@ -29,6 +29,7 @@ from hub import names
 from hub.config import TraefikSection
 from hub.errors import ProxyError
 from hub.fast_lane import FastLane
+from hub.i18n import N_
 from hub.proxy import Proxy, Route
 from hub.share_relay import RELAY_PREFIX, SHARE_COOKIE, SHARE_TICKET_HEADER
 
@@ -494,8 +495,10 @@ class TraefikFileProxy(Proxy):
             polls += 1
             await asyncio.sleep(ROUTE_POLL_SECONDS)
         raise ProxyError(
-            "The proxy did not take the route to your server in time. Please try again; "
-            "if it keeps happening, tell your administrator.",
+            N_(
+                "The proxy did not take the route to your server in time. Please try again; "
+                "if it keeps happening, tell your administrator."
+            ),
             f"traefik router {router}@file status {status!r} after {self.settings.route_timeout:g}s "
             f"(api {self.settings.api_url})",
         )

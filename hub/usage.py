@@ -32,9 +32,10 @@ from hub.usage_report import cpu_words, memory_words
 
 log = logging.getLogger(__name__)
 FRESH_SECONDS = 5.0
-"""The owner's home page reads Docker again when the last reading of their server is older than this."""
+"""The owner's fresh line (GET /hub/home/usage) reads Docker again when the last reading is older than this."""
 PRUNE_SECONDS = 3600.0
 HOME_TIMEOUT = 2.0
+"""Seconds the fresh line waits for Docker at most; the home page itself never waits."""
 MAX_WAITING = 10_000
 """Most finished starts kept for the next write while the database is away (the oldest go first)."""
 MIN_INTERVAL = 0.5
@@ -331,9 +332,32 @@ class UsageSampler:
             self.read_stats.close()
 
 
+def measures(app: web.Application) -> bool:
+    """Whether the hub reads what servers use (sampling on, servers started with Docker)."""
+    sampler = app.get(USAGE)
+    return sampler is not None and sampler.settings.enabled and sampler.read_stats is not None
+
+
+def usage_words(load: ServerLoad) -> str:
+    """``CPU 12 % of 1 core · Memory 210 MB of 2 GB``."""
+    return f"{cpu_words(load.cpu_percent, load.cpu_limit)} · {memory_words(load.memory_bytes, load.memory_limit_bytes)}"
+
+
+def last_usage(app: web.Application, user: str, server: str = "", since: dt.datetime | None = None) -> str | None:
+    """The owner's line on the home page from the last reading the hub has, without asking Docker (the page
+    never waits for it; hub/static/usage.js asks for a fresh one after the page has loaded). None when there is
+    none yet, or it was taken before ``since`` (the server's start: a reading of an earlier run)."""
+    if not measures(app):
+        return None
+    load = app[USAGE].latest.get((user, server))
+    if load is None or (since is not None and load.taken < aware(since)):
+        return None
+    return usage_words(load)
+
+
 async def own_usage(app: web.Application, user: str, server: str = "") -> str | None:
-    """The owner's line on the home page, ``CPU 12 % of 1 core · Memory 210 MB of 2 GB``; None when there is
-    nothing to say (sampling off, server not running, Docker slow or away: the page never waits long for it)."""
+    """The owner's line read now (the last reading when it is fresh), for the home page's script; None when there
+    is nothing to say (sampling off, server not running, Docker slow or away: at most HOME_TIMEOUT seconds)."""
     sampler = app.get(USAGE)
     if sampler is None:
         return None
@@ -342,9 +366,7 @@ async def own_usage(app: web.Application, user: str, server: str = "") -> str | 
     except Exception as exc:
         log.debug("no usage for %s's home page: %s", user, exc)
         return None
-    if load is None:
-        return None
-    return f"{cpu_words(load.cpu_percent, load.cpu_limit)} · {memory_words(load.memory_bytes, load.memory_limit_bytes)}"
+    return usage_words(load) if load is not None else None
 
 
 # -- what the admin's page reads ---------------------------------------------------------------------

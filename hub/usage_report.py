@@ -7,6 +7,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from hub.i18n import N_
 from hub.models import SpawnRecord
 
 MAX_POINTS = 240
@@ -24,9 +25,9 @@ class Period:
 
 
 PERIODS = {
-    "hour": Period("hour", "Last hour", 3600, 300, "%H:%M"),
-    "day": Period("day", "Last day", 86400, 3600, "%H:%M"),
-    "week": Period("week", "Last week", 7 * 86400, 6 * 3600, "%a %H:%M"),
+    "hour": Period("hour", N_("Last hour"), 3600, 300, "%H:%M"),
+    "day": Period("day", N_("Last day"), 86400, 3600, "%H:%M"),
+    "week": Period("week", N_("Last week"), 7 * 86400, 6 * 3600, "%a %H:%M"),
 }
 DEFAULT_PERIOD = "day"
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import aliased
 from hub import resources
 from hub.db import Sessionmaker, get_user
 from hub.errors import NotFound
+from hub.i18n import L_
 from hub.models import Server, ServerState, User
 
 log = logging.getLogger(__name__)
@@ -164,5 +165,5 @@ class UserDirectory:
         async with self.sessions() as session:
             user = await get_user(session, name)
             if user is None:
-                raise NotFound(f"There is no user {name}.")
+                raise NotFound(L_("There is no user %(name)s.", name=name))
             return row_of(user, user.server, [row for row in user.servers if row.name])

@@ -5,6 +5,17 @@ started; Docker's archive API (what ``docker cp`` uses) reads the files out of i
 back. So the helper image needs no tar of its own, nothing runs in it, and the tar file lands
 wherever the hub's command runs (also inside the hub's container). The archives hold ``volume/...``,
 the same layout as the commands in ``volumes.txt`` make, with owners and modes kept.
+
+Behind the hub's socket proxy this works too: the proxy lets the archive calls reach only containers
+with the helper label that never ran and mount nothing but named volumes (hub/docker_policy.py).
+
+What a restore unpacks (:func:`archive_problem`): files, folders, symbolic links (users' files hold them,
+a Python virtual environment for one; they are links inside the volume, followed only inside the
+containers that mount it) and hard links to a file earlier in the archive. It refuses the whole archive,
+before anything is written, for a member outside ``volume/``, one written through a symbolic link
+named earlier in the archive, a hard link to anything else, and device files and FIFOs (no user's
+data, and a device file in a volume is a way to a host's disk). The message names the member and the
+``tar --delete`` line that takes it out.
 """
 
 from __future__ import annotations
@@ -22,11 +33,12 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
-MOUNT = "volume"
+from hub.docker_policy import HELPER_LABEL, HELPER_MOUNT, MANAGED_LABEL
+
+MOUNT = HELPER_MOUNT.lstrip("/")
 """The helper container sees the volume at /volume; archives hold volume/ and what is below it."""
 VOLUME_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
 """Docker's rule for volume names; also what makes ``<name>.tar`` a safe file name."""
-HELPER_LABEL = "hub.backup-helper"
 
 
 class VolumeError(Exception):
@@ -39,15 +51,55 @@ def check_volume_name(name: str) -> str:
     return name
 
 
+def _parts(name: str) -> tuple[str, ...] | None:
+    """A member's path as parts below volume/; None when it is absolute, climbs with .. or lies elsewhere."""
+    parts = PurePosixPath(name.removeprefix("./")).parts
+    if not parts or parts[0] != MOUNT or ".." in parts or name.startswith("/"):
+        return None
+    return parts
+
+
+def _member_problem(member: tarfile.TarInfo, links: set[tuple[str, ...]], files: set[tuple[str, ...]]) -> str | None:
+    """Why one member cannot be unpacked, given the symbolic links and files named before it."""
+    parts = _parts(member.name)
+    if parts is None:
+        return f"it holds {member.name[:100]!r}, which is not inside {MOUNT}/"
+    through = next((parts[:end] for end in range(1, len(parts)) if parts[:end] in links), None)
+    if through is not None:
+        return f"it writes {member.name[:100]!r} through the symbolic link {'/'.join(through)[:100]!r}"
+    if member.ischr() or member.isblk():
+        return f"it holds the device file {member.name[:100]!r}, which a volume never needs"
+    if member.isfifo():
+        return f"it holds the FIFO (named pipe) {member.name[:100]!r}, which holds no data"
+    if member.issym():
+        if len(parts) == 1:
+            return f"its top folder {MOUNT} is a symbolic link"
+        links.add(parts)
+        files.discard(parts)
+    elif member.islnk():
+        target = _parts(member.linkname)
+        if target is None:
+            return f"it holds {member.linkname[:100]!r}, which is not inside {MOUNT}/"
+        if target not in files:
+            return f"its hard link {member.name[:100]!r} points to {member.linkname[:100]!r}, not a file before it"
+    elif member.isfile():
+        files.add(parts)
+    elif not member.isdir():
+        return f"it holds {member.name[:100]!r}, which is neither a file, a folder nor a link"
+    return None
+
+
 def archive_problem(path: Path) -> str | None:
-    """Why a tar file cannot be a volume's archive (entries outside volume/, absolute or with ..); None if fine."""
+    """Why a tar file cannot be a volume's archive (see the module's docstring); None if it can."""
+    links: set[tuple[str, ...]] = set()
+    files: set[tuple[str, ...]] = set()
     try:
         with tarfile.open(path, "r:") as archive:
             for member in archive:
-                for name in (member.name, member.linkname if member.islnk() else ""):
-                    parts = PurePosixPath(name.removeprefix("./")).parts if name else (MOUNT,)
-                    if not parts or parts[0] != MOUNT or ".." in parts or name.startswith("/"):
-                        return f"it holds {name[:100]!r}, which is not inside {MOUNT}/"
+                problem = _member_problem(member, links, files)
+                if problem:
+                    fix = f"tar --delete -f {shlex.quote(str(path))} {shlex.quote(member.name)}"
+                    return f"{problem}. To put back everything else, take it out first: {fix}"
     except (tarfile.TarError, OSError) as exc:
         return f"it is not a readable tar file ({exc})"
     return None
@@ -107,7 +159,9 @@ class VolumeArchiver:
 
     def __init__(self, client: docker.DockerClient, image: str, prefix: str, labels: dict[str, str]) -> None:
         self.client, self.image, self.prefix = client, image, prefix
-        self.labels = {**labels, HELPER_LABEL: "true"}
+        # hub.managed lets the socket proxy pass the helper's calls; no hub.prefix, so that the hub's
+        # reconcile (which lists containers by prefix) never takes a helper for a server.
+        self.labels = {**labels, MANAGED_LABEL: "true", HELPER_LABEL: "true"}
 
     def check_image(self) -> None:
         try:
@@ -124,6 +178,12 @@ class VolumeArchiver:
             return dict(self.client.volumes.get(name).attrs.get("Labels") or {})
         except docker.errors.NotFound:
             return None
+
+    def hub_volumes(self) -> dict[str, dict[str, str]]:
+        """Every volume this hub labelled (``hub.managed=true``, its prefix), by name, with its labels."""
+        wanted = [f"{MANAGED_LABEL}=true", f"hub.prefix={self.prefix}"]
+        found = self.client.volumes.list(filters={"label": wanted})
+        return {volume.name: dict(volume.attrs.get("Labels") or {}) for volume in found}
 
     def _helper(self, name: str, read_only: bool) -> Container:
         return self.client.containers.create(
@@ -143,10 +203,7 @@ class VolumeArchiver:
         try:
             return work(helper)
         except docker.errors.APIError as exc:
-            raise VolumeError(
-                f"{what} volume {name}: Docker refused: {exc.explanation} (behind the hub's socket proxy, run this "
-                "where the Docker socket is reachable, or use the commands in volumes.txt)"
-            ) from exc
+            raise VolumeError(f"{what} volume {name}: Docker refused: {exc.explanation}") from exc
         finally:
             helper.remove(force=True)
 

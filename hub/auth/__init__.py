@@ -24,6 +24,7 @@ from hub.auth_config import MethodBase
 from hub.config import AuthSection, Settings
 from hub.db import Sessionmaker
 from hub.errors import BadUsername
+from hub.i18n import N_
 from hub.names import normalize_username, truncate, validate_username
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ class AuthUnavailable(Exception):
 
     def __init__(self, detail: str, user_message: str = "") -> None:
         super().__init__(detail)
-        self.user_message = user_message or "Logging in is not possible right now. Please try again in a minute."
+        self.user_message = user_message or N_("Logging in is not possible right now. Please try again in a minute.")
 
 
 class LoginRefused(Exception):
@@ -163,9 +164,9 @@ class AccessPolicy:
         if restricted and not admin and name not in allowed and not groups & set(method.allowed_groups):
             log.warning("login refused for %s (%s): not in the allowed users or groups", truncate(name), method.name)
             message = (
-                "Your account is not in a group that may use this hub. Ask the hub's administrator for access."
+                N_("Your account is not in a group that may use this hub. Ask the hub's administrator for access.")
                 if method.allowed_groups
-                else "Your account may not use this hub. Ask the hub's administrator for access."
+                else N_("Your account may not use this hub. Ask the hub's administrator for access.")
             )
             raise LoginRefused(message)
         return replace(identity, username=name, admin=admin)

@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from hub.auth import Authenticator, Identity, LoginRefused
 from hub.auth.oauth2 import OAuth2Authenticator, token_state
+from hub.i18n import N_
 from hub.names import truncate
 from hub.oauth_config import GitHubMethod
 
@@ -105,7 +106,7 @@ class GitHubAuthenticator(OAuth2Authenticator):
         if status != 200 or not isinstance(user, dict) or not user.get("login") or user.get("id") is None:
             log.warning("%s: GET /user answered %s", self.method.name, status)
             raise LoginRefused(
-                "GitHub did not tell the hub who you are. Please start the login again.",
+                N_("GitHub did not tell the hub who you are. Please start the login again."),
                 f"{self.method.name}: GET /user answered {status}",
                 status=502,
             )

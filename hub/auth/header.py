@@ -14,6 +14,7 @@ from aiohttp import web
 
 from hub.auth import Authenticator, HeaderAuthenticator, Identity, LoginRefused
 from hub.auth_config import HeaderMethod
+from hub.i18n import N_
 from hub.login_guard import TrustedProxies
 from hub.names import truncate
 
@@ -40,7 +41,7 @@ class TrustedHeaderAuthenticator(HeaderAuthenticator):
                 "%s: header login refused from %s: not one of trusted_addresses", self.method.name, client_address
             )
             raise LoginRefused(
-                "This way of logging in only works through your institution's login page.",
+                N_("This way of logging in only works through your institution's login page."),
                 f"header login from untrusted address {client_address}",
             )
         name = request.headers.get(self.config.header_name, "").strip()

@@ -27,13 +27,16 @@ from hub.auth import Authenticator, AuthUnavailable, Identity, PasswordAuthentic
 from hub.auth.pool import AuthPool
 from hub.config import Settings
 from hub.db import Sessionmaker
+from hub.i18n import N_
 from hub.ldap_config import LDAPMethod
 from hub.names import truncate
 
 log = logging.getLogger(__name__)
 
-UNREACHABLE = "The directory cannot be reached right now, so logging in is not possible. Please try again in a minute."
-MISBEHAVING = "The directory did not answer as expected. Please try again later, or tell the hub's administrator."
+UNREACHABLE = N_(
+    "The directory cannot be reached right now, so logging in is not possible. Please try again in a minute."
+)
+MISBEHAVING = N_("The directory did not answer as expected. Please try again later, or tell the hub's administrator.")
 BUSY_RESULTS = frozenset({51, 52, 80})
 """busy, unavailable, other: the directory cannot answer (49, invalid credentials, is a plain refusal)."""
 _ESCAPED = re.compile(r"\\([0-9A-Fa-f]{2}|.)", re.DOTALL)

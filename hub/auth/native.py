@@ -9,6 +9,7 @@ from hub.accounts import AccountService
 from hub.auth import Authenticator, Identity, PasswordAuthenticator
 from hub.auth.pool import auth_pool
 from hub.db import get_user
+from hub.i18n import L_, N_
 
 _hasher = PasswordHasher()
 # Verified against when the user does not exist, so both cases take the same time.
@@ -18,9 +19,9 @@ _DUMMY_HASH = _hasher.hash("not a real password")
 def password_problem(password: str, min_length: int) -> str | None:
     """Why this password cannot be used (one sentence for the person), None when it can."""
     if len(password) < min_length:
-        return f"The password must have at least {min_length} characters."
+        return L_("The password must have at least %(count)d characters.", count=min_length)
     if len(password) > 1024:
-        return "The password is too long (at most 1024 characters)."
+        return N_("The password is too long (at most 1024 characters).")
     return None
 
 

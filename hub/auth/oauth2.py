@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import aiohttp
 
 from hub.auth import AuthUnavailable, LoginRefused, RedirectAuthenticator
+from hub.i18n import L_, N_
 from hub.names import truncate
 from hub.oauth_config import OAuthMethodBase
 
@@ -50,12 +51,19 @@ def provider_error(error: str, description: str, title: str) -> LoginRefused:
     """The refusal to show for an ``error`` the provider sent back to the callback."""
     if error == "access_denied":
         return LoginRefused(
-            f"You did not allow {title} to tell the hub who you are, so you are not logged in. "
-            "Start the login again if you want to use the hub.",
+            L_(
+                "You did not allow %(title)s to tell the hub who you are, so you are not logged in. "
+                "Start the login again if you want to use the hub.",
+                title=title,
+            ),
             f"provider answered access_denied: {truncate(description)}",
         )
     return LoginRefused(
-        f"{title} did not log you in ({truncate(error)}). Please start the login again.",
+        L_(
+            "%(title)s did not log you in (%(error)s). Please start the login again.",
+            title=title,
+            error=truncate(error),
+        ),
         f"provider answered {truncate(error)}: {truncate(description)}",
         status=400,
     )
@@ -85,7 +93,10 @@ class OAuth2Authenticator(RedirectAuthenticator):
     def unreachable(self, detail: str) -> AuthUnavailable:
         return AuthUnavailable(
             f"{self.method.name}: {detail}",
-            f"The login service {self.method.title} cannot be reached right now. Please try again in a few minutes.",
+            L_(
+                "The login service %(title)s cannot be reached right now. Please try again in a few minutes.",
+                title=self.method.title,
+            ),
         )
 
     async def fetch_json(self, method: str, url: str, **kwargs: Any) -> tuple[int, Any]:
@@ -146,7 +157,10 @@ class OAuth2Authenticator(RedirectAuthenticator):
         code = params.get("code", "")
         if not code:
             raise LoginRefused(
-                f"{self.method.title} sent the browser back without a login. Please start the login again.",
+                L_(
+                    "%(title)s sent the browser back without a login. Please start the login again.",
+                    title=self.method.title,
+                ),
                 "callback without code",
                 status=400,
             )
@@ -177,7 +191,7 @@ class OAuth2Authenticator(RedirectAuthenticator):
             description = truncate(str(body.get("error_description", "")))
             if error in ("invalid_grant", "bad_verification_code"):
                 raise LoginRefused(
-                    "This login link was already used or has expired. Please start the login again.",
+                    N_("This login link was already used or has expired. Please start the login again."),
                     f"{self.method.name}: token endpoint refused the code: {error} {description}",
                     status=400,
                 )
@@ -185,11 +199,13 @@ class OAuth2Authenticator(RedirectAuthenticator):
                 log.error("%s: the provider refuses the hub's client_id/client_secret: %s", self.method.name, error)
                 raise AuthUnavailable(
                     f"{self.method.name}: client refused: {error} {description}",
-                    f"The hub's registration with {self.method.title} does not work. "
-                    "Please tell the hub's administrator.",
+                    L_(
+                        "The hub's registration with %(title)s does not work. Please tell the hub's administrator.",
+                        title=self.method.title,
+                    ),
                 )
             raise LoginRefused(
-                f"{self.method.title} did not complete the login. Please start the login again.",
+                L_("%(title)s did not complete the login. Please start the login again.", title=self.method.title),
                 f"{self.method.name}: token endpoint answered {status}: {truncate(error)} {description}",
                 status=400,
             )

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from hub.auth import Authenticator, Identity, LoginRefused
 from hub.auth.id_token import KeySet, TokenProblem, verify_id_token
 from hub.auth.oauth2 import OAuth2Authenticator, token_state
+from hub.i18n import L_, N_
 from hub.names import truncate
 from hub.oauth_config import EntraMethod, GoogleMethod, OIDCMethod
 
@@ -168,8 +169,12 @@ class OIDCAuthenticator(OAuth2Authenticator):
         if not isinstance(username, str) or not username.strip():
             log.warning("%s: the provider sent no %r claim", self.method.name, self.oidc.username_claim)
             raise LoginRefused(
-                f"{self.method.title} did not tell the hub your user name (the claim {self.oidc.username_claim!r} "
-                "is missing). Please tell the hub's administrator.",
+                L_(
+                    "%(title)s did not tell the hub your user name (the claim %(claim)r is missing). "
+                    "Please tell the hub's administrator.",
+                    title=self.method.title,
+                    claim=self.oidc.username_claim,
+                ),
                 f"{self.method.name}: no {self.oidc.username_claim} claim",
             )
         groups = groups_of(claim(claims, self.oidc.claim_groups_key))
@@ -186,21 +191,25 @@ class OIDCAuthenticator(OAuth2Authenticator):
         if names_email(self.oidc.username_claim) and str(claims.get("email_verified", "")).lower() == "false":
             log.warning("%s: refused unverified email %r", self.method.name, truncate(str(claim(claims, "email"))))
             raise LoginRefused(
-                f"Your {self.method.title} account's email address is not verified yet. Verify it there, "
-                "then log in again."
+                L_(
+                    "Your %(title)s account's email address is not verified yet. Verify it there, then log in again.",
+                    title=self.method.title,
+                )
             )
 
     def refusal(self, detail: str, expired: bool = False) -> LoginRefused:
         log.warning("%s: login refused: %s", self.method.name, detail)
         if expired:
-            message = (
-                f"The answer from {self.method.title} has expired, so you were not logged in. "
-                "Please start the login again (if it keeps happening, the clocks may disagree)."
+            message = L_(
+                "The answer from %(title)s has expired, so you were not logged in. "
+                "Please start the login again (if it keeps happening, the clocks may disagree).",
+                title=self.method.title,
             )
         else:
-            message = (
-                f"The answer from {self.method.title} could not be verified, so you were not logged in. "
-                "Please start the login again; if it keeps happening, tell the hub's administrator."
+            message = L_(
+                "The answer from %(title)s could not be verified, so you were not logged in. "
+                "Please start the login again; if it keeps happening, tell the hub's administrator.",
+                title=self.method.title,
             )
         return LoginRefused(message, f"{self.method.name}: {detail}")
 
@@ -219,14 +228,17 @@ class GoogleAuthenticator(OIDCAuthenticator):
         assert isinstance(self.method, GoogleMethod)
         if names_email(self.oidc.username_claim) and str(claims.get("email_verified", "")).lower() == "false":
             raise LoginRefused(
-                "Your Google account's email address is not verified yet. Verify it with Google, then log in again."
+                N_("Your Google account's email address is not verified yet. Verify it with Google, then log in again.")
             )
         domains = {domain.lower() for domain in self.method.hosted_domain}
         if domains and str(claims.get("hd", "")).lower() not in domains:
             log.warning("%s: refused hosted domain %r", self.method.name, truncate(str(claims.get("hd", ""))))
             raise LoginRefused(
-                f"Only accounts of {', '.join(sorted(domains))} may use this hub. "
-                "Please log in with your organisation's Google account."
+                L_(
+                    "Only accounts of %(domains)s may use this hub. Please log in with your organisation's Google "
+                    "account.",
+                    domains=", ".join(sorted(domains)),
+                )
             )
 
 

@@ -15,7 +15,9 @@ from hub.handlers import (
     admin_usage,
     api_announcements,
     api_groups,
+    api_hub,
     api_images,
+    api_servers,
     api_shares,
     api_tokens,
     api_users,
@@ -23,6 +25,7 @@ from hub.handlers import (
     fast_lane,
     first_admin,
     forward_auth,
+    home_usage,
     language,
     login,
     operations,
@@ -39,6 +42,7 @@ def setup_routes(app: web.Application) -> None:
     for module in (
         login,
         pages,
+        home_usage,  # the home page's fresh CPU and memory line, for hub/static/usage.js
         progress,
         forward_auth,
         fast_lane,  # routes for Traefik's HTTP provider
@@ -48,6 +52,8 @@ def setup_routes(app: web.Application) -> None:
         api_tokens,
         api_groups,
         api_images,
+        api_servers,  # one server's model, PUT/PATCH of named servers, reported activity
+        api_hub,  # /info and /services
         admin,
         admin_groups,
         admin_roster,  # importing a class list, exporting users, actions on many users

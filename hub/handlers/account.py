@@ -17,7 +17,7 @@ from aiohttp_session import get_session, new_session
 from hub.auth.native import hash_password, password_problem, verify_password
 from hub.db import get_user
 from hub.handlers.login import require_user, wait_text
-from hub.i18n import N_, gettext_for
+from hub.i18n import L_, N_, gettext_for
 from hub.keys import ACCOUNTS, LOGIN_THROTTLE, SESSIONS, SETTINGS
 from hub.login_guard import LockedOut
 from hub.security import safe_next_url, start_session
@@ -90,7 +90,9 @@ async def change_password(request: web.Request) -> web.StreamResponse:
         attempt = request.app[LOGIN_THROTTLE].claim(f"user:{user.name}")
     except LockedOut as exc:
         log.warning("password change of %s refused: too many wrong current passwords", user.name)
-        return again(f"Too many wrong passwords. Please wait {wait_text(exc.seconds)} and try again.", 429)
+        return again(
+            L_("Too many wrong passwords. Please wait %(wait)s and try again.", wait=wait_text(exc.seconds)), 429
+        )
     try:
         async with request.app[SESSIONS]() as db:
             row = await get_user(db, user.name)

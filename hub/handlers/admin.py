@@ -14,6 +14,7 @@ from hub.auth.native import hash_password
 from hub.errors import BadRequest, Forbidden
 from hub.handlers.account import has_own_password
 from hub.handlers.login import require_user
+from hub.i18n import L_, LN_, N_, gettext_for
 from hub.image_choice import chosen_image
 from hub.keys import ACCOUNTS, ACTIVITY, IMAGE_PREP, SERVERS, SETTINGS, SIGNUPS, USERS
 from hub.names import normalize_username, validate_server_name
@@ -32,12 +33,13 @@ LOG_LINES = 200
 async def require_admin_user(request: web.Request) -> SessionUser:
     user = await require_user(request)
     if not user.admin:
-        raise Forbidden("Only admins may use the admin panel.", f"{user.name} tried {request.path}")
+        raise Forbidden(N_("Only admins may use the admin panel."), f"{user.name} tried {request.path}")
     return user
 
 
 async def flash(request: web.Request, message: str, error: bool = False) -> None:
-    (await get_session(request))["flash"] = {"message": message, "error": error}
+    """A message for the next admin page, in this admin's language (``message`` is marked with N_, L_ or LN_)."""
+    (await get_session(request))["flash"] = {"message": gettext_for(request)(message), "error": error}
 
 
 def back_to_panel(request: web.Request) -> web.HTTPSeeOther:
@@ -118,9 +120,12 @@ async def set_admin(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     grant = (await request.post()).get("admin") == "1"
     if name == me.name and not grant:
-        raise BadRequest("You cannot take away your own admin rights.")
+        raise BadRequest(N_("You cannot take away your own admin rights."))
     await request.app[ACCOUNTS].set_admin(name, grant)
-    await flash(request, f"{name} is {'now an admin' if grant else 'no longer an admin'}.")
+    await flash(
+        request,
+        L_("%(name)s is now an admin.", name=name) if grant else L_("%(name)s is no longer an admin.", name=name),
+    )
     raise back_to_panel(request)
 
 
@@ -131,7 +136,7 @@ async def start_for_user(request: web.Request) -> web.StreamResponse:
     image = chosen_image(request.app[SETTINGS], (await request.post()).get("image"))
     await request.app[USERS].row(name)
     await request.app[SERVERS].start(name, image, admin=True)  # the image's default resources
-    await flash(request, f"Starting {image.title} for {name}.")
+    await flash(request, L_("Starting %(image)s for %(name)s.", image=image.title, name=name))
     raise back_to_panel(request)
 
 
@@ -141,7 +146,7 @@ async def stop_for_user(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     await request.app[USERS].row(name)
     await request.app[SERVERS].stop(name)
-    await flash(request, f"The server of {name} is stopped.")
+    await flash(request, L_("The server of %(name)s is stopped.", name=name))
     raise back_to_panel(request)
 
 
@@ -151,7 +156,7 @@ async def stop_named_for_user(request: web.Request) -> web.StreamResponse:
     name, server = request.match_info["name"], validate_server_name(request.match_info["server"])
     await request.app[USERS].row(name)
     await request.app[SERVERS].stop(name, server=server)
-    await flash(request, f"The server {server} of {name} is stopped.")
+    await flash(request, L_("The server %(server)s of %(name)s is stopped.", server=server, name=name))
     raise back_to_panel(request)
 
 
@@ -164,10 +169,14 @@ async def stop_all_confirm(request: web.Request) -> web.StreamResponse:
     )
     context = {
         "action": url(request, "admin_stop_all"),
-        "title": "Stop all servers?",
-        "question": f"This stops {count} running server(s). Users' files are kept.",
+        "title": N_("Stop all servers?"),
+        "question": LN_(
+            "This stops %(num)d running server. Users' files are kept.",
+            "This stops %(num)d running servers. Users' files are kept.",
+            count,
+        ),
         "volume_choice": False,
-        "button": "Stop all servers",
+        "button": N_("Stop all servers"),
     }
     return aiohttp_jinja2.render_template("admin_confirm.html", request, context)
 
@@ -176,7 +185,7 @@ async def stop_all_confirm(request: web.Request) -> web.StreamResponse:
 async def stop_all(request: web.Request) -> web.StreamResponse:
     await require_admin_user(request)
     if (await request.post()).get("confirm") != "yes":
-        raise BadRequest("Confirm that you want to stop all servers.")
+        raise BadRequest(N_("Confirm that you want to stop all servers."))
     active = await request.app[USERS].page(state="active", limit=10**6)
     stopped = 0
     for row in active.rows:
@@ -184,7 +193,7 @@ async def stop_all(request: web.Request) -> web.StreamResponse:
             if server.state in ACTIVE_STATES or request.app[SERVERS].is_spawning(row.name, server.name):
                 await request.app[SERVERS].stop(row.name, server=server.name)
                 stopped += 1
-    await flash(request, f"Stopped {stopped} server(s).")
+    await flash(request, LN_("Stopped %(num)d server.", "Stopped %(num)d servers.", stopped))
     raise web.HTTPSeeOther(url(request, "admin"))
 
 
@@ -195,10 +204,10 @@ async def delete_confirm(request: web.Request) -> web.StreamResponse:
     await request.app[USERS].row(name)
     context = {
         "action": url(request, "admin_delete", name=name),
-        "title": f"Delete {name}?",
-        "question": f"This stops the server of {name} and deletes the account.",
+        "title": L_("Delete %(name)s?", name=name),
+        "question": L_("This stops the server of %(name)s and deletes the account.", name=name),
         "volume_choice": True,
-        "button": f"Delete {name}",
+        "button": L_("Delete %(name)s", name=name),
         "name": name,
     }
     return aiohttp_jinja2.render_template("admin_confirm.html", request, context)
@@ -210,13 +219,17 @@ async def delete_user(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     form = await request.post()
     if form.get("confirm") != "yes":
-        raise BadRequest("Confirm the deletion on the confirmation page.")
+        raise BadRequest(N_("Confirm the deletion on the confirmation page."))
     if name == me.name:
-        raise BadRequest("You cannot delete yourself.")
+        raise BadRequest(N_("You cannot delete yourself."))
     await request.app[USERS].row(name)
     remove_files = form.get("remove_volume") == "yes"
     await request.app[SERVERS].delete_user(name, request.app[ACCOUNTS].delete, remove_files=remove_files)
-    message = f"Deleted {name} and their files." if remove_files else f"Deleted {name}; their files are kept."
+    message = (
+        L_("Deleted %(name)s and their files.", name=name)
+        if remove_files
+        else L_("Deleted %(name)s; their files are kept.", name=name)
+    )
     await flash(request, message)
     raise web.HTTPSeeOther(url(request, "admin"))
 

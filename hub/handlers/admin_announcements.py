@@ -9,6 +9,7 @@ from aiohttp_session import get_session
 from hub.announcements import ANNOUNCEMENTS, MAX_LENGTH, parse_end_time
 from hub.errors import NotFound
 from hub.handlers.admin import flash, require_admin_user
+from hub.i18n import N_
 from hub.models import utcnow
 from hub.parsing import whole_number
 from hub.security import read_form
@@ -46,7 +47,7 @@ async def add_announcement(request: web.Request) -> web.StreamResponse:
     form = await read_form(request)
     ends_at = parse_end_time(form.get("ends_at"), offset_of(form.get("utc_offset")))
     await request.app[ANNOUNCEMENTS].add(form.get("text"), ends_at, admin.name)
-    await flash(request, "The announcement is on every page now.")
+    await flash(request, N_("The announcement is on every page now."))
     raise web.HTTPSeeOther(url(request, "admin_announcements"))
 
 
@@ -55,7 +56,7 @@ async def remove_announcement(request: web.Request) -> web.StreamResponse:
     await require_admin_user(request)
     ident = whole_number(request.match_info["id"])
     if ident is None:
-        raise NotFound("There is no such announcement.")
+        raise NotFound(N_("There is no such announcement."))
     await request.app[ANNOUNCEMENTS].remove(ident)
-    await flash(request, "Removed the announcement.")
+    await flash(request, N_("Removed the announcement."))
     raise web.HTTPSeeOther(url(request, "admin_announcements"))

@@ -10,6 +10,7 @@ from aiohttp_session import get_session
 
 from hub.errors import BadRequest
 from hub.handlers.admin import flash, require_admin_user
+from hub.i18n import L_, LN_, N_
 from hub.keys import GROUPS
 from hub.urls import url
 
@@ -39,7 +40,7 @@ async def create_group(request: web.Request) -> web.StreamResponse:
     await require_admin_user(request)
     name = str((await request.post()).get("name", "")).strip()
     await request.app[GROUPS].create([name])
-    await flash(request, f"Created the group {name}.")
+    await flash(request, L_("Created the group %(name)s.", name=name))
     raise to_group(request, name)
 
 
@@ -57,9 +58,9 @@ async def add_members(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     users = names_in((await request.post()).get("usernames"))
     if not users:
-        raise BadRequest("Give at least one user name to add.")
+        raise BadRequest(N_("Give at least one user name to add."))
     await request.app[GROUPS].add_users(name, users)
-    await flash(request, f"Added {', '.join(users)} to {name}.")
+    await flash(request, L_("Added %(users)s to %(name)s.", users=", ".join(users), name=name))
     raise to_group(request, name)
 
 
@@ -69,9 +70,9 @@ async def remove_member(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     user = str((await request.post()).get("user", ""))
     if not user:
-        raise BadRequest("Say which member to remove.")
+        raise BadRequest(N_("Say which member to remove."))
     await request.app[GROUPS].remove_users(name, [user])
-    await flash(request, f"Removed {user} from {name}.")
+    await flash(request, L_("Removed %(user)s from %(name)s.", user=user, name=name))
     raise to_group(request, name)
 
 
@@ -81,11 +82,16 @@ async def delete_confirm(request: web.Request) -> web.StreamResponse:
     group = await request.app[GROUPS].get(request.match_info["name"])
     context = {
         "action": url(request, "admin_group_delete", name=group.name),
-        "title": f"Delete the group {group.name}?",
-        "question": f"The group has {len(group.users)} member(s). Their accounts are kept; "
-        "images kept for this group are no longer open to them.",
+        "title": L_("Delete the group %(name)s?", name=group.name),
+        "question": LN_(
+            "The group has %(num)d member. Their accounts are kept; images kept for this group are no longer open "
+            "to them.",
+            "The group has %(num)d members. Their accounts are kept; images kept for this group are no longer open "
+            "to them.",
+            len(group.users),
+        ),
         "volume_choice": False,
-        "button": f"Delete {group.name}",
+        "button": L_("Delete %(name)s", name=group.name),
         "cancel": url(request, "admin_group", name=group.name),
     }
     return aiohttp_jinja2.render_template("admin_confirm.html", request, context)
@@ -96,7 +102,7 @@ async def delete_group(request: web.Request) -> web.StreamResponse:
     await require_admin_user(request)
     name = request.match_info["name"]
     if (await request.post()).get("confirm") != "yes":
-        raise BadRequest("Confirm the deletion on the confirmation page.")
+        raise BadRequest(N_("Confirm the deletion on the confirmation page."))
     await request.app[GROUPS].delete(name)
-    await flash(request, f"Deleted the group {name}.")
+    await flash(request, L_("Deleted the group %(name)s.", name=name))
     raise web.HTTPSeeOther(url(request, "admin_groups"))

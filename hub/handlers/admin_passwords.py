@@ -14,6 +14,7 @@ from hub.auth.native import hash_password, password_problem
 from hub.errors import BadRequest
 from hub.handlers.account import has_own_password
 from hub.handlers.admin import require_admin_user
+from hub.i18n import L_, N_
 from hub.keys import ACCOUNTS, SETTINGS, USERS
 from hub.urls import url
 
@@ -35,9 +36,9 @@ async def resettable(request: web.Request) -> str:
     name = request.match_info["name"]
     await request.app[USERS].row(name)  # NotFound for an unknown user
     if name == me.name:
-        raise BadRequest("Change your own password on the “Change password” page instead.")
+        raise BadRequest(N_("Change your own password on the “Change password” page instead."))
     if not has_own_password(request, name):
-        raise BadRequest(f"The password of {name} is managed by their login provider, not by this hub.")
+        raise BadRequest(L_("The password of %(name)s is managed by their login provider, not by this hub.", name=name))
     return name
 
 
@@ -46,13 +47,14 @@ async def reset_confirm(request: web.Request) -> web.StreamResponse:
     name = await resettable(request)
     context = {
         "action": url(request, "admin_reset_password", name=name),
-        "title": f"Reset the password of {name}?",
-        "question": (
-            f"The hub makes a new temporary password for {name} and shows it to you once. Their current password "
-            "stops working, they are logged out everywhere, and they must choose a new password when they next log in."
+        "title": L_("Reset the password of %(name)s?", name=name),
+        "question": L_(
+            "The hub makes a new temporary password for %(name)s and shows it to you once. Their current password "
+            "stops working, they are logged out everywhere, and they must choose a new password when they next log in.",
+            name=name,
         ),
         "volume_choice": False,
-        "button": "Reset password",
+        "button": N_("Reset password"),
     }
     return aiohttp_jinja2.render_template("admin_confirm.html", request, context)
 
@@ -61,7 +63,7 @@ async def reset_confirm(request: web.Request) -> web.StreamResponse:
 async def reset_password(request: web.Request) -> web.StreamResponse:
     name = await resettable(request)
     if (await request.post()).get("confirm") != "yes":
-        raise BadRequest("Confirm the reset on the confirmation page.")
+        raise BadRequest(N_("Confirm the reset on the confirmation page."))
     password = temporary_password(request.app[SETTINGS].auth.min_password_length)
     await request.app[ACCOUNTS].set_password_hash(name, await hash_password(password), must_change=True)
     log.info("the password of %s was reset by an admin", name)  # never the password itself

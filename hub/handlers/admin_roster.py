@@ -19,6 +19,7 @@ from multidict import MultiDictProxy
 from hub.bulk import ACTIONS, BulkOutcome, affected, delete_servers, select_users, start_all, stop_servers
 from hub.errors import BadRequest
 from hub.handlers.admin import flash, require_admin_user
+from hub.i18n import L_, N_
 from hub.image_choice import chosen_image
 from hub.keys import ACCOUNTS, GROUPS, SERVERS, SESSIONS, SETTINGS, USERS
 from hub.roster import RosterProblems, decode, explain, export_csv, parse_roster, passwords_csv
@@ -38,7 +39,7 @@ def chosen_method(request: web.Request, value: object) -> tuple[str, bool]:
     auth = request.app[SETTINGS].auth
     method = auth.method(value) if isinstance(value, str) and value else auth.primary
     if method is None:
-        raise BadRequest(f"This hub has no login method {str(value)[:32]!r}.")
+        raise BadRequest(L_("This hub has no login method %(method)r.", method=str(value)[:32]))
     return method.name, method.type == "native"
 
 
@@ -137,7 +138,7 @@ async def bulk_action(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     action = str(form.get("action", ""))
     if action not in ACTIONS:
-        raise BadRequest("Choose an action: start, stop, delete servers or export.")
+        raise BadRequest(N_("Choose an action: start, stop, delete servers or export."))
     chosen = [str(name) for name in form.getall("users", [])]
     names = await select_users(request.app[ACCOUNTS], request.app[GROUPS], chosen, str(form.get("group", "")))
     if action == "export":
@@ -145,14 +146,19 @@ async def bulk_action(request: web.Request) -> web.StreamResponse:
     if action == "start":
         image = chosen_image(request.app[SETTINGS], form.get("image"))
         outcome = await start_all(request.app[SERVERS], request.app[USERS], names, image)
-        await flash(request, outcome.message(f"Starting {image.title} for"), error=bool(outcome.failed))
+        message = outcome.message(
+            N_("Starting %(image)s for %(names)s."),
+            N_("Nothing to do for %(names)s (running already)."),
+            image=image.title,
+        )
+        await flash(request, message, error=bool(outcome.failed))
         raise web.HTTPSeeOther(url(request, "admin"))
     rows = [await request.app[USERS].row(name) for name in names]
     context = {
         "action": action,
         "names": names,
         "affected": affected(rows, action, request.app[SERVERS].is_spawning),
-        "title": "Stop these servers?" if action == "stop" else "Delete these servers?",
+        "title": N_("Stop these servers?") if action == "stop" else N_("Delete these servers?"),
     }
     return aiohttp_jinja2.render_template("admin_bulk_confirm.html", request, context)
 
@@ -163,13 +169,13 @@ async def bulk_apply(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     action = str(form.get("action", ""))
     if form.get("confirm") != "yes" or action not in ("stop", "delete"):
-        raise BadRequest("Confirm the action on the confirmation page.")
+        raise BadRequest(N_("Confirm the action on the confirmation page."))
     names = await select_users(request.app[ACCOUNTS], request.app[GROUPS], [str(n) for n in form.getall("users", [])])
     outcome: BulkOutcome
     if action == "stop":
         outcome = await stop_servers(request.app[SERVERS], request.app[USERS], names)
-        await flash(request, outcome.message("Stopped the servers of"), error=bool(outcome.failed))
+        await flash(request, outcome.message(N_("Stopped the servers of %(names)s.")), error=bool(outcome.failed))
     else:
         outcome = await delete_servers(request.app[SERVERS], request.app[USERS], names)
-        await flash(request, outcome.message("Deleted the servers of"), error=bool(outcome.failed))
+        await flash(request, outcome.message(N_("Deleted the servers of %(names)s.")), error=bool(outcome.failed))
     raise web.HTTPSeeOther(url(request, "admin"))

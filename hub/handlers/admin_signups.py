@@ -8,6 +8,7 @@ from aiohttp_session import get_session
 
 from hub.errors import NotFound
 from hub.handlers.admin import flash, require_admin_user
+from hub.i18n import L_, N_
 from hub.keys import SETTINGS, SIGNUPS
 from hub.parsing import whole_number
 from hub.signups import signup_method
@@ -19,7 +20,7 @@ routes = web.RouteTableDef()
 def request_id(request: web.Request) -> int:
     number = whole_number(request.match_info["id"])
     if number is None:
-        raise NotFound("There is no such sign-up request.")
+        raise NotFound(N_("There is no such sign-up request."))
     return number
 
 
@@ -38,7 +39,7 @@ async def signups_page(request: web.Request) -> web.StreamResponse:
 async def approve(request: web.Request) -> web.StreamResponse:
     await require_admin_user(request)
     name = await request.app[SIGNUPS].approve(request_id(request))
-    await flash(request, f"Approved: {name} can log in now.")
+    await flash(request, L_("Approved: %(name)s can log in now.", name=name))
     raise web.HTTPSeeOther(url(request, "admin_signups"))
 
 
@@ -46,5 +47,5 @@ async def approve(request: web.Request) -> web.StreamResponse:
 async def reject(request: web.Request) -> web.StreamResponse:
     await require_admin_user(request)
     name = await request.app[SIGNUPS].reject(request_id(request))
-    await flash(request, f"Rejected the request of {name}.")
+    await flash(request, L_("Rejected the request of %(name)s.", name=name))
     raise web.HTTPSeeOther(url(request, "admin_signups"))

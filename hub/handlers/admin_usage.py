@@ -9,6 +9,7 @@ from aiohttp import web
 
 from hub import svg_charts
 from hub.handlers.admin import require_admin_user
+from hub.i18n import L_, LN_, N_, Text, gettext_for
 from hub.keys import SESSIONS, SETTINGS
 from hub.models import ServerUsageSample, utcnow
 from hub.usage import finished_spawns, latest_loads, running_counts
@@ -27,6 +28,8 @@ from hub.usage_report import (
 
 routes = web.RouteTableDef()
 HEAVIEST = 10
+IN_A_SENTENCE = {"hour": N_("last hour"), "day": N_("last day"), "week": N_("last week")}
+"""Each period as the charts' titles name it."""
 
 
 def server_label(row: ServerUsageSample) -> str:
@@ -45,15 +48,16 @@ class Heavy:
 
 
 def heavy(row: ServerUsageSample) -> Heavy:
-    cpu_limit = f" (limit {cpus(row.cpu_limit)})" if row.cpu_limit else ""
-    memory_limit = f" of {size(row.memory_limit_bytes)}" if row.memory_limit_bytes else ""
-    return Heavy(
-        server_label(row),
-        row.cpu_percent or 0.0,
-        f"{percent(row.cpu_percent)} of one core{cpu_limit}" if row.cpu_percent is not None else "not measured yet",
-        row.memory_bytes,
-        size(row.memory_bytes) + memory_limit,
-    )
+    if row.cpu_percent is None:
+        cpu: str = N_("not measured yet")
+    elif row.cpu_limit:
+        cpu = L_("%(percent)s of one core (limit %(cpus)s)", percent=percent(row.cpu_percent), cpus=cpus(row.cpu_limit))
+    else:
+        cpu = L_("%(percent)s of one core", percent=percent(row.cpu_percent))
+    memory = size(row.memory_bytes)
+    if row.memory_limit_bytes:
+        memory = L_("%(used)s of %(limit)s", used=memory, limit=size(row.memory_limit_bytes))
+    return Heavy(server_label(row), row.cpu_percent or 0.0, cpu, row.memory_bytes, memory)
 
 
 def heaviest(loads: list[ServerUsageSample]) -> dict[str, list[Heavy]]:
@@ -73,8 +77,10 @@ def per_bucket(buckets: list[SpawnBucket], first: float, width: int, which: str)
 @routes.get("/hub/admin/usage", name="admin_usage")
 async def usage_page(request: web.Request) -> web.StreamResponse:
     await require_admin_user(request)
+    translate = gettext_for(request)  # the charts' words in the admin's language
     sessions, settings = request.app[SESSIONS], request.app[SETTINGS]
     period, now = period_of(request.query.get("period")), utcnow()
+    during = Text(IN_A_SENTENCE.get(period.key, period.label))
     since, _ = window(period, now)
     span = (since.timestamp(), now.timestamp())
     axis = ticks(period, now)
@@ -83,10 +89,17 @@ async def usage_page(request: web.Request) -> web.StreamResponse:
     points = running_points(counts, period, now)
     running_chart = svg_charts.line_chart(
         "running-chart",
-        f"Servers running, {period.label.lower()}",
-        f"{len(counts)} samples; at most {max((int(y) for _, y in points), default=0)} servers at once, "
-        f"{int(points[-1][1]) if points else 0} at the last sample.",
-        [svg_charts.Series("Servers running", points)],
+        translate(L_("Servers running, %(period)s", period=during)),
+        translate(
+            LN_(
+                "%(num)d sample; at most %(most)d servers at once, %(last)d at the last sample.",
+                "%(num)d samples; at most %(most)d servers at once, %(last)d at the last sample.",
+                len(counts),
+                most=max((int(y) for _, y in points), default=0),
+                last=int(points[-1][1]) if points else 0,
+            )
+        ),
+        [svg_charts.Series(translate(N_("Servers running")), points)],
         span,
         axis,
     )
@@ -96,12 +109,20 @@ async def usage_page(request: web.Request) -> web.StreamResponse:
     failed = sum(bucket.failed for bucket in buckets)
     durations_chart = svg_charts.line_chart(
         "durations-chart",
-        f"Start durations, {period.label.lower()}",
-        f"Median and 90th percentile of the seconds a start took, per {period.bucket_seconds // 60} minutes; "
-        f"{started - failed} starts worked.",
+        translate(L_("Start durations, %(period)s", period=during)),
+        translate(
+            L_(
+                "Median and 90th percentile of the seconds a start took, per %(minutes)d minutes; %(worked)d starts "
+                "worked.",
+                minutes=period.bucket_seconds // 60,
+                worked=started - failed,
+            )
+        ),
         [
-            svg_charts.Series("Median", per_bucket(buckets, span[0], period.bucket_seconds, "median")),
-            svg_charts.Series("90th percentile", per_bucket(buckets, span[0], period.bucket_seconds, "p90")),
+            svg_charts.Series(translate(N_("Median")), per_bucket(buckets, span[0], period.bucket_seconds, "median")),
+            svg_charts.Series(
+                translate(N_("90th percentile")), per_bucket(buckets, span[0], period.bucket_seconds, "p90")
+            ),
         ],
         span,
         axis,
@@ -109,8 +130,15 @@ async def usage_page(request: web.Request) -> web.StreamResponse:
     )
     failures_chart = svg_charts.bar_chart(
         "failures-chart",
-        f"Failed starts, {period.label.lower()}",
-        f"{failed} of {started} starts failed, counted per {period.bucket_seconds // 60} minutes.",
+        translate(L_("Failed starts, %(period)s", period=during)),
+        translate(
+            L_(
+                "%(failed)d of %(started)d starts failed, counted per %(minutes)d minutes.",
+                failed=failed,
+                started=started,
+                minutes=period.bucket_seconds // 60,
+            )
+        ),
         [(bucket.start.strftime(period.tick_format), float(bucket.failed)) for bucket in buckets],
         label_every=max(len(buckets) // 6, 1),
     )
@@ -120,15 +148,15 @@ async def usage_page(request: web.Request) -> web.StreamResponse:
     measured = loads[0].taken.strftime("%Y-%m-%d %H:%M:%S UTC") if loads else None
     cpu_chart = svg_charts.hbar_chart(
         "cpu-chart",
-        "Heaviest servers by CPU",
-        "Percent of one CPU each server used at the last sample, most first.",
+        translate(N_("Heaviest servers by CPU")),
+        translate(N_("Percent of one CPU each server used at the last sample, most first.")),
         [(row.server, row.cpu, percent(row.cpu)) for row in top["cpu"]],
     )
     memory_chart = svg_charts.hbar_chart(
         "memory-chart",
-        "Heaviest servers by memory",
-        "Memory each server used at the last sample, most first.",
-        [(row.server, float(row.memory), row.memory_text) for row in top["memory"]],
+        translate(N_("Heaviest servers by memory")),
+        translate(N_("Memory each server used at the last sample, most first.")),
+        [(row.server, float(row.memory), translate(row.memory_text)) for row in top["memory"]],
     )
     context = {
         "periods": PERIODS.values(),

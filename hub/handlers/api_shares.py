@@ -13,10 +13,10 @@ from aiohttp import web
 
 from hub.api_models import iso
 from hub.errors import BadRequest, Forbidden, NotFound
-from hub.handlers.api_auth import Requester, api_requester, require_manager_of
+from hub.handlers.api_auth import Requester, api_requester, require_admin, require_manager_of
 from hub.handlers.api_users import DEFAULT_LIMIT, MAX_LIMIT, int_param, json_body
-from hub.keys import SHARING, USERS
-from hub.names import server_prefix, validate_server_name
+from hub.keys import GROUPS, SERVERS, SHARING, USERS
+from hub.names import server_prefix, truncate, validate_server_name
 from hub.parsing import whole_number
 from hub.sharing import CODE_DEFAULT_SECONDS, CodeView, ShareView, access_scope, parse_until
 
@@ -211,6 +211,55 @@ async def list_codes(request: web.Request) -> web.StreamResponse:
     owner, server = target(request)
     await require_manager_of(request, owner)
     return paginated(request, [code_model(code) for code in await request.app[SHARING].codes(owner, server)])
+
+
+@routes.get("/hub/api/share-codes/{user}", name="api_share_codes_of_owner")
+async def codes_of_owner(request: web.Request) -> web.StreamResponse:
+    """The share codes of all the owner's servers, oldest first (owner or admin)."""
+    owner = request.match_info["user"]
+    await require_manager_of(request, owner)
+    await request.app[USERS].row(owner)  # a 404 for a user who does not exist
+    sharing = request.app[SHARING]
+    codes = [code for view in await request.app[SERVERS].views(owner) for code in await sharing.codes(owner, view.name)]
+    return paginated(request, [code_model(code) for code in sorted(codes, key=lambda code: code.id)])
+
+
+async def group_share(request: web.Request) -> tuple[str, str, str, ShareView]:
+    """The share of the group named in the path for the server named there (admins only, as in JupyterHub)."""
+    await require_admin(request)
+    group = request.match_info["name"]
+    await request.app[GROUPS].get(group)  # a 404 for a group that does not exist
+    owner, server = target(request, "owner")
+    found = [s for s in await request.app[SHARING].shares(owner=owner, server=server) if s.group == group]
+    if not found:
+        raise NotFound(f"The group {truncate(group)} has no share of {truncate(owner)}'s server {server!r}.")
+    return group, owner, server, found[0]
+
+
+@routes.get("/hub/api/groups/{name}/shared", name="api_shared_with_group")
+async def shared_with_group(request: web.Request) -> web.StreamResponse:
+    """What is shared with a group (admins only: JupyterHub gives users no scope on their groups' shares)."""
+    await require_admin(request)
+    group = request.match_info["name"]
+    await request.app[GROUPS].get(group)
+    shares = [share for share in await request.app[SHARING].shares() if share.group == group]
+    return paginated(request, [share_model(share) for share in shares])
+
+
+@routes.get("/hub/api/groups/{name}/shared/{owner}/")
+@routes.get("/hub/api/groups/{name}/shared/{owner}/{server}")
+async def shared_with_group_one(request: web.Request) -> web.StreamResponse:
+    *_, share = await group_share(request)
+    return web.json_response(share_model(share))
+
+
+@routes.delete("/hub/api/groups/{name}/shared/{owner}/")
+@routes.delete("/hub/api/groups/{name}/shared/{owner}/{server}")
+async def group_leaves_share(request: web.Request) -> web.StreamResponse:
+    """The group gives up the share: its members lose the access it gave at once."""
+    group, owner, server, _ = await group_share(request)
+    await request.app[SHARING].revoke(owner, server, group=group)
+    return web.Response(status=204)
 
 
 @routes.delete("/hub/api/share-codes/{user}/")

@@ -180,6 +180,7 @@ async def delete_user(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post("/hub/api/users/{name}/server", name="api_start_server")
+@routes.post("/hub/api/users/{name}/servers/")  # JupyterHub's other path of the default server (an empty name)
 @routes.post("/hub/api/users/{name}/servers/{server}", name="api_start_named_server")
 async def start_server(request: web.Request) -> web.StreamResponse:
     """201 once the server is ready, 202 while it is still starting (JupyterHub's answers)."""
@@ -219,6 +220,7 @@ async def start_server(request: web.Request) -> web.StreamResponse:
 
 
 @routes.delete("/hub/api/users/{name}/server", name="api_stop_server")
+@routes.delete("/hub/api/users/{name}/servers/")
 @routes.delete("/hub/api/users/{name}/servers/{server}", name="api_stop_named_server")
 async def stop_server(request: web.Request) -> web.StreamResponse:
     """Stop the server; ``{"remove": true}`` also deletes a named server (JupyterHub's body)."""

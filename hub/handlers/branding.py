@@ -6,6 +6,7 @@ from aiohttp import web
 
 from hub.branding_config import colour_css
 from hub.errors import NotFound
+from hub.i18n import N_
 from hub.keys import SETTINGS
 
 routes = web.RouteTableDef()
@@ -16,9 +17,9 @@ CACHE = "public, max-age=300"
 async def logo(request: web.Request) -> web.StreamResponse:
     branding = request.app[SETTINGS].branding
     if branding.logo is None:
-        raise NotFound("This hub has no logo.")
+        raise NotFound(N_("This hub has no logo."))
     if not branding.logo.is_file():
-        raise NotFound("The logo's file is gone.", f"branding.logo: there is no file at {branding.logo}")
+        raise NotFound(N_("The logo's file is gone."), f"branding.logo: there is no file at {branding.logo}")
     headers = {"Content-Type": branding.logo_type, "Cache-Control": CACHE}
     return web.FileResponse(branding.logo, headers=headers)
 

@@ -9,17 +9,18 @@ from aiohttp_session import new_session
 from hub.auth.native import hash_password, password_problem
 from hub.errors import BadUsername, Forbidden, NotFound
 from hub.first_admin import consume_setup_link, has_users, setup_link_valid
+from hub.i18n import N_, gettext_for
 from hub.keys import ACCOUNTS, SESSIONS, SETTINGS
 from hub.names import normalize_username, validate_username
 from hub.security import start_session
 
 routes = web.RouteTableDef()
-INVALID = "This setup link is not valid (or was used already). Make a new one with `hub setup-link`."
+INVALID = N_("This setup link is not valid (or was used already). Make a new one with `hub setup-link`.")
 
 
 async def check_link(request: web.Request, token: str) -> None:
     if await has_users(request.app[SESSIONS]):
-        raise NotFound("This hub is already set up. Log in instead.")
+        raise NotFound(N_("This hub is already set up. Log in instead."))
     if not await setup_link_valid(request.app[SESSIONS], token):
         raise Forbidden(INVALID)
 
@@ -40,7 +41,7 @@ async def setup_submit(request: web.Request) -> web.StreamResponse:
     password = str(form.get("password", ""))
 
     def again(message: str) -> web.StreamResponse:
-        context = {"token": token, "error": message, "username": username}
+        context = {"token": token, "error": gettext_for(request)(message), "username": username}
         return aiohttp_jinja2.render_template("setup.html", request, context, status=400)
 
     try:
@@ -51,7 +52,7 @@ async def setup_submit(request: web.Request) -> web.StreamResponse:
     if problem is not None:
         return again(problem)
     if password != form.get("password_again"):
-        return again("The two passwords differ.")
+        return again(N_("The two passwords differ."))
     password_hash = await hash_password(password)  # before the link is used up: a busy hub keeps it valid
     if not await consume_setup_link(request.app[SESSIONS], token):
         raise Forbidden(INVALID)

@@ -22,6 +22,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from hub.config import AuthSection
 from hub.handlers.api_auth import bearer_token
+from hub.i18n import N_, gettext_for
 from hub.keys import ACCOUNTS, ACTIVITY, METRICS, SERVERS, SESSION_READER, SETTINGS, SHARE_TICKETS, SHARING, TOKENS
 from hub.names import truncate
 from hub.origin import ForwardedRequest, refusal
@@ -143,28 +144,31 @@ async def decide(request: web.Request, mode: Mode) -> web.StreamResponse:
     session = session_user(request.app[SESSION_READER].read(request), request.app[ACCOUNTS])
     user = session or (await token_user(request) if mode != "share" else None)
     metrics = request.app[METRICS].forward_auth
+    translate = gettext_for(request)  # Traefik passes on the browser's Accept-Language and cookies
     if user is None:
         metrics.labels("login").inc()
         if bearer_token(request) is None and request.headers.get("X-Forwarded-Method", "GET") in ("GET", "HEAD"):
             raise web.HTTPFound(login_location(request, uri))
-        raise web.HTTPUnauthorized(text="Log in to the hub first, or send a valid token.\n")
+        raise web.HTTPUnauthorized(text=translate(N_("Log in to the hub first, or send a valid token.")) + "\n")
     account = request.app[ACCOUNTS].get(user.name)
     if session is not None and account is not None and account.password_must_change:
         metrics.labels("login").inc()  # an admin reset the password: the temporary one opens nothing but the hub
         if request.headers.get("X-Forwarded-Method", "GET") in ("GET", "HEAD"):
             raise web.HTTPFound(login_location(request, uri, "change_password"))
-        raise web.HTTPForbidden(text="Choose a new password on the hub first.\n")
+        raise web.HTTPForbidden(text=translate(N_("Choose a new password on the hub first.")) + "\n")
     facts = ForwardedRequest.from_headers(request.headers)
     allowed = may_open(request.app[SETTINGS].auth, user, owner)
     if not allowed and mode != "owner":
         allowed = request.app[SHARING].may_use(user.name, owner, server)
         if allowed and mode == "any" and facts.websocket:  # a handshake the WebSocket routers did not catch
             metrics.labels("refused").inc()
-            raise web.HTTPForbidden(text="Open a server shared with you from the hub's home page.\n")
+            raise web.HTTPForbidden(
+                text=translate(N_("Open a server shared with you from the hub's home page.")) + "\n"
+            )
     if not allowed or not is_under(path, owner, server):
         metrics.labels("refused").inc()
         log.info("forward-auth refused %s for %s", user.name, truncate(uri, 80))
-        raise web.HTTPForbidden(text="This server belongs to another user.\n")
+        raise web.HTTPForbidden(text=translate(N_("This server belongs to another user.")) + "\n")
     reason = refusal(facts, cookie_auth=session is not None)
     if reason is not None:
         metrics.labels("refused").inc()
@@ -177,11 +181,13 @@ async def decide(request: web.Request, mode: Mode) -> web.StreamResponse:
             truncate(facts.fetch_site or "-", 20),
             reason,
         )
-        raise web.HTTPForbidden(text=reason + "\n")
+        raise web.HTTPForbidden(text=translate(reason) + "\n")
     secret = request.app[SERVERS].route_secret(owner, server)
     if secret is None:
         metrics.labels("refused").inc()
-        raise web.HTTPServiceUnavailable(text="This server is not running. Start it from the hub's home page.\n")
+        raise web.HTTPServiceUnavailable(
+            text=translate(N_("This server is not running. Start it from the hub's home page.")) + "\n"
+        )
     metrics.labels("allowed").inc()
     request.app[ACTIVITY].touch_server(owner, server)
     if mode == "share":  # the hub's relay opens the server's WebSocket itself, with the token

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from hub.errors import BadRequest
-from hub.i18n import COOKIE, LANGUAGES
+from hub.i18n import COOKIE, L_, LANGUAGES
 from hub.keys import SETTINGS
 from hub.security import safe_next_url
 from hub.urls import url
@@ -20,7 +20,9 @@ async def pick_language(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     language = str(form.get("lang", ""))
     if language not in LANGUAGES:
-        raise BadRequest(f"This hub has no language called “{language[:20]}”. Pick one of the list.")
+        raise BadRequest(
+            L_("This hub has no language called “%(language)s”. Pick one of the list.", language=language[:20])
+        )
     response = web.HTTPSeeOther(safe_next_url(str(form.get("next", "")), url(request, "home")))
     response.set_cookie(
         COOKIE,

@@ -22,7 +22,7 @@ from hub.auth import (
 from hub.auth.pool import AuthBusy
 from hub.auth_config import NativeMethod
 from hub.errors import BadUsername, NotFound, ServiceUnavailable
-from hub.i18n import N_, gettext_for
+from hub.i18n import L_, LN_, N_, Text, gettext_for
 from hub.keys import ACCOUNTS, LOGIN_METHODS, LOGIN_THROTTLE, SETTINGS, SIGNUPS, TRUSTED_PROXIES
 from hub.login_flow import finish_login, landing, password_methods
 from hub.login_guard import LockedOut
@@ -35,8 +35,8 @@ routes = web.RouteTableDef()
 PENDING_KEY = "login_pending"
 PENDING_SECONDS = 15 * 60
 """How long a login begun at a provider may take before it counts as an old tab."""
-PROVIDER_NAME = "Your account name from {title} cannot be used on this hub. Please tell the hub's administrator."
-OLD_TAB = (
+PROVIDER_NAME = N_("Your account name from %(title)s cannot be used on this hub. Please tell the hub's administrator.")
+OLD_TAB = N_(
     "This login was started in another tab, or it is too old. Please start again from the login page "
     "(and close any other login tabs)."
 )
@@ -44,7 +44,12 @@ OLD_TAB = (
 
 def wait_text(seconds: float) -> str:
     minutes = max(1, round(seconds / 60))
-    return "a few seconds" if seconds < 60 else f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return N_("a few seconds") if seconds < 60 else LN_("%(num)d minute", "%(num)d minutes", minutes)
+
+
+def too_many_attempts(seconds: float) -> str:
+    """The throttle's refusal (hub/login_guard.py), in words for the login and sign-up pages."""
+    return L_("Too many failed attempts. Please wait %(wait)s and try again.", wait=wait_text(seconds))
 
 
 async def current_user(request: web.Request) -> SessionUser | None:
@@ -120,12 +125,12 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         return refusal(request, next_url, message, status, username=username, chosen=chosen)
 
     if not isinstance(backend, PasswordAuthenticator):
-        return refuse("This way of logging in does not take a password here. Please choose one on this page.", 400)
+        return refuse(N_("This way of logging in does not take a password here. Please choose one on this page."), 400)
     try:
         attempt = request.app[LOGIN_THROTTLE].claim(f"user:{normalize_username(username)[:64]}", f"addr:{client}")
     except LockedOut as exc:
         log.warning("login of %s from %s refused: too many failed attempts", truncate(username), truncate(client))
-        return refuse(f"Too many failed attempts. Please wait {wait_text(exc.seconds)} and try again.", 429)
+        return refuse(too_many_attempts(exc.seconds), 429)
     # The session counts as issued when the check began: a password reset, a logout everywhere or a
     # deletion that lands while the (slow) check runs moves the cut-off past it, so it never counts.
     began = time.time()
@@ -148,7 +153,9 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     except AuthBusy as exc:
         attempt.abandoned()
         log.warning("login of %s turned away: %s", truncate(username), exc)
-        raise ServiceUnavailable("Many people are logging in right now. Please try again in a few seconds.") from exc
+        raise ServiceUnavailable(
+            N_("Many people are logging in right now. Please try again in a few seconds.")
+        ) from exc
     except AuthUnavailable as exc:
         attempt.abandoned()
         log.error("login method %s unavailable: %s", backend.method.name, exc)
@@ -170,7 +177,7 @@ def callback_url(request: web.Request, backend: Authenticator) -> str:
 def chosen_backend(request: web.Request, kind: str) -> Authenticator:
     backend = request.app[LOGIN_METHODS].get(request.query.get("method", ""))
     if backend is None or backend.login_kind != kind:
-        raise NotFound("There is no such way of logging in on this hub.")
+        raise NotFound(N_("There is no such way of logging in on this hub."))
     return backend
 
 
@@ -210,12 +217,17 @@ async def oauth_callback(request: web.Request) -> web.StreamResponse:
             "%s reported %s: %s", backend.method.name, truncate(error), truncate(params.get("error_description", ""))
         )
         if error == "access_denied":
-            message = (
-                f"You did not allow this hub to use your {backend.method.title} account, so you are not logged in. "
-                "To log in, start again and allow it."
+            message = L_(
+                "You did not allow this hub to use your %(title)s account, so you are not logged in. "
+                "To log in, start again and allow it.",
+                title=backend.method.title,
             )
         else:
-            message = f"{backend.method.title} could not log you in ({truncate(error)}). Please start again."
+            message = L_(
+                "%(title)s could not log you in (%(error)s). Please start again.",
+                title=backend.method.title,
+                error=truncate(error),
+            )
         return refusal(request, next_url, message, 403)
     if not secrets.compare_digest(params.get("state", "").encode(), pending["state"].encode()):
         log.warning("%s: the callback's state does not match this browser's login", backend.method.name)
@@ -234,7 +246,7 @@ async def oauth_callback(request: web.Request) -> web.StreamResponse:
         return refusal(request, next_url, exc.user_message, exc.status)
     except BadUsername as exc:
         log.warning("%s named an unusable user: %s", backend.method.name, exc.detail)
-        return refusal(request, next_url, PROVIDER_NAME.format(title=backend.method.title), 400)
+        return refusal(request, next_url, Text(PROVIDER_NAME, names={"title": backend.method.title}), 400)
     except AuthUnavailable as exc:
         log.error("login method %s unavailable: %s", backend.method.name, exc)
         return refusal(request, next_url, exc.user_message, 503)
@@ -252,14 +264,14 @@ async def header_login(request: web.Request) -> web.StreamResponse:
         identity = await backend.identify(request, request.app[TRUSTED_PROXIES].client_address(request))
         if identity is None:
             return refusal(
-                request, next_url, "Your institution's login did not say who you are. Please log in again.", 403
+                request, next_url, N_("Your institution's login did not say who you are. Please log in again."), 403
             )
         account = await finish_login(request, backend, identity, began)
     except LoginRefused as exc:
         return refusal(request, next_url, exc.user_message, exc.status)
     except BadUsername as exc:
         log.warning("%s named an unusable user: %s", backend.method.name, exc.detail)
-        return refusal(request, next_url, PROVIDER_NAME.format(title=backend.method.title), 400)
+        return refusal(request, next_url, Text(PROVIDER_NAME, names={"title": backend.method.title}), 400)
     raise web.HTTPFound(landing(request, account, next_url))
 
 

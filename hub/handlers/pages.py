@@ -13,15 +13,18 @@ from hub import resources
 from hub.config import ImageSpec
 from hub.errors import BadRequest, BadUsername, Forbidden
 from hub.handlers.account import has_own_password
+from hub.handlers.errors import error_response
 from hub.handlers.login import require_user
 from hub.handlers.sharing import sharing_context
+from hub.i18n import N_
 from hub.image_choice import chosen_image, default_image, require_may_start, startable_images
 from hub.keys import GPUS, GROUPS, SERVERS, SETTINGS, SHARING
 from hub.models import ServerState
 from hub.names import truncate, user_prefix, validate_server_name, validate_username
 from hub.security import SessionUser
+from hub.servers import failure_reason
 from hub.urls import url
-from hub.usage import own_usage
+from hub.usage import last_usage, measures
 
 routes = web.RouteTableDef()
 
@@ -79,6 +82,7 @@ async def home(request: web.Request) -> web.StreamResponse:
     image = request.app[SETTINGS].image(view.image_name) if view else None
     settings = request.app[SETTINGS]
     named = [found for found in await servers.views(user.name) if found.name]
+    running = view is not None and view.state == ServerState.RUNNING
     context = {
         "server": view,
         "image": image,
@@ -95,7 +99,9 @@ async def home(request: web.Request) -> web.StreamResponse:
             found.name: getattr(settings.image(found.image_name), "title", found.image_name) for found in named
         },
         "named_limit": settings.lifecycle.named_server_limit_per_user or None,
-        "usage": await own_usage(request.app, user.name) if view and view.state == ServerState.RUNNING else None,
+        # CPU and memory now: the last reading, at once; hub/static/usage.js asks /hub/home/usage for a fresh one
+        "usage_src": url(request, "home_usage") if running and measures(request.app) else None,
+        "usage": last_usage(request.app, user.name, since=view.started) if running and view else None,
         **await sharing_context(request, user.name),  # "Shared with me" (hub/handlers/sharing.py)
     }
     return aiohttp_jinja2.render_template("home.html", request, context)
@@ -142,7 +148,7 @@ async def spawn_named_form(request: web.Request) -> web.StreamResponse:
     user = await require_user(request)
     name, server = request.match_info["name"], validate_server_name(request.match_info["server"])
     if not may_manage(user, name):
-        raise Forbidden("You can only start your own servers.")
+        raise Forbidden(N_("You can only start your own servers."))
     servers = request.app[SERVERS]
     if servers.is_spawning(name, server):
         raise web.HTTPFound(pending_url(request, name, server))
@@ -168,7 +174,7 @@ async def spawn_named_submit(request: web.Request) -> web.StreamResponse:
     user = await require_user(request)
     name, server = request.match_info["name"], validate_server_name(request.match_info["server"])
     if not may_manage(user, name):
-        raise Forbidden("You can only start your own servers.")
+        raise Forbidden(N_("You can only start your own servers."))
     options = resources.options_from_form(await request.post())
     image = chosen_image(
         request.app[SETTINGS],
@@ -186,7 +192,7 @@ async def new_server(request: web.Request) -> web.StreamResponse:
     user = await require_user(request)
     server = form_server(await request.post())
     if not server:
-        raise BadRequest("Give the new server a name.")
+        raise BadRequest(N_("Give the new server a name."))
     raise web.HTTPSeeOther(str(request.app.router["spawn_named"].url_for(name=user.name, server=server)))
 
 
@@ -196,22 +202,14 @@ async def spawn_pending(request: web.Request) -> web.StreamResponse:
     user = await require_user(request)
     name, server = request.match_info["name"], request.match_info.get("server", "")
     if not may_manage(user, name):
-        raise Forbidden("You can only follow the start of your own server.")
+        raise Forbidden(N_("You can only follow the start of your own server."))
     servers = request.app[SERVERS]
     progress = servers.progress(name, server)
     view = await servers.view(name, server)
     if view is not None and view.state == ServerState.FAILED and not servers.is_spawning(name, server):
-        return aiohttp_jinja2.render_template(
-            "error.html",
-            request,
-            {
-                "status": 500,
-                "title": "Your server could not start",
-                "message": view.error or "",
-                "log_tail": view.error_log or "",
-            },
-            status=500,
-        )
+        # the reason as this hub made it, in the reader's language (the database keeps the English text)
+        reason = failure_reason(progress) or view.error or ""
+        return error_response(request, 500, N_("Your server could not start"), reason, view.error_log or "")
     if progress is None or view is None or view.state == ServerState.STOPPED:
         raise web.HTTPFound(request.app.router["home"].url_for())
     stream = (
@@ -254,7 +252,7 @@ async def user_redirect(request: web.Request) -> web.StreamResponse:
     user = await require_user(request)
     tail = request.match_info["tail"]
     if ".." in tail.split("/"):
-        raise BadRequest("This link leads out of your own server's address, so the hub does not follow it.")
+        raise BadRequest(N_("This link leads out of your own server's address, so the hub does not follow it."))
     query = request.rel_url.raw_query_string  # passed on as sent: nbgitpuller's links carry encoded URLs
     raise web.HTTPFound(str(URL.build(path=user_prefix(user.name) + tail)) + (f"?{query}" if query else ""))
 
@@ -276,7 +274,9 @@ async def user_not_routed(request: web.Request) -> web.StreamResponse:
     shared = request.app[SHARING].may_use
     first_part = request.match_info["tail"].split("/", 1)[0]
     if not may_manage(user, name) and not shared(user.name, name, first_part) and not shared(user.name, name, ""):
-        raise Forbidden("This server belongs to another user.", f"{user.name} tried to open {truncate(name)}'s server")
+        raise Forbidden(
+            N_("This server belongs to another user."), f"{user.name} tried to open {truncate(name)}'s server"
+        )
     servers = request.app[SERVERS]
     first = request.match_info["tail"].split("/", 1)[0]
     server = first if first and await servers.view(name, first) is not None else ""

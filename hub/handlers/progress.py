@@ -1,13 +1,19 @@
-"""The progress of a server's start as server-sent events, in JupyterHub's format."""
+"""The progress of a server's start as server-sent events, in JupyterHub's format.
+
+The progress page reads this stream (EventSource sends the page's cookies and Accept-Language), so each message
+is in the viewer's language (the ``hub-lang`` cookie, else Accept-Language); a client that asks for no language,
+as JupyterHub's API clients do, gets English."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from aiohttp import web
 
 from hub.errors import NotFound
 from hub.handlers.api_auth import require_manager_of
+from hub.i18n import L_, N_, Text, gettext_for
 from hub.keys import SERVERS, SETTINGS
 from hub.models import ServerState
 from hub.names import truncate
@@ -19,10 +25,14 @@ routes = web.RouteTableDef()
 KEEPALIVE_SECONDS = 15.0
 
 
-async def send(response: web.StreamResponse, event: ProgressEvent, number: int | None = None) -> None:
-    """One event; its number lets a reconnecting EventSource resume after it (Last-Event-ID)."""
+async def send(
+    response: web.StreamResponse, event: ProgressEvent, number: int | None = None, translate: Callable[[str], str] = str
+) -> None:
+    """One event, its message in the viewer's language; its number lets a reconnecting EventSource resume after
+    it (Last-Event-ID)."""
     ident = f"id: {number}\n" if number is not None else ""
-    await response.write(f"{ident}data: {json.dumps(event.as_json())}\n\n".encode())
+    data = {**event.as_json(), "message": translate(event.message)}
+    await response.write(f"{ident}data: {json.dumps(data)}\n\n".encode())
 
 
 @routes.get("/hub/api/users/{name}/server/progress", name="progress_stream")
@@ -36,22 +46,26 @@ async def progress_stream(request: web.Request) -> web.StreamResponse:
     if progress is None:
         if view is None:
             raise NotFound(
-                f"This user has no server named {truncate(server)!r}." if server else "This user has no server."
+                L_("This user has no server named %(server)r.", server=truncate(server))
+                if server
+                else N_("This user has no server.")
             )
         if view.state == ServerState.RUNNING:
             url = servers.server_url(name, request.app[SETTINGS].image(view.image_name), server)
-            final = ProgressEvent(100, "Your server is ready", ready=True, url=url)
+            final = ProgressEvent(100, N_("Your server is ready"), ready=True, url=url)
         elif view.state == ServerState.FAILED:
-            text = failure_text(view.error or "Your server could not start.", view.error_log)
+            # the stored English reason: a fixed message (N_) is still shown in the reader's language
+            text = failure_text(Text(view.error) if view.error else N_("Your server could not start."), view.error_log)
             final = ProgressEvent(100, text, failed=True)
         else:
-            raise NotFound("This user's server is not starting.")
+            raise NotFound(N_("This user's server is not starting."))
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
     await response.prepare(request)
+    translate = gettext_for(request)
     if progress is None:
-        await send(response, final)
+        await send(response, final, translate=translate)
         return response
     resume = whole_number(request.headers.get("Last-Event-ID"))
     number = resume + 1 if resume is not None else 0
@@ -60,7 +74,7 @@ async def progress_stream(request: web.Request) -> web.StreamResponse:
             if event is None:
                 await response.write(b": keepalive\n\n")
                 continue
-            await send(response, event, number)
+            await send(response, event, number, translate)
             number += 1
     except ConnectionResetError:  # the page moved on (to the server, or closed): nothing is wrong
         pass

@@ -12,6 +12,7 @@ from aiohttp_session import get_session
 from hub.errors import BadRequest, Forbidden, NotFound
 from hub.handlers.admin import require_admin_user
 from hub.handlers.login import require_user
+from hub.i18n import L_, LN_, N_, gettext_for
 from hub.keys import SERVERS, SETTINGS, SHARING
 from hub.names import server_label, server_prefix, validate_server_name
 from hub.parsing import whole_number
@@ -57,10 +58,12 @@ async def require_owner(request: web.Request) -> tuple[SessionUser, str, str]:
     user = await require_user(request)
     owner, server = server_of(request)
     if user.name != owner:
-        raise Forbidden("Only the owner of a server can share it.", f"{user.name} tried to share {owner}'s server")
+        raise Forbidden(N_("Only the owner of a server can share it."), f"{user.name} tried to share {owner}'s server")
     if await request.app[SERVERS].view(owner, server) is None:
         raise NotFound(
-            "Start this server once before you share it." if not server else f"You have no server {server!r}."
+            N_("Start this server once before you share it.")
+            if not server
+            else L_("You have no server %(server)r.", server=server)
         )
     return user, owner, server
 
@@ -100,14 +103,15 @@ async def share_change(request: web.Request) -> web.StreamResponse:
     name = str(form.get("name", "")).strip()
     who: dict[str, str] = {"group": name} if kind == "group" else {"user": name.lower()}
     session = await get_session(request)
+    translate = gettext_for(request)  # the flash message in the page's language
     if action == "grant":
         if not name:
-            raise BadRequest("Give the name of a user or a group to share with.")
+            raise BadRequest(N_("Give the name of a user or a group to share with."))
         share = await sharing.grant(owner, server, expires_at=parse_until(form.get("until")), **who)
-        session["flash"] = {"message": f"Shared with {share.grantee}.", "error": False}
+        session["flash"] = {"message": translate(L_("Shared with %(who)s.", who=share.grantee)), "error": False}
     elif action == "revoke":
         await sharing.revoke(owner, server, **who)
-        session["flash"] = {"message": f"{name} no longer has access.", "error": False}
+        session["flash"] = {"message": translate(L_("%(name)s no longer has access.", name=name)), "error": False}
     elif action == "make-link":
         code, _ = await sharing.create_code(owner, server)
         accept = request.app.router["accept_share"].url_for().with_query(code=code)
@@ -115,9 +119,10 @@ async def share_change(request: web.Request) -> web.StreamResponse:
         return await render_share_page(request, owner, server, new_link=f"{public}{accept}")
     elif action == "revoke-links":
         count = await sharing.revoke_codes(owner, server)
-        session["flash"] = {"message": f"Revoked {count} share link(s).", "error": False}
+        revoked = LN_("Revoked %(num)d share link.", "Revoked %(num)d share links.", count)
+        session["flash"] = {"message": translate(revoked), "error": False}
     else:
-        raise BadRequest("Unknown sharing action.")
+        raise BadRequest(N_("Unknown sharing action."))
     raise web.HTTPSeeOther(share_page_url(request, owner, server))
 
 
@@ -130,7 +135,7 @@ async def open_shared(request: web.Request) -> web.StreamResponse:
     owner, server = server_of(request)
     sharing = request.app[SHARING]
     if not sharing.may_use(user.name, owner, server):
-        raise Forbidden("This server is not shared with you.", f"{user.name} tried to open {owner}'s shared server")
+        raise Forbidden(N_("This server is not shared with you."), f"{user.name} tried to open {owner}'s shared server")
     servers = request.app[SERVERS]
     view = await servers.view(owner, server)
     image = request.app[SETTINGS].image(view.image_name) if view else None
@@ -152,7 +157,7 @@ async def accept_share_page(request: web.Request) -> web.StreamResponse:
     code = request.query.get("code", "")
     info = await request.app[SHARING].code_info(code) if code else None
     if info is None:
-        raise NotFound("This share link has no code in it.")
+        raise NotFound(N_("This share link has no code in it."))
     context = {"code": code, "info": info, "label": server_label(info.owner, info.server)}
     return aiohttp_jinja2.render_template("accept_share.html", request, context)
 
@@ -162,7 +167,7 @@ async def accept_share(request: web.Request) -> web.StreamResponse:
     user = await require_user(request)
     code = str((await request.post()).get("code", ""))
     if not code:
-        raise BadRequest("This share link has no code in it.")
+        raise BadRequest(N_("This share link has no code in it."))
     share = await request.app[SHARING].accept_code(code, user.name)
     raise web.HTTPSeeOther(open_url(request, share.owner, share.server))
 
@@ -180,9 +185,10 @@ async def admin_revoke_share(request: web.Request) -> web.StreamResponse:
     await require_admin_user(request)
     share_id = whole_number(str((await request.post()).get("id", "")))
     if share_id is None:
-        raise BadRequest("Name the share to revoke.")
+        raise BadRequest(N_("Name the share to revoke."))
     view = await request.app[SHARING].revoke_by_id(share_id)
     session = await get_session(request)
     label = server_label(view.owner, view.server)
-    session["flash"] = {"message": f"Revoked the share of {label} with {view.grantee}.", "error": False}
+    revoked = L_("Revoked the share of %(server)s with %(who)s.", server=label, who=view.grantee)
+    session["flash"] = {"message": gettext_for(request)(revoked), "error": False}
     raise web.HTTPSeeOther(url(request, "admin_shares"))

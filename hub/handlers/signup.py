@@ -10,7 +10,8 @@ from aiohttp_session import get_session
 
 from hub.auth.native import hash_password, password_problem
 from hub.errors import HubError, NotFound
-from hub.handlers.login import current_user, wait_text
+from hub.handlers.login import current_user, too_many_attempts
+from hub.i18n import N_, gettext_for
 from hub.keys import LOGIN_THROTTLE, SETTINGS, SIGNUPS, TRUSTED_PROXIES
 from hub.login_guard import LockedOut
 from hub.names import normalize_username, truncate
@@ -24,7 +25,7 @@ STATE_TEXT = {PENDING: WAITING, APPROVED: APPROVED_TEXT}
 
 def require_signup(request: web.Request) -> None:
     if signup_method(request.app[SETTINGS]) is None:
-        raise NotFound("This hub does not take sign-ups. Ask its administrator for an account.")
+        raise NotFound(N_("This hub does not take sign-ups. Ask its administrator for an account."))
 
 
 def signup_form(request: web.Request, status: int = 200, **extra: object) -> web.Response:
@@ -34,12 +35,17 @@ def signup_form(request: web.Request, status: int = 200, **extra: object) -> web
         "min_length": request.app[SETTINGS].auth.min_password_length,
     }
     context.update(extra)
+    translate = gettext_for(request)  # messages made in Python, in the page's language
+    context["error"] = translate(context["error"]) if isinstance(context["error"], str) else None
     return aiohttp_jinja2.render_template("signup.html", request, context, status=status)
 
 
 def status_page(request: web.Request, status: int = 200, **extra: object) -> web.Response:
     context: dict[str, object] = {"error": None, "username": "", "sent": None, "state": None, "text": None}
     context.update(extra)
+    translate = gettext_for(request)  # messages made in Python, in the page's language
+    for key in ("error", "text"):
+        context[key] = translate(value) if isinstance(value := context[key], str) else None
     response = aiohttp_jinja2.render_template("signup_status.html", request, context, status=status)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -74,7 +80,7 @@ async def signup_submit(request: web.Request) -> web.StreamResponse:
     if problem is not None:
         return again(problem)
     if password != form.get("password_again"):
-        return again("The two passwords differ.")
+        return again(N_("The two passwords differ."))
     password_hash = await hash_password(password)
     try:
         await service.ask(name, password_hash, client)
@@ -105,7 +111,7 @@ async def signup_status_check(request: web.Request) -> web.StreamResponse:
         attempt = request.app[LOGIN_THROTTLE].claim(f"user:{normalize_username(username)[:64]}", f"addr:{client}")
     except LockedOut as exc:
         log.warning("sign-up status of %s from %s refused: too many tries", truncate(username), truncate(client))
-        message = f"Too many failed attempts. Please wait {wait_text(exc.seconds)} and try again."
+        message = too_many_attempts(exc.seconds)
         return status_page(request, 429, error=message, username=username)
     try:
         state = await request.app[SIGNUPS].status(username, password)
@@ -114,7 +120,7 @@ async def signup_status_check(request: web.Request) -> web.StreamResponse:
         raise
     if state is None:
         attempt.failed()
-        message = "There is no sign-up request with this name and password."
+        message = N_("There is no sign-up request with this name and password.")
         return status_page(request, 403, error=message, username=username)
     attempt.succeeded()
     return status_page(request, state=state, text=STATE_TEXT.get(state, TURNED_DOWN), username=username)

@@ -7,6 +7,7 @@ from aiohttp import web
 
 from hub.errors import BadRequest
 from hub.handlers.login import require_user
+from hub.i18n import N_
 from hub.keys import TOKENS
 from hub.parsing import whole_number
 from hub.urls import url
@@ -33,7 +34,7 @@ async def create_token(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     expiry = str(form.get("expires_in", ""))
     if expiry not in EXPIRY_CHOICES:
-        raise BadRequest("Pick one of the offered expiry times.")
+        raise BadRequest(N_("Pick one of the offered expiry times."))
     note = str(form.get("note", "")).strip()[:200] or "Requested from the token page"
     _, token = await request.app[TOKENS].create(user.name, note, EXPIRY_CHOICES[expiry])
     return await render(request, user.name, new_token=token, status=201)
@@ -45,6 +46,6 @@ async def revoke_token(request: web.Request) -> web.StreamResponse:
     raw = request.match_info["token_id"]
     token_id = whole_number(raw)
     if token_id is None:
-        raise BadRequest("There is no such token.")
+        raise BadRequest(N_("There is no such token."))
     await request.app[TOKENS].revoke(user.name, token_id)
     raise web.HTTPSeeOther(url(request, "token_page"))

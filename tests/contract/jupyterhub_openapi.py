@@ -9,6 +9,7 @@ patches a copy, and each patch names its reason.
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -117,6 +118,10 @@ CORRECTIONS = [
     + " accept null.",
     "GET /users/{name}/shared lists Share objects (JupyterHub's handler returns share models), "
     "not ShareCode objects as the document says.",
+    "Unquoted times in the document's examples (POST /users/{name}/activity) are read by YAML as dates, not as "
+    "the strings a JSON body holds: they are written back as ISO 8601 strings.",
+    "GET /services answers an object keyed by service name (JupyterHub's handler builds a dict), "
+    "not an array as the document says.",
 ]
 
 
@@ -131,9 +136,20 @@ def allow_null(schema: dict[str, Any]) -> None:
         schema["enum"] = [*schema["enum"], None]
 
 
+def as_json_values(value: Any) -> Any:
+    """The value with every date or time YAML made of an unquoted time written back as an ISO 8601 string."""
+    if isinstance(value, dict):
+        return {as_json_values(key): as_json_values(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [as_json_values(item) for item in value]
+    if isinstance(value, dt.date):  # datetime.datetime is a date too
+        return value.isoformat()
+    return value
+
+
 def corrected(document: dict[str, Any]) -> dict[str, Any]:
     """A copy of the document with the CORRECTIONS applied."""
-    fixed = copy.deepcopy(document)
+    fixed = as_json_values(copy.deepcopy(document))
     schemas = fixed["components"]["schemas"]
     schemas["Error"] = ERROR_BODY
     for name, fields in NULLABLE_FIELDS.items():
@@ -156,4 +172,6 @@ def corrected(document: dict[str, Any]) -> dict[str, Any]:
                     }
     shared = fixed["paths"]["/users/{name}/shared"]["get"]["responses"][200]["content"]["application/json"]
     shared["schema"]["allOf"][1]["properties"]["items"]["items"] = {"$ref": "#/components/schemas/Share"}
+    services = fixed["paths"]["/services"]["get"]["responses"][200]["content"]["application/json"]
+    services["schema"] = {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/Service"}}
     return fixed

@@ -349,6 +349,10 @@ def test_the_hub_starts_servers_through_the_socket_proxy(
     server = docker_client.containers.get(f"{project.name}-user-robot")
     assert server.labels["hub.username"] == "robot"
 
+    # `hub backup --volumes` works from inside the hub's container, through the proxy (backup helpers only).
+    backup = project.run("exec", "-T", "hub", "hub", "backup", "/tmp/backup-px", "--volumes").stdout
+    assert re.search(r"volume \S+ \(robot\) copied to /tmp/backup-px/volumes/\S+\.tar", backup), backup
+
     # The hub's Docker client gets only what the proxy lets through.
     refused = hub.exec_run(
         [

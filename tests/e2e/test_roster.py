@@ -34,13 +34,13 @@ def test_an_admin_imports_a_class_list_and_a_new_student_logs_in(
     page.fill("#import-text", GOOD_ROSTER)
     page.click("#import-preview")
     expect(page.locator("#import-summary")).to_have_text(
-        "2 new user(s), 1 changed, 0 unchanged, 2 new group(s). Nothing has changed yet."
+        "2 new users, 1 changed, 0 unchanged, 2 new groups. Nothing has changed yet."
     )
     expect(page.locator("#preview-changed tr[data-user=bob]")).to_contain_text("joins physics")
     expect(page.locator("#preview-new-groups")).to_have_text("New groups to create: physics, maths.")
     page.click("#import-apply")
 
-    expect(page.locator("#import-done")).to_contain_text("2 new user(s)")
+    expect(page.locator("#import-done")).to_contain_text("2 new users")
     password = page.locator("#passwords tr[data-user=carol] code").inner_text()
     assert len(password) >= 16
     with page.expect_download() as download_info:
@@ -50,7 +50,7 @@ def test_an_admin_imports_a_class_list_and_a_new_student_logs_in(
     assert f"carol,{password}" in saved.read_text().splitlines()
 
     page.reload()  # the browser sends the form again: nothing new is made, no password shown again
-    expect(page.locator("#import-done")).to_contain_text("0 new user(s), 0 changed, 3 unchanged")
+    expect(page.locator("#import-done")).to_contain_text("0 new users, 0 changed, 3 unchanged")
     expect(page.locator("#passwords")).to_have_count(0)
 
     student = browser.new_context().new_page()

@@ -65,7 +65,7 @@ async def test_the_logo_and_the_colour_are_served(app_client: TestClient) -> Non
     assert logo.status == 200 and logo.content_type == "image/png" and await logo.read() == PNG
     css = await app_client.get("/hub/branding/colours.css")
     assert css.status == 200 and css.content_type == "text/css"
-    assert await css.text() == ":root { --accent: #8a1538; --accent-ink: #fff; }\n"
+    assert await css.text() == ":root { --accent: #8a1538; --accent-ink: #ffffff; --accent-text: #8a1538; }\n"
     assert "--accent" in (await (await app_client.get("/hub/static/hub.css")).text())
 
 

@@ -3,12 +3,19 @@ footer (CSRF, validated, kept in the hub-lang cookie) and <html lang>."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 
 from aiohttp.test_utils import TestClient
 
 from hub.auth.native import set_password
+from hub.errors import SpawnError
+from hub.i18n import L_
 from hub.keys import ACCOUNTS
+from tests.fakes import FakeSpawner
+from tests.inprocess.conftest import TokenMaker
+from tests.inprocess.pages import log_in
 
 XSRF = re.compile(r'name="_xsrf" value="([^"]+)"')
 GERMAN = {"Accept-Language": "de-DE,de;q=0.9,en;q=0.5"}
@@ -135,3 +142,83 @@ async def test_the_password_pages_messages_are_in_the_readers_language(app_clien
         headers=french,
     )
     assert differ.status == 400 and "Les deux nouveaux mots de passe diffèrent." in await differ.text()
+
+
+async def first_event(client: TestClient, path: str, headers: dict[str, str] | None = None) -> dict[str, object]:
+    """The first server-sent event of a progress stream (the start stays in flight, so the stream stays open)."""
+    response = await client.get(path, headers=headers or {})
+    assert response.status == 200 and response.headers["Content-Type"].startswith("text/event-stream")
+    chunk = await asyncio.wait_for(response.content.readuntil(b"\n\n"), 10)
+    response.close()
+    data = next(line for line in chunk.decode().splitlines() if line.startswith("data: "))
+    return dict(json.loads(data.removeprefix("data: ")))
+
+
+async def test_a_german_admin_reads_the_panels_messages_and_a_starts_progress_in_german(
+    app_client: TestClient, spawner: FakeSpawner, tokens_of: TokenMaker
+) -> None:
+    spawner.gate = asyncio.Event()  # alice's start stays in flight, so its progress can be read
+    csrf = await log_in(app_client, "admin", "/hub/admin")
+    app_client.session.cookie_jar.update_cookies({"hub-lang": "de"})  # the picker's choice
+    confirm = await page(app_client, "/hub/admin/users/alice/delete")
+    assert "<h1>alice löschen?</h1>" in confirm and "Das stoppt den Server von alice und löscht das Konto." in confirm
+    assert ">alice löschen</button>" in confirm
+
+    granted = await app_client.post("/hub/admin/users/bob/admin", data={"_xsrf": csrf, "admin": "1"})
+    assert granted.status == 200 and 'id="flash">bob ist jetzt Admin.</p>' in await granted.text()
+    started = await app_client.post("/hub/admin/users/alice/start", data={"_xsrf": csrf, "image": "lab"})
+    assert 'id="flash">Lab wird für alice gestartet.</p>' in await started.text()
+
+    # the progress page and the stream it reads speak the viewer's language; the names stay as they are
+    progress = await page(app_client, "/hub/spawn-pending/alice")
+    assert "<li>Ihr Lab-Server wird gestartet</li>" in progress and "Starting your" not in progress
+    german = await first_event(app_client, "/hub/api/users/alice/server/progress")
+    assert german["message"] == "Ihr Lab-Server wird gestartet"
+    app_client.session.cookie_jar.update_cookies({"hub-lang": "fr"})
+    french = await first_event(app_client, "/hub/api/users/alice/server/progress")
+    assert french["message"] == "Démarrage de votre serveur Lab"
+
+    # an API client that asks for no language (JupyterHub's) reads English
+    app_client.session.cookie_jar.clear()
+    token = await tokens_of("admin")
+    api = await first_event(app_client, "/hub/api/users/alice/server/progress", {"Authorization": f"token {token}"})
+    assert api["message"] == "Starting your Lab server"
+    spawner.gate.set()
+
+
+async def test_a_failed_start_and_the_roster_preview_are_in_the_readers_language(
+    app_client: TestClient, spawner: FakeSpawner
+) -> None:
+    csrf = await log_in(app_client, "admin", "/hub/admin")
+    french = {"Accept-Language": "fr-FR,fr;q=0.9"}
+    preview = await app_client.post(
+        "/hub/admin/import",
+        data={"_xsrf": csrf, "roster": "name,groups,admin\ncarol,maths,yes\nalice,art,\n"},
+        headers=french,
+    )
+    text = await preview.text()
+    assert "1 nouvel utilisateur, 1 modifié, 0 inchangé, 2 nouveaux groupes. " in text
+    assert "<td>rejoint art</td>" in text
+    bad = await app_client.post(
+        "/hub/admin/import", data={"_xsrf": csrf, "roster": "name\nCarol Smith\n"}, headers=french
+    )
+    assert bad.status == 400 and "ligne 2 : le nom &#39;Carol Smith&#39; contient une espace" in await bad.text()
+
+    # a start that fails: the progress page shows why in German, the database and the admin panel's row keep
+    # the English text it was stored with
+    async def exits(*args: object, **kwargs: object) -> None:
+        raise SpawnError(L_("Your server stopped while starting (exit code %(code)s).", code=3), "exit 3", "it broke\n")
+
+    spawner.start = exits  # type: ignore[method-assign]
+    started = await app_client.post("/hub/admin/users/bob/start", data={"_xsrf": csrf, "image": "lab"})
+    assert started.status == 200
+    for _ in range(100):
+        failed = await app_client.get("/hub/spawn-pending/bob", headers={"Accept-Language": "de"})
+        if failed.status == 500:
+            break
+        await asyncio.sleep(0.05)
+    text = await failed.text()
+    assert failed.status == 500 and "Ihr Server hat beim Start aufgehört (Exit-Code 3)." in text
+    assert "<h1>Ihr Server konnte nicht starten</h1>" in text
+    home = await page(app_client, "/hub/admin")
+    assert "Your server stopped while starting (exit code 3)." in home

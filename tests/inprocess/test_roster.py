@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import html
+import os
 import re
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -74,7 +76,7 @@ async def test_an_admin_imports_a_class_list_after_a_preview(app_client: TestCli
     status, page = await preview(app_client, csrf, good)
     assert status == 200
     shown = text_of(page)
-    assert "1 new user(s), 1 changed, 1 unchanged, 2 new group(s). Nothing has changed yet." in shown
+    assert "1 new user, 1 changed, 1 unchanged, 2 new groups. Nothing has changed yet." in shown
     assert "becomes an admin; joins physics; leaves art" in shown
     assert "New groups to create: physics, maths." in shown
     assert accounts.get("carol") is None and "physics" not in groups.groups_of("alice")
@@ -103,7 +105,7 @@ async def test_an_admin_imports_a_class_list_after_a_preview(app_client: TestCli
         await student.session.close()  # its own cookies; the server is shared
 
     again = await app_client.post("/hub/admin/import/apply", data={"_xsrf": csrf, "roster": good, "method": ""})
-    assert "0 new user(s), 0 changed, 3 unchanged" in text_of(await again.text())
+    assert "0 new users, 0 changed, 3 unchanged" in text_of(await again.text())
     assert not PASSWORD_ROW.findall(await again.text())  # a resent form shows no password and changes nothing
 
 
@@ -170,7 +172,7 @@ async def test_the_export_is_the_import_format(app_client: TestClient) -> None:
     chosen = await app_client.post("/hub/admin/bulk", data={"_xsrf": csrf, "action": "export", "users": "bob"})
     assert await chosen.text() == "name,groups,admin\nbob,physics,no\n"
     status, page = await preview(app_client, csrf, await everyone.text())
-    assert status == 200 and "0 new user(s), 0 changed, 3 unchanged" in text_of(page)
+    assert status == 200 and "0 new users, 0 changed, 3 unchanged" in text_of(page)
 
 
 async def wait_running(servers: ServerManager, *names: str) -> None:
@@ -266,19 +268,27 @@ async def test_the_command_line_imports_with_a_dry_run_and_a_passwords_file(tmp_
     assert "dry run: nothing was changed" in dry.stdout
 
     out = tmp_path / "passwords.csv"
-    done = await asyncio.to_thread(hub_cli, config, "user", "import", str(roster), "--passwords-out", str(out))
+    umask = os.umask(0)  # even where new files would be readable by everyone, the passwords file is not
+    try:
+        done = await asyncio.to_thread(hub_cli, config, "user", "import", str(roster), "--passwords-out", str(out))
+    finally:
+        os.umask(umask)
     assert done.returncode == 0, done.stderr
     assert f"first passwords of 2 new user(s) written to {out}" in done.stdout
     lines = out.read_text().splitlines()
     assert lines[0] == "name,password" and [line.split(",")[0] for line in lines[1:]] == ["alice", "bob"]
-    assert out.stat().st_mode & 0o077 == 0
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
     assert lines[1].split(",")[1] not in done.stdout  # written to the file only
+    assert "warning" not in done.stderr
 
     roster.write_text("name\ncarol\n")
     taken = await asyncio.to_thread(hub_cli, config, "user", "import", str(roster), "--passwords-out", str(out))
     assert taken.returncode == 1 and "exists already" in taken.stderr
     printed = await asyncio.to_thread(hub_cli, config, "user", "import", str(roster))
     assert re.search(r"^name,password\ncarol,\S{16,}$", printed.stdout, re.MULTILINE)
+    assert "warning: the new users' first passwords follow on the standard output" in printed.stderr
+    assert "shown only this once" in printed.stderr
+    assert "`--passwords-out FILE` writes them to a new file only you can read (mode 0600)" in printed.stderr
 
     engine, sessions = await open_database(f"sqlite+aiosqlite:///{tmp_path / 'data' / 'hub.sqlite'}")
     try:

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 from hub.config import Settings
 from hub.keys import SERVERS, SESSIONS, TOKENS
 from hub.models import ServerUsageSample, UsageSample, utcnow
-from hub.usage import USAGE
+from hub.usage import HOME_TIMEOUT, USAGE, ServerLoad
 from tests.fakes import FakeSpawner
 from tests.inprocess.pages import log_in
 
@@ -111,6 +111,15 @@ async def start(client: TestClient, name: str, works: bool = True) -> None:
     raise AssertionError(f"{name}'s server did not start")
 
 
+def usage_line(home: str) -> re.Match[str] | None:
+    """The home page's usage paragraph: whether it is hidden, and the numbers in it."""
+    return re.search(
+        r'<p class="usage" id="usage" data-src="/hub/home/usage"( hidden)?>'
+        r'Now: <span id="usage-now">([^<]*)</span></p>',
+        home,
+    )
+
+
 async def test_the_owner_sees_cpu_and_memory_against_the_limits_on_the_home_page(app_client: TestClient) -> None:
     await start(app_client, "alice")
     counters = {"cpu_stats": {"cpu_usage": {"total_usage": 0}}, "memory_stats": {"usage": 210 * MIB, "stats": {}}}
@@ -122,11 +131,59 @@ async def test_the_owner_sees_cpu_and_memory_against_the_limits_on_the_home_page
     sampler.read_stats, sampler.clock = stats, lambda: time.time() + 10  # read 10 s after the start: no CPU used
     await log_in(app_client, "alice")
     home = await (await app_client.get("/hub/home")).text()
-    line = re.search(r'<p class="usage" id="usage">([^<]+)</p>', home)
-    assert line, home
-    assert re.fullmatch(r"Now: CPU 0\.0 % of 1 core · Memory 210 MB of 2\.0 GB", line.group(1)), line.group(1)
-    await log_in(app_client, "bob")  # bob has no server: no line
+    line = usage_line(home)
+    assert line and line[1] and not line[2], home  # no reading yet: the line waits hidden for the page's script
+    assert '<script src="/hub/static/usage.js"></script>' in home
+    fresh = await app_client.get("/hub/home/usage")
+    assert fresh.status == 200 and fresh.headers["Cache-Control"] == "no-store"
+    words = (await fresh.json())["usage"]
+    assert re.fullmatch(r"CPU 0\.0 % of 1 core · Memory 210 MB of 2\.0 GB", words), words
+    line = usage_line(await (await app_client.get("/hub/home")).text())  # the hub keeps the reading
+    assert line and not line[1] and line[2] == words
+
+    await log_in(app_client, "bob")  # bob has no server: no line, and nothing to read
     assert 'id="usage"' not in await (await app_client.get("/hub/home")).text()
+    assert await (await app_client.get("/hub/home/usage")).json() == {"usage": None}
+    app_client.session.cookie_jar.clear()
+    anonymous = await app_client.get("/hub/home/usage", allow_redirects=False)
+    assert anonymous.status == 302 and "/hub/login" in anonymous.headers["Location"]
+
+
+async def test_the_home_page_never_waits_for_dockers_stats(app_client: TestClient) -> None:
+    """Docker hangs on a stats read: the page answers at once with the last reading; the script's fresh line
+    gives up after HOME_TIMEOUT seconds with nothing, and the page still answers at once meanwhile."""
+    await start(app_client, "alice")
+    asked, never = asyncio.Event(), asyncio.Event()
+
+    async def hanging(container: str) -> dict[str, Any]:
+        asked.set()
+        await never.wait()
+        raise AssertionError("unreachable")
+
+    sampler = app_client.app[USAGE]
+    sampler.read_stats = hanging
+    await log_in(app_client, "alice")
+    began = time.monotonic()
+    home = await app_client.get("/hub/home")
+    assert home.status == 200 and time.monotonic() - began < 1.0
+    assert not asked.is_set()  # the page did not ask Docker at all
+    line = usage_line(await home.text())
+    assert line and line[1], await home.text()
+
+    fresh = asyncio.ensure_future(app_client.get("/hub/home/usage"))
+    await asyncio.wait_for(asked.wait(), 5)  # the script's request waits on Docker now...
+    began = time.monotonic()
+    again = await app_client.get("/hub/home")  # ...and the page still answers at once
+    assert again.status == 200 and time.monotonic() - began < 1.0
+    answer = await asyncio.wait_for(fresh, HOME_TIMEOUT + 3)
+    assert answer.status == 200 and await answer.json() == {"usage": None}
+
+    taken = utcnow()  # the sampler's last round measured alice's server: the page shows it, still without Docker
+    sampler.latest[("alice", "")] = ServerLoad("alice", "", 40.0, 300 * MIB, 2048 * MIB, 1.0, taken)
+    began = time.monotonic()
+    line = usage_line(await (await app_client.get("/hub/home")).text())
+    assert time.monotonic() - began < 1.0
+    assert line and not line[1] and line[2] == "CPU 40 % of 1 core · Memory 300 MB of 2.0 GB"
 
 
 async def test_a_failed_start_is_counted_on_the_page(app_client: TestClient, spawner: FakeSpawner) -> None:

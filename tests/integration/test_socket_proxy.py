@@ -4,6 +4,7 @@ what would reach the host does not."""
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import shutil
 import tempfile
@@ -18,8 +19,12 @@ import pytest
 from aiohttp import web
 
 from hub import names
-from hub.config import ImageSpec, SpawnerSection
+from hub.backup import backup
+from hub.config import ImageSpec, Settings, SpawnerSection
+from hub.db import open_database
 from hub.docker_spawner import DockerSpawner
+from hub.models import User
+from hub.restore import restore
 from hub.socket_proxy import create_app
 from hub.spawner import SpawnRequest
 from tests.fixtures.docker import RUN_LABEL
@@ -208,10 +213,93 @@ def test_calls_that_reach_the_host_are_refused(
     )
     assert "not a container this hub made" in refused(lambda: through_proxy.containers.get(other.id).stop(timeout=0))
     assert "not a container this hub made" in refused(lambda: through_proxy.api.remove_container(other.id, force=True))
+    # Nor can their load, their log or their files be read through it (stats were open for every container).
+    assert "not a container this hub made" in refused(lambda: through_proxy.api.stats(other.id, stream=False))
+    assert "not a container this hub made" in refused(lambda: through_proxy.api.logs(other.id))
+    assert "not a container this hub made" in refused(lambda: through_proxy.api.get_archive(other.id, "/volume"))
     other.reload()
     assert other.status == "running"
+    assert through_proxy.api.stats(server.id, stream=False)["id"] == server.id  # the hub's own: allowed
+
+    # Files are copied out of and into backup helpers only: never a server, never a helper that ran.
+    assert "backup helper" in refused(lambda: through_proxy.api.get_archive(server.id, "/volume"))
+    assert "backup helper" in refused(lambda: through_proxy.api.put_archive(server.id, "/", b""))
+    helper_labels = {**labels, "hub.backup-helper": "true"}
+    helper = through_proxy.containers.create(
+        base_image, ["sleep", "60"], name=f"{run_prefix}-px-h", labels=helper_labels
+    )
+    assert "never started" in refused(lambda: through_proxy.api.start(helper.id))
+    assert "/volume" in refused(lambda: through_proxy.api.get_archive(helper.id, "/etc"))
+    started = docker_client.containers.run(  # made where the socket is: a helper that ran
+        base_image, ["sleep", "60"], name=f"{run_prefix}-px-hr", labels=helper_labels, detach=True, init=True
+    )
+    assert "has been started" in refused(lambda: through_proxy.api.get_archive(started.id, "/volume"))
+    host_path = docker_client.containers.create(
+        base_image, ["true"], name=f"{run_prefix}-px-hb", labels=helper_labels, volumes={"/etc": {"bind": "/volume"}}
+    )
+    assert "host path" in refused(lambda: through_proxy.api.get_archive(host_path.id, "/volume"))
+    foreign = docker_client.volumes.create(f"{run_prefix}-px-foreign", labels={RUN_LABEL: run_prefix})  # not the hub's
+    reader = through_proxy.containers.create(
+        base_image,
+        ["true"],
+        name=f"{run_prefix}-px-hf",
+        labels=helper_labels,
+        volumes={foreign.name: {"bind": "/volume"}},
+    )
+    assert "not one this hub made" in refused(lambda: through_proxy.api.get_archive(reader.id, "/volume"))
+    for container in (helper, started, host_path, reader):
+        container.remove(force=True)
+    foreign.remove()
 
     assert not docker_client.containers.list(all=True, filters={"name": f"{run_prefix}-px-priv"})
     server.remove(force=True)  # the hub's own container: allowed
     with pytest.raises(docker.errors.NotFound):
         docker_client.containers.get(server.id)
+
+
+async def test_users_files_are_backed_up_and_restored_through_the_proxy(
+    proxy_url: str, run_prefix: str, base_image: str, docker_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    """`hub backup --volumes` and `hub restore --volumes` as under docker compose with the socket proxy: a user's
+    file and a removed account's kept volume come back."""
+    prefix = f"{run_prefix}-bp"
+    settings = Settings(
+        hub={"data_dir": tmp_path / "data"},  # type: ignore[arg-type]
+        images=[{"name": "lab", "image": base_image}],  # type: ignore[list-item]
+        spawner={"prefix": prefix, "extra_labels": {RUN_LABEL: run_prefix}, "docker_url": proxy_url},  # type: ignore[arg-type]
+    )
+    alice, bob = f"{prefix}-vol-alice", f"{prefix}-vol-bob"
+    engine, sessions = await open_database(settings.db_url)
+    async with sessions.begin() as session:
+        session.add(User(name="alice", password_hash="x", volume_name=alice))
+    await engine.dispose()
+    for volume, user, text in ((alice, "alice", "chapter 1"), (bob, "bob", "notes of bob")):  # bob was removed
+        docker_client.volumes.create(
+            volume, labels=names.labels(prefix, user, names.user_slug(user), {RUN_LABEL: run_prefix})
+        )
+        script = f"echo '{text}' > /v/notes.txt && ln -s /usr/bin/python3 /v/python && chown -R 1000:100 /v"
+        docker_client.containers.run(base_image, ["sh", "-c", script], volumes={volume: {"bind": "/v"}}, remove=True)
+
+    outcome = await backup(settings, tmp_path / "backup", with_volumes=True, image=base_image)
+    assert outcome.problem is None, outcome.lines
+    manifest = json.loads((tmp_path / "backup" / "manifest.json").read_text())
+    assert [(v["name"], v["owners"], v["orphan"]) for v in manifest["volumes"]] == [
+        (alice, ["alice"], False),
+        (bob, ["bob"], True),
+    ]
+
+    for volume in (alice, bob):
+        docker_client.volumes.get(volume).remove()
+    shutil.rmtree(tmp_path / "data")
+    said = await restore(settings, tmp_path / "backup", with_volumes=True, force=False, image=base_image)
+    assert f"volume {bob} put back (no account names it: a removed account's kept files)" in said
+    for volume, text in ((alice, "chapter 1"), (bob, "notes of bob")):
+        shown = docker_client.containers.run(
+            base_image,
+            ["sh", "-c", "cat /v/notes.txt && stat -c '%u:%g' /v/notes.txt && readlink /v/python"],
+            volumes={volume: {"bind": "/v"}},
+            remove=True,
+        )
+        assert shown.decode().splitlines() == [text, "1000:100", "/usr/bin/python3"]
+        assert docker_client.volumes.get(volume).attrs["Labels"]["hub.prefix"] == prefix
+    assert not docker_client.containers.list(all=True, filters={"label": "hub.backup-helper"})

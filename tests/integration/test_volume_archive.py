@@ -56,8 +56,10 @@ def test_a_volume_comes_back_with_owners_and_an_existing_one_is_not_overwritten(
         check_volumes(settings, base_image, backup, [entry], force=False)
     check_volumes(settings, base_image, backup, [entry], force=True)
     empty = f"{run_prefix}-bk-empty"
-    docker_client.volumes.create(empty, labels=labels)
+    docker_client.volumes.create(empty, labels={**labels, "hub.managed": "true"})
     assert archiver.is_empty(empty)
+    with pytest.raises(BackupError, match=f"the volume {source} exists, but this hub did not make it"):
+        check_volumes(settings, base_image, backup, [{"name": source, "archive": f"{source}.tar"}], force=True)
     check_volumes(settings, base_image, backup, [{"name": empty, "archive": f"{source}.tar"}], force=False)
 
     bad = io.BytesIO()

@@ -9,7 +9,15 @@ import pytest
 import yaml
 
 from hub.app import template_loader
-from hub.branding_config import colour_css, ink_for
+from hub.branding_config import (
+    LINK_BACKGROUNDS,
+    MIN_TEXT_CONTRAST,
+    colour_css,
+    contrast,
+    ink_for,
+    luminance,
+    text_shade,
+)
 from hub.config import ConfigError, Settings, load_settings
 
 MINIMAL = {"images": [{"name": "lab", "image": "example/lab:1"}]}
@@ -85,10 +93,40 @@ def test_mistakes_name_the_key(tmp_path: Path, branding: dict[str, object], prob
     assert problem in str(raised.value)
 
 
+def test_the_contrast_ratio_is_wcags() -> None:
+    assert contrast("#000000", "#ffffff") == pytest.approx(21.0)
+    assert contrast("#fff", "#ffffff") == pytest.approx(1.0)
+    assert contrast("#767676", "#fff") == pytest.approx(4.54, abs=0.01)  # the well-known lightest grey for AA
+    assert contrast("#2459d6", "#ffffff") == contrast("#ffffff", "#2459d6")
+
+
 def test_the_colour_gets_readable_text() -> None:
-    assert ink_for("#2459d6") == "#fff"  # the hub's own blue keeps white text
-    assert ink_for("#ffd700") == "#1d2430"  # gold gets dark text
-    assert colour_css("#8a1538") == ":root { --accent: #8a1538; --accent-ink: #fff; }\n"
+    assert ink_for("#2459d6") == "#ffffff"  # the hub's own blue keeps white text
+    assert ink_for("#ffd700") == "#000000"  # gold gets black text
+    assert colour_css("#8a1538") == ":root { --accent: #8a1538; --accent-ink: #ffffff; --accent-text: #8a1538; }\n"
+
+
+def test_every_colour_gets_text_of_at_least_four_and_a_half_to_one() -> None:
+    """Black or white on any colour reaches 4.5:1, so no main colour needs to be refused."""
+    steps = range(0, 256, 5)
+    worst = min(
+        contrast(colour, ink_for(colour))
+        for colour in (f"#{red:02x}{green:02x}{blue:02x}" for red in steps for green in steps for blue in steps)
+    )
+    assert MIN_TEXT_CONTRAST <= worst < 4.6
+    assert contrast("#777777", ink_for("#777777")) >= MIN_TEXT_CONTRAST  # a grey near the worst case
+
+
+@pytest.mark.parametrize("colour", ["#ffd700", "#ffffff", "#00ff00", "#f0f", "#777777", "#2459d6", "#8a1538"])
+def test_links_take_a_shade_of_the_colour_that_reads_on_white(colour: str) -> None:
+    shade = text_shade(colour)
+    assert all(contrast(shade, background) >= MIN_TEXT_CONTRAST for background in LINK_BACKGROUNDS)
+    if all(contrast(colour, background) >= MIN_TEXT_CONTRAST for background in LINK_BACKGROUNDS):
+        assert shade == colour  # dark enough already: the colour itself
+    else:
+        assert luminance(shade) < luminance(colour)
+    assert text_shade("#ffd700") == "#826e00"  # gold's links: a dark gold, not an unreadable yellow
+    assert "--accent-text: #826e00;" in colour_css("#ffd700")
 
 
 def test_template_folders_come_first_and_the_hubs_pages_stay_reachable(tmp_path: Path) -> None:

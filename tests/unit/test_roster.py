@@ -101,7 +101,7 @@ def test_the_plan_names_new_changed_and_unchanged_users_and_new_groups() -> None
     assert plan.unchanged == ("carol",)
     assert plan.new_groups == ("maths",)
     assert plan.changed[0].describe() == "joins maths; leaves art"
-    assert plan.summary() == "1 new user(s), 2 changed, 1 unchanged, 1 new group(s)"
+    assert plan.summary() == "1 new user, 2 changed, 1 unchanged, 1 new group"
     assert "change: bob becomes an admin" in describe_plan(plan)
 
 

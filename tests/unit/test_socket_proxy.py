@@ -11,7 +11,7 @@ import pytest
 
 from hub import names
 from hub.config import ImageSpec, SpawnerSection
-from hub.docker_policy import Refused, carries_label, decide, plain_volume
+from hub.docker_policy import Refused, carries_label, decide, helper_volumes, is_helper, plain_volume, reads_body
 from hub.docker_spawner import DockerSpawner
 from hub.spawner import SpawnRequest
 
@@ -85,8 +85,6 @@ SDK_CALLS = [
     ("POST", "/v1.41/volumes/create", {}),
     ("GET", "/v1.41/containers/json", {"all": ["1"], "filters": ['{"label": ["hub.managed=true"]}']}),
     ("GET", "/v1.41/containers/hub-user-alice/json", {}),
-    ("GET", "/v1.41/containers/0123abcd/logs", {"stderr": ["1"], "stdout": ["1"], "tail": ["20"]}),
-    ("GET", "/v1.41/containers/0123abcd/stats", {"stream": ["False"], "one-shot": ["True"]}),
     ("POST", "/v1.41/containers/0123abcd/wait", {}),
     ("GET", "/v1.41/events", {"filters": ['{"type": ["container"], "event": ["die"], "label": ["hub.prefix=hub"]}']}),
 ]
@@ -105,11 +103,74 @@ def test_every_call_the_hub_makes_passes(method: str, path: str, query: dict[str
         ("DELETE", "/v1.41/containers/hub-user-alice", ("containers", "hub-user-alice")),
         ("DELETE", "/v1.41/volumes/hub-home-alice", ("volumes", "hub-home-alice")),
         ("DELETE", "/v1.41/networks/hub-users", ("networks", "hub-users")),
+        ("GET", "/v1.41/containers/0123abcd/logs", ("containers", "0123abcd")),
+        ("GET", "/v1.41/containers/0123abcd/stats", ("containers", "0123abcd")),
     ],
 )
 def test_changing_an_object_needs_it_to_be_the_hubs(method: str, path: str, managed: tuple[str, str]) -> None:
-    """Start, stop and remove touch only what carries the hub's label (the proxy looks it up first)."""
+    """Start, stop and remove touch only what carries the hub's label (the proxy looks it up first); reading
+    a container's log or its CPU and memory too (other containers' logs and load are not the hub's business)."""
     assert decide(method, path, {}).managed == managed
+
+
+def test_reading_stats_and_logs_is_limited_to_the_hubs_containers() -> None:
+    """Security fix: stats (and logs) were let through for every container on the host."""
+    stats = decide("GET", "/v1.41/containers/traefik/stats", {"stream": ["False"], "one-shot": ["True"]})
+    assert stats.managed == ("containers", "traefik")
+    logs = decide("GET", "/v1.41/containers/traefik/logs", {"stdout": ["1"], "tail": ["20"]})
+    assert logs.managed == ("containers", "traefik")
+
+
+def test_archive_calls_reach_only_backup_helpers_that_never_ran() -> None:
+    """Copying files out of or into a container is for backup helpers, at their volume folder only."""
+    out = decide("GET", "/v1.41/containers/abc/archive", {"path": ["/volume"]})
+    assert (out.managed, out.helper) == (("containers", "abc"), True)
+    into = decide("PUT", "/v1.41/containers/abc/archive", {"path": ["/"]})
+    assert (into.managed, into.helper) == (("containers", "abc"), True)
+    assert not reads_body("PUT", "/v1.41/containers/abc/archive")  # the tar streams through
+    for method, query in [
+        ("GET", {"path": ["/etc"]}),
+        ("GET", {"path": ["/"]}),
+        ("GET", {"path": ["/volume/../etc"]}),
+        ("GET", {}),
+        ("GET", {"path": ["/volume", "/etc"]}),
+        ("PUT", {"path": ["/etc"]}),
+        ("PUT", {"path": ["/"], "copyUIDGID": ["1"]}),
+    ]:
+        with pytest.raises(Refused):
+            decide(method, "/v1.41/containers/abc/archive", query)
+    assert decide("POST", "/v1.41/containers/abc/start", {}).no_helper
+    assert decide("POST", "/v1.41/containers/abc/restart", {}).no_helper
+
+
+def helper(**change: Any) -> dict[str, Any]:
+    """A backup helper as Docker inspects it: created, never started, one named local volume."""
+    attrs: dict[str, Any] = {
+        "Config": {"Labels": {"hub.managed": "true", "hub.backup-helper": "true"}},
+        "State": {"Status": "created", "StartedAt": "0001-01-01T00:00:00Z"},
+        "HostConfig": {"Binds": ["hub-data-alice:/volume:ro"], "Privileged": False},
+        "Mounts": [{"Type": "volume", "Name": "hub-data-alice", "Driver": "local", "Destination": "/volume"}],
+    }
+    attrs.update(change)
+    return attrs
+
+
+def test_a_helper_must_never_have_run_and_mount_only_volumes() -> None:
+    assert helper_volumes(helper()) == ("hub-data-alice",)
+    refused = [
+        helper(Config={"Labels": {"hub.managed": "true"}}),  # a user's server
+        helper(State={"Status": "exited", "StartedAt": "2026-11-26T10:00:00Z"}),
+        helper(State={"Status": "running", "StartedAt": "2026-11-26T10:00:00Z"}),
+        helper(Mounts=[{"Type": "bind", "Source": "/", "Destination": "/volume"}]),
+        helper(Mounts=[{"Type": "volume", "Name": "nfs", "Driver": "some-plugin", "Destination": "/volume"}]),
+        helper(HostConfig={"Binds": ["/etc:/volume"]}),
+        helper(HostConfig={"Privileged": True}),
+        helper(Mounts=[]),  # nothing at /volume
+    ]
+    for attrs in refused:
+        with pytest.raises(Refused):
+            helper_volumes(attrs)
+    assert is_helper(helper()) and not is_helper({"Config": {"Labels": {"hub.managed": "true"}}})
 
 
 @pytest.mark.parametrize(
@@ -119,8 +180,7 @@ def test_changing_an_object_needs_it_to_be_the_hubs(method: str, path: str, mana
         ("POST", "/v1.41/exec/abc/start"),
         ("POST", "/v1.41/containers/hub-user-alice/attach"),
         ("GET", "/v1.41/containers/hub-user-alice/attach/ws"),
-        ("PUT", "/v1.41/containers/hub-user-alice/archive"),
-        ("GET", "/v1.41/containers/hub-user-alice/archive"),
+        ("HEAD", "/v1.41/containers/hub-user-alice/archive"),
         ("GET", "/v1.41/containers/hub-user-alice/export"),
         ("POST", "/v1.41/containers/hub-user-alice/update"),
         ("POST", "/v1.41/commit"),
