@@ -13,9 +13,16 @@ from tests.fixtures.traefik import free_port, start_traefik
 BENCH_PASSWORD = "bench-pass"
 
 
-def our_hub(workdir: Path, prefix: str, image: str, lifecycle: dict[str, Any] | None = None) -> HubProcess:
+def our_hub(
+    workdir: Path,
+    prefix: str,
+    image: str,
+    lifecycle: dict[str, Any] | None = None,
+    spawner: dict[str, Any] | None = None,
+) -> HubProcess:
     """Our hub (not started yet) with one image "jupyterlab", the dummy login (BENCH_PASSWORD) and its own
-    Traefik (started). Docker objects carry ``prefix`` in their names and labels; stop both processes after."""
+    Traefik (started). Docker objects carry ``prefix`` in their names and labels; stop both processes after.
+    ``spawner`` adds to (or overrides) the spawner section, e.g. ``{"backend": "swarm", "network": ...}``."""
     port = free_port()
     traefik = start_traefik(workdir / "traefik", fast_lane=f"http://127.0.0.1:{port}")
     config = hub_config(
@@ -29,6 +36,7 @@ def our_hub(workdir: Path, prefix: str, image: str, lifecycle: dict[str, Any] | 
     )
     if lifecycle is not None:
         config["lifecycle"] = lifecycle
+    config["spawner"].update(spawner or {})
     (workdir / "hub.yaml").write_text(yaml.safe_dump(config))
     return HubProcess(
         traefik.web_url, f"http://127.0.0.1:{port}", workdir / "hub.yaml", workdir / "hub.log", prefix, traefik

@@ -8,6 +8,11 @@ last <= 1.0x; the hub's CPU for a 30-user round <= 3 s.
 
     .venv/bin/python benchmarks/spawn.py --users 1 --repeat 5
     .venv/bin/python benchmarks/spawn.py --users 30 --repeat 3
+    .venv/bin/python benchmarks/spawn.py --users 10 --repeat 2 --backend swarm
+
+With ``--backend swarm`` the hub starts each server as a one-replica Swarm service (issue 12) on a one-node Swarm of
+the local daemon (made for the run when the daemon is in none, and left as found); the floor stays the bare
+container, so the figures stand beside the single-host ones.
 
 With ``--repeat N`` the baseline and the hub take turns (the baseline first in even rounds, the hub first in odd
 ones), because order and cache warmth move single figures by 10-20 %; the ratios are taken over all rounds.
@@ -37,6 +42,7 @@ from hub.config import ImageSpec
 from hub.docker_spawner import container_command
 from tests.fixtures.docker import ROOT, build_cached, remove_run_objects
 from tests.fixtures.hub import HubProcess
+from tests.fixtures.swarm import single_node_swarm
 
 
 def baseline(client: docker.DockerClient, image: str, prefix: str, network: str, users: int, tag: str) -> list[float]:
@@ -124,12 +130,22 @@ async def main() -> None:
     parser.add_argument("--users", type=int, default=1)
     parser.add_argument("--slots", type=int, default=8, help="lifecycle.concurrent_spawns of the hub")
     parser.add_argument("--repeat", type=int, default=1, help="rounds of baseline and hub, taking turns")
+    parser.add_argument("--backend", choices=("docker", "swarm"), default="docker", help="the hub's spawner.backend")
     args = parser.parse_args()
     client = docker.from_env()
+    prefix = f"bench{secrets.token_hex(3)}"
+    if args.backend == "swarm":
+        with single_node_swarm(client, prefix) as network:
+            await measure(args, client, prefix, {"backend": "swarm", "network": network})
+    else:
+        await measure(args, client, prefix, {})
+
+
+async def measure(args: argparse.Namespace, client: docker.DockerClient, prefix: str, spawner: dict[str, str]) -> None:
+    """Rounds of the bare containers and of the hub, taking turns; prints the medians and ratios."""
     base = os.environ.get("HUB_TEST_BASE_IMAGE", "hub-ci-base:bookworm")
     image = build_cached(client, ROOT / "images" / "jupyterlab", base, "jupyterlab")
-    prefix = f"bench{secrets.token_hex(3)}"
-    hub = our_hub(Path(tempfile.mkdtemp()), prefix, image, lifecycle={"concurrent_spawns": args.slots})
+    hub = our_hub(Path(tempfile.mkdtemp()), prefix, image, lifecycle={"concurrent_spawns": args.slots}, spawner=spawner)
     traefik = hub.traefik
     try:
         hub.start()
@@ -167,7 +183,9 @@ async def main() -> None:
         bare_last = statistics.median(max(times) for times in base_rounds)
         hub_last = statistics.median(max(times) for times in hub_rounds)
         print(f"bare containers, {args.users} at once: median {bare_median:.2f} s, last {bare_last:.2f} s")
-        print(f"through the hub, {args.users} at once: median {hub_median:.2f} s, last {hub_last:.2f} s")
+        print(
+            f"through the hub ({args.backend}), {args.users} at once: median {hub_median:.2f} s, last {hub_last:.2f} s"
+        )
         print(f"ratio (hub median / bare median): {hub_median / bare_median:.2f}")
         print(f"ratio (hub last / bare last): {hub_last / bare_last:.2f}")
         print(f"hub CPU per round (start, serve and stop {args.users}): median {statistics.median(hub_cpu):.2f} s")

@@ -360,7 +360,7 @@ class DockerSpawner(Spawner):
 
     def _remove_container(self, name: str) -> None:
         try:
-            self.client().containers.get(name).remove(force=True)
+            self.client().api.remove_container(name, force=True)  # one request (by name), not an inspect first
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as exc:
@@ -504,14 +504,12 @@ class DockerSpawner(Spawner):
     # -- stop, status, logs -----------------------------------------------------------------
     async def stop(self, handle: ServerHandle) -> None:
         def stop_and_remove() -> None:
-            try:
-                container = self.client().containers.get(handle.container_id or handle.container_name)
+            try:  # straight by id (or name): no inspect first
+                self.client().api.stop(handle.container_id or handle.container_name, timeout=self.settings.stop_timeout)
             except docker.errors.NotFound:
                 return
-            try:
-                container.stop(timeout=self.settings.stop_timeout)
             except docker.errors.APIError as exc:
-                if exc.status_code not in (304, 404, 409):
+                if exc.status_code not in (304, 409):
                     raise
             self._remove_container(handle.container_name)
 
@@ -523,23 +521,31 @@ class DockerSpawner(Spawner):
         ``connect_containers`` to the others again): reconcile calls this every round."""
 
         def scan() -> list[ServerInfo]:
+            # One list request for all; only a container that is not running is inspected (its exit code and OOM
+            # flag are not in the list). The SDK's non-sparse list would inspect every container, every round.
+            api = self.client().api
             labels = ["hub.managed=true", f"hub.prefix={self.settings.prefix}"]
             found = []
-            for container in self.client().containers.list(all=True, filters={"label": labels}):
-                if container.status != "running":
-                    container.reload()  # the list gives a summary; exit code and OOM need the full record
-                state = container.attrs.get("State")
-                state = state if isinstance(state, dict) else {}
+            for summary in api.containers(all=True, filters={"label": labels}):
+                running = summary.get("State") == "running"
+                state: dict[str, Any] = {}
+                if not running:
+                    try:
+                        state = api.inspect_container(summary["Id"]).get("State") or {}
+                    except docker.errors.NotFound:
+                        continue  # removed since the list was made
+                container_labels = summary.get("Labels") or {}
+                names = summary.get("Names") or [""]
                 found.append(
                     ServerInfo(
-                        username=container.labels.get("hub.username", ""),
-                        container_id=container.id or "",
-                        container_name=container.name or "",
-                        running=container.status == "running",
+                        username=container_labels.get("hub.username", ""),
+                        container_id=str(summary.get("Id") or ""),
+                        container_name=str(names[0]).lstrip("/"),
+                        running=running,
                         exit_code=state.get("ExitCode"),
                         oom_killed=bool(state.get("OOMKilled")),
-                        gpu_ids=parse_gpu_label(container.labels.get(GPU_LABEL)),
-                        server_name=container.labels.get("hub.server", ""),
+                        gpu_ids=parse_gpu_label(container_labels.get(GPU_LABEL)),
+                        server_name=container_labels.get("hub.server", ""),
                     )
                 )
             return found

@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.fixtures.traefik",
     "tests.fixtures.hub",
     "tests.fixtures.browser",
+    "tests.fixtures.axe",
     "tests.fixtures.postgres",
     "tests.fixtures.oidc_provider",
     "tests.fixtures.slapd",

@@ -1,37 +1,25 @@
 """Accessibility in a real browser: axe-core finds no serious fault on any hub page, and the keyboard alone
 takes a person from the login page into their server.
 
-axe-core comes from npm (pinned in tests/fixtures/a11y/package-lock.json; .ci/run installs it with `npm ci`).
-It is injected into each page as a script. The hub's Content-Security-Policy allows only its own scripts
-(script-src 'self'), so the axe test's browser context bypasses CSP; that setting lives in the test browser only.
+axe-core is injected into each page by tests/fixtures/axe.py (the ``axe_context`` fixture and ``axe_faults``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.e2e.test_login_spawn_notebook import log_in
+from tests.fixtures.axe import axe_faults
 from tests.fixtures.hub import HubFactory, HubProcess, password_of
 
 pytestmark = [pytest.mark.docker, pytest.mark.traefik, pytest.mark.browser]
 
-AXE = Path(__file__).resolve().parents[1] / "fixtures" / "a11y" / "node_modules" / "axe-core" / "axe.min.js"
 BLOCKING = ("serious", "critical")
-RUN_AXE = """async () => {
-  const result = await axe.run(document, {resultTypes: ["violations"]});
-  return result.violations.map(v => ({
-    id: v.id, impact: v.impact, help: v.help,
-    nodes: v.nodes.slice(0, 4).map(
-      n => n.target.join(" ") + " " + (n.failureSummary || "").split("\\n").slice(1, 2).join("")),
-  }));
-}"""
 
 
 @pytest.fixture(scope="module")
@@ -57,24 +45,6 @@ def a11y_hub(hub_factory: HubFactory, test_images: list[dict[str, Any]]) -> HubP
     )
     assert announced.status_code == 201, announced.text
     return instance
-
-
-@pytest.fixture
-def axe_context(browser: Browser) -> Iterator[BrowserContext]:
-    """A browser context that lets the injected axe script run despite the hub's script-src 'self'."""
-    if not AXE.exists():
-        pytest.fail(f"{AXE} is missing: run `npm ci --prefix tests/fixtures/a11y` (.ci/run does)")
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
-    context.set_default_timeout(30_000)
-    yield context
-    context.close()
-
-
-def axe_faults(page: Page) -> list[dict[str, Any]]:
-    """Every violation axe-core finds on the page as it is now (all impacts)."""
-    page.add_script_tag(path=str(AXE))
-    faults: list[dict[str, Any]] = page.evaluate(RUN_AXE)
-    return faults
 
 
 class Audit:

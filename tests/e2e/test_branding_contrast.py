@@ -3,30 +3,18 @@ axe-core finds no colour-contrast fault on the pages that show the colour (hub/b
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
-from playwright.sync_api import Browser, BrowserContext, expect
+from playwright.sync_api import BrowserContext, expect
 
-from tests.e2e.test_accessibility import AXE, axe_faults
 from tests.e2e.test_login_spawn_notebook import log_in
+from tests.fixtures.axe import axe_faults
 from tests.fixtures.hub import HubFactory, password_of
 
 pytestmark = [pytest.mark.docker, pytest.mark.traefik, pytest.mark.browser]
 GOLD, BLACK, DARK_GOLD = "rgb(255, 215, 0)", "rgb(0, 0, 0)", "rgb(130, 110, 0)"
-
-
-@pytest.fixture
-def axe_context(browser: Browser) -> Iterator[BrowserContext]:
-    """A browser context that lets the injected axe script run despite the hub's script-src 'self'."""
-    if not AXE.exists():
-        pytest.fail(f"{AXE} is missing: run `npm ci --prefix tests/fixtures/a11y` (.ci/run does)")
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
-    context.set_default_timeout(30_000)
-    yield context
-    context.close()
 
 
 def test_a_light_main_colour_keeps_every_text_readable(
