@@ -63,6 +63,17 @@ class ActivityTracker:
             self._users[name] = later(self._users.get(name), moment)
             self._unsaved_users.add(name)
 
+    async def rename_server(self, owner: str, old: str, new: str) -> None:
+        """A server was renamed: its last activity (which may be only here, for a stopped server) goes with it."""
+        moment = self._servers.pop((owner, old), None)
+        self._servers.pop((owner, new), None)  # a deleted server's of that name, if any: not this one's
+        self._unsaved_servers.discard((owner, new))
+        if moment is not None:
+            self._servers[(owner, new)] = moment
+        if (owner, old) in self._unsaved_servers:
+            self._unsaved_servers.discard((owner, old))
+            self._unsaved_servers.add((owner, new))
+
     def user_latest(self, name: str) -> dt.datetime | None:
         return self._users.get(name)
 

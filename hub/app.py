@@ -202,6 +202,7 @@ def backends(spawner: Spawner | None, proxy: Proxy | None) -> Context:
         servers.auth_state = app[AUTH_STATE]
         servers.groups_of = app[GROUPS].groups_of
         servers.on_server_deleted.append(app[SHARING].forget_server)
+        servers.on_server_renamed += [app[SHARING].rename_server, app[ACTIVITY].rename_server]
         servers.is_shared = app[SHARING].has_shares
         app[SHARING].on_change(servers.sync_share_routes)
         await servers.load()

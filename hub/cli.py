@@ -1,5 +1,5 @@
 """Command line: ``hub serve``, ``hub user add|list|remove|admin|password|import``, ``hub token create``,
-``hub setup-link``, ``hub check-config``, ``hub socket-proxy``, ``hub backup|restore DIR``.
+``hub setup-link``, ``hub check-config``, ``hub socket-proxy``, ``hub backup|restore DIR``, ``hub swarm-unpin USER``.
 
 Account changes go through the same accounts service as the hub's pages; a running hub sees them
 within a second or two (see accounts.py).
@@ -398,9 +398,30 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --volumes: unpack into volumes that already hold files (the data folder must still be empty)",
     )
+    unpin = commands.add_parser(
+        "swarm-unpin",
+        help="spawner.backend swarm: let a user's next start go to any node (their files' node is gone for good)",
+    )
+    unpin.add_argument("name", metavar="USER")
     proxy = commands.add_parser("socket-proxy", help="pass the hub's own Docker calls to the Docker socket, no others")
     proxy.add_argument("--listen", default="127.0.0.1:2375", help="HOST:PORT or unix:/path (default 127.0.0.1:2375)")
     proxy.add_argument("--docker-socket", default="/var/run/docker.sock")
+    proxy.add_argument(
+        "--connect-container",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a container the hub may join to its networks although it did not make it (repeat it; the same "
+        "names as spawner.connect_containers, such as Traefik's container)",
+    )
+    proxy.add_argument(
+        "--network",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a network the hub's servers may join although the hub did not make it (repeat it; the users' "
+        "network that docker compose or docker stack makes: spawner.network)",
+    )
     return top
 
 
@@ -412,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "socket-proxy":  # needs no hub configuration
             from hub.socket_proxy import run
 
-            return run(args.listen, args.docker_socket)
+            return run(args.listen, args.docker_socket, args.connect_container, args.network)
         settings = load_settings(args.config)
         if args.command == "serve" and args.with_traefik:
             settings = settings.model_copy(update={"traefik": settings.traefik.model_copy(update={"launch": True})})
@@ -439,6 +460,10 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(run_command(args.action, settings.db_url))
         if args.command == "setup-link":
             return asyncio.run(setup_link(settings))
+        if args.command == "swarm-unpin":
+            from hub.swarm_placement import unpin_user
+
+            return unpin_user(settings.spawner, args.name)
         if args.action == "import":
             return asyncio.run(user_import(settings, args.file, args.dry_run, args.passwords_out, args.method))
         if args.action == "list":

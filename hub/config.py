@@ -296,11 +296,41 @@ class SpawnerSection(Section):
     volume_per_server: bool = False
     """false: all of a user's servers mount the account's one volume; true: each named server gets a volume of
     its own (the default server keeps the account's volume)."""
+    volume_driver: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$")
+    """backend swarm: the volume driver that makes a user's volume on whichever node runs the server (e.g. `local`
+    with NFS options in volume_driver_options), so any node can mount it. Unset: a volume lives on the node where
+    its server first ran, and later starts are pinned to that node (hub/swarm_placement.py)."""
+    volume_driver_options: dict[str, str] = {}
+    """Options of volume_driver; ``{volume}`` in a value becomes the volume's name, e.g. {type: nfs,
+    o: "addr=10.0.0.5,rw,nfsvers=4", device: ":/export/hub/{volume}"} (a folder per volume on the NFS server)."""
+    registry: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]+)?$")
+    """A registry (host[:port]) whose credentials come from the environment (HUB_REGISTRY_USER and
+    HUB_REGISTRY_PASSWORD): sent with pulls and with every Swarm service, so each node can pull (hub/registry.py)."""
+    registry_config: Path | None = None
+    """Or a Docker client config file (config.json with "auths") holding the registries' credentials."""
+    prepull_timeout: float = Field(900, gt=0)
+    """backend swarm: seconds the pre-pull of an image onto every node may take (hub/swarm_prepull.py)."""
+
+    @field_validator("registry", "volume_driver", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """``HUB_SPAWNER__REGISTRY=`` (docker-stack.yml's default) means no registry."""
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _check_subnets(self) -> SpawnerSection:
         if self.backend == "swarm" and self.isolation == "per_user":
             raise ValueError("spawner.isolation: per_user is not available with spawner.backend swarm yet")
+        if self.volume_driver and self.backend != "swarm":
+            raise ValueError("spawner.volume_driver is used only with spawner.backend swarm")
+        if self.volume_driver_options and not self.volume_driver:
+            raise ValueError("spawner.volume_driver_options needs spawner.volume_driver (e.g. local)")
+        options = self.volume_driver_options
+        if self.volume_driver == "local" and options and not any("{volume}" in value for value in options.values()):
+            raise ValueError(
+                "spawner.volume_driver_options: with the local driver every user's volume would be the same folder; "
+                'put {volume} into the path, e.g. device: ":/export/hub/{volume}"'
+            )
         if self.gpu_ids and self.gpus not in ("auto", len(self.gpu_ids)):
             raise ValueError(
                 f"spawner.gpus: {self.gpus} does not match the {len(self.gpu_ids)} gpu_ids; "

@@ -4,7 +4,12 @@ Whoever can call Docker freely is root on the host: one privileged container, on
 or of the Docker socket is enough. :func:`decide` is the proxy's whole policy, a pure function of the
 request: the route must be one the hub uses (``hub/docker_spawner.py``, ``hub/images.py``, ``hub/usage.py``,
 ``hub/volume_archive.py``), and the bodies and queries that could reach the host are checked field by
-field. Calls on one container (stop, remove, its log and its load, copying files) reach only the hub's own.
+field. Calls on one container (stop, remove, its log and its load, copying files) reach only the hub's own,
+and so do inspecting or removing a service, and removing a volume or network. A network join or leave needs a
+network of the hub's and a container of the hub's (or one the operator named to the proxy); a container, if
+it mounts an existing volume, mounts one of the hub's. Lists and inspections that could show other programs'
+settings are marked to be narrowed (``Decision.answer``, hub/docker_answers.py); Docker's event stream is
+asked only for the hub's objects' events (:func:`hub_events`).
 
 Docker reads JSON with Go's decoder, which matches keys case-insensitively (``privileged`` sets
 ``Privileged``) and lets the last duplicate win, so bodies are read the same way here: keys are folded,
@@ -30,9 +35,9 @@ HELPER_MOUNT = "/volume"
 """Where a backup helper sees its volume: the only folder its files are copied out of."""
 MAX_BODY = 1024 * 1024
 MIN_API_VERSION = (1, 24)  # older versions accept a HostConfig in the start call, after the create check
-VERSION_PREFIX = re.compile(r"^/v([0-9.]+)(/.*)$")
+VERSION_PREFIX = re.compile(r"^/v([0-9.]+)(/.*)\Z")
 NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
-VOLUME_NAME = re.compile(rf"^{NAME}$")
+VOLUME_NAME = re.compile(rf"^{NAME}\Z")
 NO_BODY = b""
 
 
@@ -55,15 +60,16 @@ FREE_HOST_FIELDS = _names(
     """
     Memory MemorySwap MemoryReservation MemorySwappiness KernelMemory NanoCpus CpuShares CpuPeriod CpuQuota
     CpuRealtimePeriod CpuRealtimeRuntime CpusetCpus CpusetMems CpuCount CpuPercent BlkioWeight PidsLimit
-    Init LogConfig RestartPolicy AutoRemove ShmSize Ulimits ReadonlyRootfs Dns DnsOptions DnsSearch
-    ExtraHosts GroupAdd Tmpfs CapDrop ConsoleSize Links OomScoreAdj ContainerIDFile
+    Init RestartPolicy AutoRemove ShmSize Ulimits ReadonlyRootfs Dns DnsOptions DnsSearch
+    ExtraHosts GroupAdd Tmpfs CapDrop ConsoleSize OomScoreAdj ContainerIDFile
     """,
     fold=True,
 )
-# Host settings that are fine only while empty (null, false, 0, "", [] or {}).
+# Host settings that are fine only while empty (null, false, 0, "", [] or {}). Links too: a legacy link hands
+# the linked container's whole environment (another program's secrets) to the new one.
 EMPTY_HOST_FIELDS = _names(
     """
-    Privileged CapAdd Capabilities Devices DeviceCgroupRules VolumesFrom PortBindings
+    Privileged CapAdd Capabilities Devices DeviceCgroupRules VolumesFrom PortBindings Links
     PublishAllPorts Sysctls CgroupParent Cgroup VolumeDriver OomKillDisable BlkioDeviceReadBps
     BlkioDeviceWriteBps BlkioDeviceReadIOps BlkioDeviceWriteIOps BlkioWeightDevice Isolation
     """,
@@ -79,10 +85,12 @@ NAMESPACE_FIELDS = {
     "usernsmode": "user",
     "cgroupnsmode": "cgroup",
 }
-GPU_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+GPU_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}\Z")
 NOT_GPU_IDS = frozenset({"all", "none", "void"})  # words the NVIDIA runtime reads as "every GPU" or "none"
 DEVICE_REQUEST_FIELDS = frozenset({"driver", "count", "deviceids", "capabilities", "options"})
 SAFE_SECURITY_OPTS = frozenset({"no-new-privileges", "no-new-privileges:true", "no-new-privileges=true"})
+LOG_DRIVERS = frozenset({None, "", "json-file", "local"})  # spawner.log_driver ("" or none: the daemon's own)
+LOG_OPTIONS = frozenset({"max-size", "max-file", "compress"})
 
 CREATE_QUERY = frozenset({"name", "platform"})
 PULL_QUERY = frozenset({"fromImage", "tag", "platform"})
@@ -104,9 +112,18 @@ class Decision:
 
     ``managed`` names an object (kind, id) that must carry this hub's label first, and the call then
     goes to that object's full id, so the name cannot be re-pointed in between. ``plain_volumes`` must,
-    if they exist, be ordinary local volumes (a volume made with driver options can be a host folder).
+    if they exist, be ordinary local volumes (a volume made with driver options can be a host folder) that
+    carry the hub's label (another program's volume holds its data).
     ``helper``: the managed container must be a backup helper that never ran (:func:`helper_volumes`);
     ``no_helper``: it must not be one (helpers are never started, so nothing runs beside a copy).
+    ``answer``: Docker's answer is narrowed to what the hub may read (a kind of hub/docker_answers.py).
+    ``join``: the container a network connect or disconnect names, which must be the hub's or one the
+    operator lets the hub join to its networks.
+    ``query``: the query Docker gets instead of the caller's (None: the caller's).
+    ``labelled_volumes``: volumes a service makes with the operator's volume driver, which must carry the hub's
+    label if they exist (their driver options are the operator's, so they are not plain).
+    ``networks``: networks a new container or service joins, which must be the hub's or ones the operator named
+    to the proxy (``--network``, e.g. the users' network that compose or the stack makes).
     """
 
     route: str
@@ -114,6 +131,29 @@ class Decision:
     plain_volumes: tuple[str, ...] = ()
     helper: bool = False
     no_helper: bool = False
+    answer: str = ""
+    join: Join | None = None
+    query: tuple[tuple[str, str], ...] | None = None
+    labelled_volumes: tuple[str, ...] = ()
+    networks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Join:
+    """A network connect (``force`` unused) or disconnect of one container, as the hub sends it."""
+
+    container: str
+    connect: bool
+    force: bool = False
+
+    def body(self, full_id: str) -> bytes:
+        """The body Docker gets: the container by the full id the proxy looked up, nothing else."""
+        fields: dict[str, Any] = {"Container": full_id}
+        if self.connect:
+            fields["EndpointConfig"] = {}
+        elif self.force:
+            fields["Force"] = True
+        return json.dumps(fields).encode()
 
 
 Check = Callable[[re.Match[str], Mapping[str, Sequence[str]], bytes], Decision]
@@ -250,6 +290,21 @@ def check_device_requests(requests: Any) -> None:
                 raise Refused(f"{ident!r} is not a GPU id (an index or a UUID)")
 
 
+def check_log_config(value: Any) -> None:
+    """Logs stay in rotated files on the host (hub/docker_spawner.py, ``log_config``). A driver that sends them
+    elsewhere (syslog, gelf, splunk, awslogs, ...) makes the daemon a client of any address the caller names, from
+    the host's network and with the daemon's credentials."""
+    if empty(value):
+        return
+    if not isinstance(value, Folded) or set(value) - {"type", "config"}:
+        raise Refused("HostConfig.LogConfig holds more than a log driver and its options")
+    if value.get("type") not in LOG_DRIVERS:
+        raise Refused(f"the log driver {value.get('type')!r} is not allowed; the hub uses json-file or local")
+    options = value.get("config") or {}
+    if not isinstance(options, dict) or set(options) - LOG_OPTIONS:
+        raise Refused(f"log options other than {', '.join(sorted(LOG_OPTIONS))} are not allowed")
+
+
 def check_host_config(host: Any) -> tuple[str, ...]:
     """Refuse every host setting that reaches the host; return the named volumes it mounts."""
     if not isinstance(host, Folded):
@@ -268,6 +323,8 @@ def check_host_config(host: Any) -> tuple[str, ...]:
             check_namespace(field, value)
         elif field == "devicerequests":
             check_device_requests(value)
+        elif field == "logconfig":
+            check_log_config(value)
         elif field == "securityopt":
             for option in value or []:
                 if option not in SAFE_SECURITY_OPTS:
@@ -293,9 +350,11 @@ def labelled(body: dict[str, Any]) -> bool:
 
 
 # -- the routes ------------------------------------------------------------------------------------
-def free(name: str) -> Check:
+def free(name: str, answer: str = "") -> Check:
+    """Calls that change nothing; ``answer``: Docker's answer is narrowed (hub/docker_answers.py)."""
+
     def allow(match: re.Match[str], query: Mapping[str, Sequence[str]], body: bytes) -> Decision:
-        return Decision(name)
+        return Decision(name, answer=answer)
 
     return allow
 
@@ -318,6 +377,62 @@ def managed(kind: str, name: str, no_helper: bool = False) -> Check:
         return Decision(name, managed=(kind, match.group("id")), no_helper=no_helper)
 
     return allow
+
+
+def network_join(connect: bool) -> Check:
+    """``POST /networks/{id}/connect`` and ``.../disconnect`` (hub/networks.py, ``spawner.connect_containers``):
+    a network of the hub, one container, and no endpoint settings (an address or alias of someone else's)."""
+    name = "connect a container to a network" if connect else "disconnect a container from a network"
+    allowed = frozenset({"container", "endpointconfig"} if connect else {"container", "force"})
+
+    def check(match: re.Match[str], query: Mapping[str, Sequence[str]], body: bytes) -> Decision:
+        check_query(query, frozenset(), name)
+        spec = folded_json(body)
+        if not isinstance(spec, Folded):
+            raise Refused(f"the body of a call to {name} must be an object")
+        for key, value in spec.items():
+            if key not in allowed and not empty(value):
+                raise Refused(f"{spec.name(key)} is not a setting the hub uses to {name}")
+        if not empty(spec.get("endpointconfig")):
+            raise Refused("choosing a container's address, aliases or links on a network is not something the hub does")
+        container = spec.get("container")
+        if not isinstance(container, str) or container in ("", ".", "..") or "/" in container:
+            raise Refused(f"a call to {name} must name one container")
+        join = Join(container, connect, force=spec.get("force") is True)
+        return Decision(name, managed=("networks", match.group("id")), join=join)
+
+    return check
+
+
+def hub_events(match: re.Match[str], query: Mapping[str, Sequence[str]], body: bytes) -> Decision:
+    """``GET /events`` (hub/docker_events.py): only the events of the hub's own objects. Every event carries its
+    container's labels, name and image, and an exec's command line, so the proxy adds the filter
+    ``label=hub.managed=true``, which Docker requires together with the caller's own filters."""
+    name = "watch containers stop"
+    check_query(query, frozenset({"since", "until", "filters"}), "watching Docker's events")
+    kept = [(key, value) for key in ("since", "until") for value in only(query, key)]
+    return Decision(name, query=(*kept, ("filters", hub_only_filters(only(query, "filters")))))
+
+
+def hub_only_filters(given: Sequence[str]) -> str:
+    """The caller's event filters (Docker's list or map form) with ``label=hub.managed=true`` added, as JSON."""
+    if len(given) > 1:
+        raise Refused("watching Docker's events with more than one filters parameter is not a call the hub makes")
+    try:
+        filters = json.loads(given[0]) if given and given[0] else {}
+    except (ValueError, RecursionError):
+        raise Refused("the filters of a call to watch Docker's events are not valid JSON") from None
+    if not isinstance(filters, dict):
+        raise Refused("the filters of a call to watch Docker's events must be an object")
+    merged: dict[str, dict[str, bool]] = {}
+    for key, values in filters.items():
+        if isinstance(values, dict):
+            values = list(values)
+        if not isinstance(values, list) or not all(isinstance(value, str) for value in values):
+            raise Refused(f"the event filter {key!r} must be a list of words")
+        merged[key] = dict.fromkeys(values, True)
+    merged.setdefault("label", {})[f"{MANAGED_LABEL}=true"] = True
+    return json.dumps(merged)
 
 
 def archive_path(query: Mapping[str, Sequence[str]], what: str, root_too: bool) -> None:
@@ -361,7 +476,38 @@ def container_create(match: re.Match[str], query: Mapping[str, Sequence[str]], b
     host = config.get("hostconfig")
     if host is None:
         raise Refused("a container configuration without HostConfig is not one the hub makes")
-    return Decision("create a container", plain_volumes=check_host_config(host))
+    volumes = check_host_config(host)
+    return Decision("create a container", plain_volumes=volumes, networks=container_networks(config, host))
+
+
+def container_networks(config: Folded, host: Folded) -> tuple[str, ...]:
+    """The networks a new container joins (its NetworkMode and any EndpointsConfig), for the proxy to check;
+    settings on a network (address, aliases, links) are refused. ``default``/``bridge`` (Docker's own bridge,
+    where other programs' containers are) only with networking off, as for a backup helper."""
+    joined: list[str] = []
+    mode = host.get("networkmode")
+    if isinstance(mode, str) and mode not in ("", "none"):
+        if mode in ("default", "bridge"):
+            if config.get("networkdisabled") is not True:
+                raise Refused("Docker's default bridge network is not one the hub's containers join")
+        else:
+            joined.append(mode)
+    networking = config.get("networkingconfig")
+    if not empty(networking):
+        if not isinstance(networking, Folded):
+            raise Refused("NetworkingConfig must be an object")
+        for field, value in networking.items():
+            if field != "endpointsconfig":
+                if value is not None:  # the docker SDK sends {network: null}, which Docker ignores
+                    raise Refused(f"NetworkingConfig.{networking.name(field)} is not a setting the hub uses")
+                continue
+            if not isinstance(value, Folded):
+                raise Refused("NetworkingConfig.EndpointsConfig must be an object")
+            for network, endpoint in value.items():
+                if not empty(endpoint):
+                    raise Refused("choosing a container's address, aliases or links on a network is not allowed")
+                joined.append(value.name(network))
+    return tuple(dict.fromkeys(joined))
 
 
 def volume_create(match: re.Match[str], query: Mapping[str, Sequence[str]], body: bytes) -> Decision:
@@ -420,9 +566,16 @@ def service_create(match: re.Match[str], query: Mapping[str, Sequence[str]], bod
     return check(match, query, body)
 
 
+def config_create(match: re.Match[str], query: Mapping[str, Sequence[str]], body: bytes) -> Decision:
+    """The record of a volume's node: checked in hub/swarm_policy.py."""
+    from hub.swarm_policy import config_create as check
+
+    return check(match, query, body)
+
+
 ID = r"(?P<id>[^/]+)"
 ROUTES: list[tuple[str, re.Pattern[str], Check]] = [
-    (method, re.compile(f"^{pattern}$"), check)
+    (method, re.compile(rf"^{pattern}\Z"), check)
     for method, pattern, check in (
         ("GET", "/_ping", free("ping")),
         ("HEAD", "/_ping", free("ping")),
@@ -434,17 +587,17 @@ ROUTES: list[tuple[str, re.Pattern[str], Check]] = [
         ("GET", "/networks", free("list networks")),
         ("GET", f"/networks/{ID}", free("inspect a network")),
         ("POST", "/networks/create", network_create),
-        ("POST", f"/networks/{ID}/connect", free("connect a container to a network")),
-        ("POST", f"/networks/{ID}/disconnect", free("disconnect a container from a network")),
+        ("POST", f"/networks/{ID}/connect", network_join(connect=True)),
+        ("POST", f"/networks/{ID}/disconnect", network_join(connect=False)),
         ("DELETE", f"/networks/{ID}", managed("networks", "remove a network")),
-        ("GET", "/volumes", free("list volumes")),
-        ("GET", f"/volumes/{ID}", free("inspect a volume")),
+        ("GET", "/volumes", free("list volumes", answer="volumes")),
+        ("GET", f"/volumes/{ID}", free("inspect a volume", answer="volume")),
         ("POST", "/volumes/create", volume_create),
         ("DELETE", f"/volumes/{ID}", managed("volumes", "remove a volume")),
-        ("GET", "/containers/json", free("list containers")),
-        ("GET", "/events", free("watch containers stop")),  # hub/docker_events.py
+        ("GET", "/containers/json", free("list containers", answer="containers")),
+        ("GET", "/events", hub_events),  # hub/docker_events.py
         ("POST", "/containers/create", container_create),
-        ("GET", f"/containers/{ID}/json", free("inspect a container")),
+        ("GET", f"/containers/{ID}/json", free("inspect a container", answer="container")),
         ("GET", f"/containers/{ID}/logs", managed("containers", "read a container's log")),
         ("GET", f"/containers/{ID}/stats", managed("containers", "read a container's CPU and memory")),  # usage.py
         ("GET", f"/containers/{ID}/archive", archive_out),  # hub/volume_archive.py
@@ -456,13 +609,17 @@ ROUTES: list[tuple[str, re.Pattern[str], Check]] = [
         ("POST", f"/containers/{ID}/kill", managed("containers", "kill a container")),
         ("DELETE", f"/containers/{ID}", managed("containers", "remove a container")),
         # spawner.backend: swarm (hub/swarm_spawner.py): the hub's services, their tasks and nodes' names
-        ("GET", "/services", free("list services")),
+        ("GET", "/services", free("list services", answer="services")),
         ("POST", "/services/create", service_create),
-        ("GET", f"/services/{ID}", free("inspect a service")),
+        ("GET", f"/services/{ID}", managed("services", "inspect a service")),
         ("GET", f"/services/{ID}/logs", managed("services", "read a service's log")),
         ("DELETE", f"/services/{ID}", managed("services", "remove a service")),
-        ("GET", "/tasks", free("list tasks")),
+        ("GET", "/tasks", free("list tasks", answer="tasks")),
         ("GET", f"/nodes/{ID}", free("inspect a node")),
+        # the node each user's volume is on (hub/swarm_placement.py): small configs holding a node's ID
+        ("GET", "/configs", free("list the nodes of volumes", answer="configs")),  # others' configs: secrets
+        ("POST", "/configs/create", config_create),
+        ("DELETE", f"/configs/{ID}", managed("configs", "remove the record of a volume's node")),
     )
 ]
 
@@ -505,9 +662,10 @@ NEVER_STARTED = frozenset({None, "", "0001-01-01T00:00:00Z"})
 
 
 def helper_volumes(attrs: Mapping[str, Any]) -> tuple[str, ...]:
-    """The volumes of an inspected backup helper that may have files copied out or in, the one it copies
-    (at ``/volume``) first: it carries the helper label, has never run (no process could race the copy) and
-    mounts nothing but named local volumes. Raises :class:`Refused` otherwise."""
+    """The one volume of an inspected backup helper that may have files copied out or in: the helper carries
+    the helper label, has never run (no process could race the copy) and mounts exactly one named local volume,
+    at ``/volume`` (a second one, at ``/volume/x``, would be copied along without being checked). Raises
+    :class:`Refused` otherwise. The proxy then checks that the volume is the hub's."""
     if not is_helper(attrs):
         raise Refused(f"only a backup helper the hub made (label {HELPER_LABEL}=true) has files copied out or in")
     state = attrs.get("State") or {}
@@ -517,17 +675,21 @@ def helper_volumes(attrs: Mapping[str, Any]) -> tuple[str, ...]:
     for field in ("Privileged", "VolumesFrom", "Devices", "CapAdd"):
         if not empty(host.get(field)):
             raise Refused(f"a backup helper with HostConfig.{field} is not one the hub makes")
-    copied: list[str] = []
-    others: list[str] = []
-    for mount in attrs.get("Mounts") or []:
+    mounts = attrs.get("Mounts") or []
+    for mount in mounts:
         if not isinstance(mount, dict) or mount.get("Type") != "volume" or mount.get("Driver") not in ("local", None):
             raise Refused("a backup helper that mounts anything but a named local volume (a host path) is not allowed")
-        (copied if mount.get("Destination") == HELPER_MOUNT else others).append(str(mount.get("Name") or ""))
     for bind in host.get("Binds") or []:
         volume_source(str(bind))
-    if len(copied) != 1 or not copied[0]:
+    if len(mounts) != 1 or len(host.get("Binds") or []) > 1 or not empty(host.get("Mounts")):
+        raise Refused(
+            f"a backup helper mounts exactly one volume, at {HELPER_MOUNT}; this one mounts {len(mounts)} "
+            "(an image that declares VOLUME folders cannot be the helper image)"
+        )
+    name = str(mounts[0].get("Name") or "")
+    if mounts[0].get("Destination") != HELPER_MOUNT or not name:
         raise Refused(f"a backup helper without a named volume at {HELPER_MOUNT} is not one the hub makes")
-    return (copied[0], *(name for name in others if name))
+    return (name,)
 
 
 def plain_volume(attrs: Mapping[str, Any]) -> bool:

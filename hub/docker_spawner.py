@@ -27,6 +27,7 @@ from hub.i18n import L_, N_
 from hub.images import ImageProvider
 from hub.networks import UserNetworks
 from hub.port_probe import host_and_port, port_accepts
+from hub.registry import registry_auth
 from hub.spawner import AddressKnown, Report, ServerHandle, ServerInfo, Spawner, SpawnRequest
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,7 @@ class DockerSpawner(Spawner):
         self.settings = settings
         self.extra_labels = {**settings.extra_labels, **(extra_labels or {})}
         self._client: docker.DockerClient | None = None
+        self._registry_auth = registry_auth(settings)  # a registry without credentials: ConfigError at start
         self._client_lock = threading.Lock()
         self._network_lock = asyncio.Lock()
         self._executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="docker")
@@ -171,6 +173,8 @@ class DockerSpawner(Spawner):
                 self._client = docker.DockerClient(base_url=self.settings.docker_url, max_pool_size=32)
             else:
                 self._client = docker.from_env(max_pool_size=32)
+            if self._registry_auth is not None:  # where the SDK keeps `docker login`'s: sent with pulls, services
+                self._client.api._auth_configs = self._registry_auth  # type: ignore[attr-defined]
         return self._client
 
     async def _call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -250,16 +254,7 @@ class DockerSpawner(Spawner):
         image = request.image
         await self.images.ensure(image, report)
         report(30, N_("Preparing the network and your storage"))
-        volume = request.volume_name or names.volume_name(self.settings.prefix, request.slug)
-        prefix, user = self.settings.prefix, request.username
-        labels = names.labels(prefix, user, request.slug, self.extra_labels, server=request.server_name)
-        volume_labels = names.labels(
-            prefix,
-            user,
-            names.server_slug(user, request.volume_server),
-            self.extra_labels,
-            server=request.volume_server,
-        )
+        labels, volume, volume_labels = self.labels_and_volume(request)
         name = names.container_name(self.settings.prefix, request.slug)
         try:
             async with self._network_for(request.slug, name, labels) as network:
@@ -298,6 +293,16 @@ class DockerSpawner(Spawner):
             # Cancelled or failed after the container exists: never leave it running unknown to the hub.
             await asyncio.shield(self._remove_container_and_network(name))
             raise
+
+    def labels_and_volume(self, request: SpawnRequest) -> tuple[dict[str, str], str, dict[str, str]]:
+        """The server's labels, its volume's name and the volume's labels (those of the server whose volume it is:
+        a named server may mount the account's volume)."""
+        prefix, user = self.settings.prefix, request.username
+        labels = names.labels(prefix, user, request.slug, self.extra_labels, server=request.server_name)
+        volume = request.volume_name or names.volume_name(prefix, request.slug)
+        volume_slug = names.server_slug(user, request.volume_server)
+        volume_labels = names.labels(prefix, user, volume_slug, self.extra_labels, server=request.volume_server)
+        return labels, volume, volume_labels
 
     async def _remove_container_and_network(self, name: str) -> None:
         await self._call(self._remove_container, name)

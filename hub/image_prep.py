@@ -17,7 +17,8 @@ States (``ImageStatus.state``)::
     waiting    waiting for its turn, or for Docker
     checking   looking whether Docker has it
     building   being built (message: the latest step; percent: steps done)
-    pulling    being pulled (message: the latest status line)
+    pulling    being pulled (message: the latest status line); with spawner.backend swarm also while it is
+               fetched onto every node of the cluster (message: how many nodes are done; percent)
     ready      on the host
     failed     could not be built or pulled (message: why); the next start tries again
     missing    not on the host, and spawner.pull_policy is never
@@ -94,6 +95,8 @@ class ImagePreparer:
         self.retry_seconds = RETRY_SECONDS
         initial: State = "waiting" if self.enabled else "unchecked"
         self._states: dict[str, tuple[State, str]] = {image.image: (initial, "") for image in self.images}
+        self._percent: dict[str, int] = {}
+        """How far the fetching onto every node is (a cluster's nodes done, in percent)."""
         self._docker_failed: set[str] = set()
         """Image references whose preparation failed because Docker was away: prepared again when it is back."""
         provider.watch(self._finished)
@@ -109,7 +112,8 @@ class ImagePreparer:
                 status = ImageStatus(image.name, image.title, image.image, "checking")
             else:
                 state, message = self._states[image.image]
-                status = ImageStatus(image.name, image.title, image.image, state, message)
+                percent = self._percent.get(image.image)
+                status = ImageStatus(image.name, image.title, image.image, state, message, percent)
             found.append(status)
         return found
 
@@ -156,7 +160,8 @@ class ImagePreparer:
                 try:
                     await self.provider.ensure(image, _not_followed)
                 except Exception:
-                    pass  # every work's outcome, good or bad, is noted by _finished
+                    return  # every work's outcome, good or bad, is noted by _finished
+                await self._spread(image)
                 return
             try:
                 here = await self.provider.present(image)
@@ -164,6 +169,31 @@ class ImagePreparer:
                 self._note_failure(image.image, exc)
                 return
             self._states[image.image] = ("ready", "") if here else ("missing", self._missing_reason(image))
+
+    async def _spread(self, image: ImageSpec) -> None:
+        """Onto every node of a cluster (``provider.spread``), once the image is on the hub's own node."""
+        spread = self.provider.spread
+        if spread is None or self._states[image.image][0] != "ready":
+            return
+        started = time.monotonic()
+
+        def progress(message: str, percent: int | None) -> None:
+            self._states[image.image] = ("pulling", message)
+            if percent is not None:
+                self._percent[image.image] = percent
+
+        try:
+            await spread(image, progress)
+        except Exception as exc:
+            self._note_failure(image.image, exc)
+        else:
+            seconds = round(time.monotonic() - started)
+            self._states[image.image] = (
+                "ready",
+                Text(N_("on every node in %(seconds)d s"), names={"seconds": seconds}),
+            )
+        finally:
+            self._percent.pop(image.image, None)
 
     def _missing_reason(self, image: ImageSpec) -> str:
         return L_(

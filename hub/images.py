@@ -14,7 +14,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -40,6 +40,8 @@ Call = Callable[..., Any]
 WorkKind = Literal["checking", "building", "pulling"]
 Finished = Callable[["ImageWork", BaseException | None], None]
 """Told when a work ends: the work, and its error (None when the image is now here)."""
+Spread = Callable[[ImageSpec, Callable[[str, int | None], None]], Awaitable[None]]
+"""Brings an image that is here onto every other node (Swarm's pre-pull), reporting (message, percent)."""
 
 
 class Stopped(Exception):
@@ -126,6 +128,9 @@ class ImageProvider:
         self._running: dict[str, ImageWork] = {}
         self._listeners: list[Finished] = []
         self._stopping = threading.Event()
+        self.spread: Spread | None = None
+        """Set by a spawner with more than one node (hub/swarm_prepull.py): after the image is on this host, the
+        background preparation (hub/image_prep.py) fetches it onto every node with this, reporting progress."""
 
     def work(self, image: str) -> ImageWork | None:
         """The check, build or pull of this image reference under way, if any."""

@@ -170,9 +170,20 @@ def failure_reason(progress: SpawnProgress | None) -> str | None:
     return last.message
 
 
+def what_happened(info: ServerInfo | None) -> str:
+    """For the admin's log: how a running server ended."""
+    if info is None:
+        return "is gone from Docker"
+    if info.lost:
+        return f"is lost: {info.lost}"
+    return f"exited (code {info.exit_code}, oom {info.oom_killed})"
+
+
 def crash_message(info: ServerInfo | None, image: ImageSpec | None, mem_limit: str | None = None) -> str:
     if info is None:
         return N_("Your server's container disappeared, so it was marked stopped. Your files are kept.")
+    if info.lost:  # e.g. its Swarm node went away (hub/swarm_nodes.py)
+        return info.lost
     if info.oom_killed:
         memory = mem_limit or (image.mem_limit if image else None)
         if memory:
@@ -220,6 +231,9 @@ class ServerManager:
         """Called with (user, server) after a named server was deleted (sharing forgets its shares)."""
         self.on_spawn_finished: list[Callable[[str, str, str, float, bool], None]] = []
         """Called with (user, server, image, seconds, worked) when a start ends either way (hub/usage.py)."""
+        self.on_server_renamed: list[Callable[[str, str, str], Awaitable[None]]] = []
+        """Called with (user, old name, new name) after a named server was renamed: whatever keeps something by
+        server name in memory (shares, activity) moves it to the new name."""
 
     # -- reading -------------------------------------------------------------------------------
     def _lock(self, key: Key) -> asyncio.Lock:
@@ -746,7 +760,8 @@ class ServerManager:
 
     async def rename(self, name: str, server: str, new_name: str) -> None:
         """Give a stopped named server another name (JupyterHub 6's PATCH). Its files, shares and share codes
-        stay with it: they belong to the server's record, not to its name."""
+        stay with it: they belong to the server's record, not to its name. What others keep in memory by its name
+        (sharing's answers, its last activity) follows through ``on_server_renamed``."""
         if not self.settings.spawner.named_servers:
             raise BadRequest(N_("Named servers are not enabled on this hub."))
         if not server:
@@ -776,6 +791,12 @@ class ServerManager:
                 row.container_id = row.container_name = row.url = None  # the old name's container is gone
             for table in (self._progress, self._secrets, self._spawns):
                 table.pop((name, server), None)
+            self._routed_shared.discard((name, server))
+        for listener in self.on_server_renamed:  # after the locks: sharing's listeners call back in here
+            try:
+                await listener(name, server, new_name)
+            except Exception:  # the rename is saved: one listener's fault must not make it look failed
+                log.exception("after renaming the server %s: %r failed", names.server_label(name, server), listener)
         log.info("renamed the server %s to %r", names.server_label(name, server), new_name)
 
     # -- steps the reconciler calls after it looked ---------------------------------------------
@@ -823,12 +844,9 @@ class ServerManager:
                 row = await server_row(session, key)
                 image = self.settings.image(row.image_name) if row else None
                 chosen = resources.stored_options(row.user_options) if row else {}
-            tail = await self.spawner.logs(handle_from(info), LOG_TAIL_LINES) if info is not None else ""
-            log.warning(
-                "server of %s %s",
-                names.server_label(name, server),
-                "is gone from Docker" if info is None else f"exited (code {info.exit_code}, oom {info.oom_killed})",
-            )
+            # a lost server's node is gone: its log cannot be read (and reading a service's log can hang then)
+            tail = await self.spawner.logs(handle_from(info), LOG_TAIL_LINES) if info and not info.lost else ""
+            log.warning("server of %s %s", names.server_label(name, server), what_happened(info))
             self._secrets.pop(key, None)
             await self.proxy.delete_route(names.server_slug(name, server))
             if info is not None:

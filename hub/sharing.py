@@ -360,6 +360,16 @@ class SharingService:
         self._writes += 1
         await self._changed()
 
+    async def rename_server(self, owner: str, old: str, new: str) -> None:
+        """The server was renamed (its shares and codes belong to its row and went with it): move them here too,
+        so the grantees' access follows at once."""
+        for table in (self._users, self._groups):
+            moved = table.pop((owner, old), None)
+            if moved is not None:
+                table[(owner, new)] = moved
+        self._writes += 1
+        await self._changed()
+
     async def create_code(
         self, owner: str, server: str, expires_in: int = CODE_DEFAULT_SECONDS
     ) -> tuple[str, CodeView]:

@@ -62,6 +62,9 @@ class ServerInfo:
     """The GPUs the server was given (its hub.gpus label), so the hub knows them again after a restart."""
     server_name: str = ""
     """"" for a user's default server (and containers from before named servers)."""
+    lost: str = ""
+    """Why the backend lost a server that did not exit (a Swarm node that went away), in the user's words; the hub
+    shows it instead of an exit code."""
 
 
 class Report(Protocol):

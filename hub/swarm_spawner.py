@@ -9,6 +9,7 @@ the SDK client off the event loop, image preparation, volumes), with these diffe
 - memory and CPUs become service limits *and* reservations, so Swarm places the server on a node with room;
   when no node has room the start fails in plain words instead of waiting;
 - progress follows the task's states (pending, assigned, preparing, starting, running);
+- a server whose node went down is reported lost, not running (hub/swarm_nodes.py);
 - the labels are those of the containers (on the service and on its container spec), so restart adoption and
   reconcile (hub/reconcile.py) work on services.
 
@@ -32,6 +33,7 @@ import docker.types
 from docker.utils import parse_bytes
 
 from hub import names
+from hub.config import SpawnerSection
 from hub.docker_spawner import (
     LOG_TAIL_LINES,
     DockerSpawner,
@@ -46,6 +48,20 @@ from hub.gpus import GPU_LABEL, parse_gpu_label
 from hub.i18n import L_, N_, Text
 from hub.port_probe import host_and_port, port_accepts
 from hub.spawner import AddressKnown, Report, ServerHandle, ServerInfo, SpawnRequest
+from hub.swarm_nodes import lost_message, lost_node
+from hub.swarm_placement import VolumePins, constraint, start_node, volume_mount
+from hub.swarm_prepull import PREPULL_LABEL, NodePull
+from hub.swarm_tasks import (
+    ENDED,
+    TASK_PROGRESS,
+    UNSCHEDULABLE,
+    latest_task,
+    task_container_id,
+    task_error,
+    task_exit_code,
+    task_state,
+    unschedulable_message,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,18 +71,6 @@ UNSCHEDULABLE_GRACE_SECONDS = 3.0
 """A task that stays pending with "no suitable node" this long fails the start (servers being stopped may free
 room within a moment)."""
 GATEWAY_BRIDGE = "docker_gwbridge"
-TASK_PROGRESS = {
-    "new": (40, N_("Waiting for the cluster to place your server")),
-    "pending": (40, N_("Waiting for the cluster to place your server")),
-    "assigned": (45, N_("Your server was placed on node %(node)s")),
-    "accepted": (45, N_("Your server was placed on node %(node)s")),
-    "preparing": (50, N_("Preparing your server on node %(node)s (fetching the image if needed)")),
-    "ready": (55, N_("Starting your container")),
-    "starting": (55, N_("Starting your container")),
-    "running": (60, N_("Waiting for your server to answer")),
-}
-ENDED = {"complete", "failed", "shutdown", "rejected", "orphaned", "remove"}
-UNSCHEDULABLE = ("no suitable node", "insufficient resources")
 MAX_SERVICE_NAME = 63
 
 
@@ -92,43 +96,16 @@ def service_resources(request: SpawnRequest, pids_limit: int) -> docker.types.Re
     return resources
 
 
-def latest_task(tasks: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The newest task of a one-replica service (older ones are history)."""
-    if not tasks:
-        return None
-    return max(tasks, key=lambda task: (task.get("Version") or {}).get("Index", 0))
-
-
-def task_state(task: dict[str, Any] | None) -> str:
-    return str(((task or {}).get("Status") or {}).get("State") or "new")
-
-
-def task_error(task: dict[str, Any] | None) -> str:
-    status = (task or {}).get("Status") or {}
-    return str(status.get("Err") or status.get("Message") or "")
-
-
-def task_exit_code(task: dict[str, Any] | None) -> int | None:
-    code = (((task or {}).get("Status") or {}).get("ContainerStatus") or {}).get("ExitCode")
-    return code if isinstance(code, int) else None
-
-
-def task_container_id(task: dict[str, Any] | None) -> str:
-    return str((((task or {}).get("Status") or {}).get("ContainerStatus") or {}).get("ContainerID") or "")
-
-
-def unschedulable_message(error: str) -> str:
-    """Swarm's "no suitable node (insufficient resources on 3 nodes)" in words for the person starting."""
-    if "insufficient resources" in error:
-        return N_(
-            "No machine in the cluster has enough free memory or CPUs for your server right now. "
-            "Please choose fewer resources, or try again when others have stopped their servers."
-        )
-    return N_("No machine in the cluster can run your server right now. Please tell an admin.")
-
-
 class SwarmSpawner(DockerSpawner):
     """Users' servers as Swarm services; the hub must talk to a manager node."""
+
+    def __init__(self, settings: SpawnerSection, extra_labels: dict[str, str] | None = None) -> None:
+        super().__init__(settings, extra_labels)
+        # The background preparation then fetches each image onto every node (hub/image_prep.py).
+        self.images.spread = NodePull(settings, self.client, self._call, self.extra_labels).run
+        self._first_placements: dict[str, asyncio.Lock] = {}
+        """Per volume: held by a start until its node is known and recorded, so that a second server on the same
+        volume (a named server sharing the account's volume) waits and then goes to the same node."""
 
     # -- start ------------------------------------------------------------------------------
     async def start(
@@ -144,30 +121,81 @@ class SwarmSpawner(DockerSpawner):
             )
         await self.images.ensure(request.image, report)
         report(30, N_("Preparing the network and your storage"))
-        volume = request.volume_name or names.volume_name(self.settings.prefix, request.slug)
-        prefix, user = self.settings.prefix, request.username
-        labels = names.labels(prefix, user, request.slug, self.extra_labels, server=request.server_name)
-        volume_labels = names.labels(
-            prefix,
-            user,
-            names.server_slug(user, request.volume_server),
-            self.extra_labels,
-            server=request.volume_server,
-        )
-        name = service_name(prefix, request.slug)
+        labels, volume, volume_labels = self.labels_and_volume(request)
+        name = service_name(self.settings.prefix, request.slug)
         async with self._network_lock:
             await self._call(self._ensure_overlay, labels)
-        await self._call(self._ensure_volume, volume, volume_labels)
+        if self.settings.volume_driver:  # any node mounts the volume: nothing to record
+            return await self._place(request, report, address_known, name, labels, volume, volume_labels)
+        async with self._first_placements.setdefault(volume, asyncio.Lock()):  # one small lock per user's volume
+            return await self._place(request, report, address_known, name, labels, volume, volume_labels)
+
+    async def _place(
+        self,
+        request: SpawnRequest,
+        report: Report,
+        address_known: AddressKnown | None,
+        name: str,
+        labels: dict[str, str],
+        volume: str,
+        volume_labels: dict[str, str],
+    ) -> ServerHandle:
+        """Create the service where the user's files are (or anywhere, recording where it went) and follow it."""
+        node = await self._call(self._volume_node, request.username, volume, volume_labels)
         await self._call(self._remove_service, name)
         report(40, N_("Asking the cluster for a place for your server"))
-        service_id = await self._call(self._create_service, request, name, volume, labels)
+        service_id = await self._call(
+            self._create_service, request, name, volume, labels, volume_labels=volume_labels, node=node
+        )
         handle = ServerHandle(service_id, name, volume, "")
         try:
-            return await self._follow(request, handle, report, address_known)
+            handle = await self._follow(request, handle, report, address_known)
         except BaseException:
             # Cancelled or failed after the service exists: never leave it running unknown to the hub.
             await asyncio.shield(self._call(self._remove_service, service_id))
             raise
+        if node is None and not self.settings.volume_driver:
+            await self._call(self._pin_where_it_runs, request.username, handle, volume)
+        return handle
+
+    # -- where a user's volume is (hub/swarm_placement.py) ----------------------------------
+    @property
+    def pins(self) -> VolumePins:
+        return VolumePins(self.client, self.settings.prefix, self.extra_labels)
+
+    def _volume_node(self, username: str, volume: str, volume_labels: dict[str, str]) -> str | None:
+        """The node the server must run on (its volume's), or None: any node (a volume driver, or a new volume,
+        which Swarm makes where the server lands). A pinned node that is down fails the start in plain words."""
+        if self.settings.volume_driver:
+            return None
+        return start_node(
+            self.pins,
+            username,
+            volume,
+            volume_here=lambda: self._volume_here(volume),
+            make_here=lambda: self._ensure_volume(volume, volume_labels),
+        )
+
+    def _volume_here(self, volume: str) -> bool:
+        try:
+            self.client().volumes.get(volume)
+        except docker.errors.NotFound:
+            return False
+        return True
+
+    def _pin_where_it_runs(self, username: str, handle: ServerHandle, volume: str) -> None:
+        """Record the node of a new volume: the one its server runs on (a failure only loses the record)."""
+        node = str((self._task_of(handle.container_id) or {}).get("NodeID") or "")
+        if node:
+            self.pins.record(volume, node, username)
+
+    async def remove_data(self, volume: str) -> None:
+        """The volume (on the hub's node; other nodes keep theirs until removed there) and the record of its node."""
+        await super().remove_data(volume)
+        try:
+            await self._call(self.pins.unpin_volume, volume)
+        except docker.errors.APIError as exc:
+            log.warning("could not remove the record of the node of %s: %s", volume, exc)
 
     def _ensure_overlay(self, labels: dict[str, str]) -> None:
         """``spawner.network`` as an attachable overlay network (made once; a bridge of that name is refused)."""
@@ -197,7 +225,15 @@ class SwarmSpawner(DockerSpawner):
                 "spawner.backend swarm needs an attachable overlay network (or none of that name)",
             )
 
-    def _create_service(self, request: SpawnRequest, name: str, volume: str, labels: dict[str, str]) -> str:
+    def _create_service(
+        self,
+        request: SpawnRequest,
+        name: str,
+        volume: str,
+        labels: dict[str, str],
+        volume_labels: dict[str, str] | None = None,
+        node: str | None = None,
+    ) -> str:
         image = request.image
         all_labels = {**labels, "hub.image": image.name}
         container = docker.types.ContainerSpec(
@@ -206,7 +242,7 @@ class SwarmSpawner(DockerSpawner):
             env=[f"{key}={value}" for key, value in container_environment(request).items()],
             user=image.user,
             labels=all_labels,
-            mounts=[docker.types.Mount(image.volume_mount, volume, type="volume")],
+            mounts=[volume_mount(self.settings, image.volume_mount, volume, volume_labels)],
             stop_grace_period=self.settings.stop_timeout * 1_000_000_000,
             init=True,
             cap_drop=["ALL"],
@@ -223,6 +259,7 @@ class SwarmSpawner(DockerSpawner):
             restart_policy=docker.types.RestartPolicy(condition="none"),
             log_driver=log_driver,
             networks=[docker.types.NetworkAttachmentConfig(self.settings.network)],
+            placement=docker.types.Placement(constraints=[constraint(node)]) if node else None,
         )
         try:
             created = self.client().api.create_service(
@@ -261,6 +298,19 @@ class SwarmSpawner(DockerSpawner):
                     next_state_check = now + STATE_POLL_SECONDS
                     task = await self._call(self._task_of, handle.container_id)
                     state, error = task_state(task), task_error(task)
+                    if state in ENDED or (task or {}).get("DesiredState") == "shutdown":  # Swarm gave it up
+                        lost = lost_node(task, await self._call(self._nodes_of, [task]))
+                        if lost:  # a first start's volume is not tied to that node yet: it may go elsewhere
+                            try:
+                                pinned = await self._call(self.pins.node_of, handle.volume_name)
+                            except docker.errors.APIError:  # the record cannot be read now: judge by the setting
+                                pinned = None if self.settings.volume_driver else lost
+                            raise SpawnError(
+                                self._lost_text(
+                                    lost, files_on_node=pinned is not None and not self.settings.volume_driver
+                                ),
+                                f"{handle.container_name}: node {lost} is down",
+                            )
                     if state in ENDED:
                         raise await self._ended_error(handle, task)
                     if state == "pending" and any(words in error for words in UNSCHEDULABLE):
@@ -356,7 +406,8 @@ class SwarmSpawner(DockerSpawner):
         """Removing a service stops its container a moment later; wait for that (this node only)."""
         deadline = time.monotonic() + self.settings.stop_timeout + 10
         filters: dict[str, str | list[str] | bool] = {"label": f"com.docker.swarm.service.name={name}"}
-        while self.client().containers.list(all=True, filters=filters) and time.monotonic() < deadline:
+        # sparse: the list alone, without inspecting each container (one gone meanwhile would raise NotFound)
+        while self.client().containers.list(all=True, filters=filters, sparse=True) and time.monotonic() < deadline:
             time.sleep(0.2)
 
     async def stop(self, handle: ServerHandle) -> None:
@@ -369,23 +420,30 @@ class SwarmSpawner(DockerSpawner):
         def scan() -> list[ServerInfo]:
             api = self.client().api
             labels = ["hub.managed=true", f"hub.prefix={self.settings.prefix}"]
-            services = api.services(filters={"label": labels})
+            services = [  # not the jobs that fetch images onto every node (hub/swarm_prepull.py)
+                service
+                for service in api.services(filters={"label": labels})
+                if ((service.get("Spec") or {}).get("Labels") or {}).get(PREPULL_LABEL) != "true"
+            ]
             if not services:
                 return []
             tasks: dict[str, list[dict[str, Any]]] = {}
             for task in api.tasks(filters={"service": [service["ID"] for service in services]}):
                 tasks.setdefault(task.get("ServiceID", ""), []).append(task)
+            newest = {service["ID"]: latest_task(tasks.get(service["ID"], [])) for service in services}
+            nodes = self._nodes_of([task for task in newest.values() if task_state(task) not in ENDED - {"orphaned"}])
             found = []
             for service in services:
                 spec_labels = (service.get("Spec") or {}).get("Labels") or {}
-                task = latest_task(tasks.get(service["ID"], []))
-                state = task_state(task)
+                task = newest[service["ID"]]
+                lost = lost_node(task, nodes)
                 found.append(
                     ServerInfo(
                         username=spec_labels.get("hub.username", ""),
                         container_id=service["ID"],
                         container_name=(service.get("Spec") or {}).get("Name", ""),
-                        running=state in TASK_PROGRESS,  # on its way or running: not crashed
+                        running=task_state(task) in TASK_PROGRESS and not lost,  # on its way or running
+                        lost=self._lost_text(lost) if lost else "",
                         exit_code=task_exit_code(task),
                         oom_killed=False,
                         gpu_ids=parse_gpu_label(spec_labels.get(GPU_LABEL)),
@@ -395,6 +453,24 @@ class SwarmSpawner(DockerSpawner):
             return found
 
         return await self._call(scan)
+
+    def _nodes_of(self, tasks: list[dict[str, Any] | None]) -> dict[str, dict[str, Any] | None]:
+        """What the manager says of each node these tasks were placed on (None: no longer in the Swarm), one
+        request per node; a node that cannot be asked right now is left out (hub/swarm_nodes.py)."""
+        nodes: dict[str, dict[str, Any] | None] = {}
+        for node_id in sorted({str((task or {}).get("NodeID") or "") for task in tasks} - {""}):
+            try:
+                nodes[node_id] = self.client().api.inspect_node(node_id)
+            except docker.errors.NotFound:
+                nodes[node_id] = None
+            except docker.errors.APIError as exc:
+                log.warning("could not ask the Swarm about node %s: %s", node_id[:12], exc)
+        return nodes
+
+    def _lost_text(self, node: str, files_on_node: bool | None = None) -> str:
+        """Lost with its node: without a volume driver a running server's files stay on that node, where its
+        volume is pinned (hub/swarm_placement.py)."""
+        return lost_message(node, not self.settings.volume_driver if files_on_node is None else files_on_node)
 
     async def logs(self, handle: ServerHandle, lines: int = 50) -> str:
         def read() -> str:

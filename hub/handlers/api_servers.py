@@ -15,7 +15,7 @@ from hub.errors import BadRequest, NotFound
 from hub.handlers.api_auth import require_manager_of
 from hub.handlers.api_users import json_body, progress_url
 from hub.image_choice import default_image
-from hub.keys import ACTIVITY, GROUPS, SERVERS, SETTINGS, SHARING, USERS
+from hub.keys import ACTIVITY, GROUPS, SERVERS, SETTINGS, USERS
 from hub.models import utcnow
 from hub.names import truncate
 from hub.users import ServerRow, UserRow
@@ -110,8 +110,7 @@ async def rename_server(request: web.Request) -> web.StreamResponse:
         raise BadRequest("name must be a string.")
     check_display_name(body, new_name)
     if new_name != server:
-        await request.app[SERVERS].rename(name, server, new_name)
-        await request.app[SHARING].load()  # shares are kept in memory by server name
+        await request.app[SERVERS].rename(name, server, new_name)  # shares and activity follow (its listeners)
     return web.json_response(await model_of(request, name, new_name))
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -22,22 +21,16 @@ from hub.keys import ACTIVITY, GROUPS, SESSIONS, SHARING
 from hub.models import Server, utcnow
 from hub.servers import ServerManager
 from tests.fakes import FakeProxy, FakeSpawner
-from tests.inprocess.conftest import IMAGES, TokenMaker
+from tests.inprocess.conftest import TokenMaker
 from tests.inprocess.pages import log_in
-from tests.inprocess.test_api_rules import auth, start
+from tests.inprocess.test_api_rules import auth, forwarded, start
 from tests.inprocess.test_named_servers import finished, with_lifecycle, with_spawner
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """The in-process hub's settings with sharing on (for share codes and group shares)."""
-    return Settings(
-        images=IMAGES,
-        hub={"data_dir": tmp_path / "data"},  # type: ignore[arg-type]
-        lifecycle={"reconcile_interval": 3600, "dependency_check_interval": 3600},
-        traefik={"dynamic_dir": tmp_path / "routes"},
-        sharing={"enabled": True},
-    )
+def settings(settings: Settings) -> Settings:
+    """The in-process hub's settings (tests/inprocess/conftest.py) with sharing on (share codes, group shares)."""
+    return settings.model_copy(update={"sharing": settings.sharing.model_copy(update={"enabled": True})})
 
 
 def iso(moment: dt.datetime) -> str:
@@ -179,20 +172,30 @@ async def test_a_named_server_is_made_without_starting_then_renamed(
 
 
 async def test_renaming_keeps_the_servers_shares(app_client: TestClient, tokens_of: TokenMaker) -> None:
+    """The server manager tells sharing and activity of a rename (they keep things by server name in memory):
+    the grantee's access and the server's last activity follow it."""
     alice, bob = await tokens_of("alice"), await tokens_of("bob")
     assert (await app_client.put("/hub/api/users/alice/servers/thesis", headers=auth(alice))).status == 201
     shared = await app_client.post("/hub/api/shares/alice/thesis", json={"user": "bob"}, headers=auth(alice))
     assert shared.status == 200
+    moment = utcnow().replace(microsecond=0) - dt.timedelta(minutes=5)
+    body = {"servers": {"thesis": {"last_activity": iso(moment)}}}  # a stopped server's: kept in memory only
+    assert (await app_client.post("/hub/api/users/alice/activity", json=body, headers=auth(alice))).status == 200
     taken = await app_client.put("/hub/api/users/alice/servers/taken", headers=auth(alice))
     assert taken.status == 201
     clash = await app_client.patch("/hub/api/users/alice/servers/thesis", json={"name": "taken"}, headers=auth(alice))
     assert clash.status == 409
     moved = await app_client.patch("/hub/api/users/alice/servers/thesis", json={"name": "paper"}, headers=auth(alice))
     assert moved.status == 200
+    assert (await moved.json())["last_activity"] == iso(moment)
     mine = await (await app_client.get("/hub/api/users/bob/shared", headers=auth(bob))).json()
     assert [item["server"]["name"] for item in mine["items"]] == ["paper"]
     assert app_client.server.app[SHARING].may_use("bob", "alice", "paper")
     assert not app_client.server.app[SHARING].may_use("bob", "alice", "thesis")
+    started = await app_client.post("/hub/api/users/alice/servers/paper", json={"image": "lab"}, headers=auth(alice))
+    assert started.status == 201
+    let_in = await app_client.get("/hub/forward-auth/alice/paper", headers=forwarded("/user/alice/paper/lab", bob))
+    assert let_in.status == 200, await let_in.text()
 
 
 async def test_share_codes_of_all_an_owners_servers(app_client: TestClient, tokens_of: TokenMaker) -> None:

@@ -278,3 +278,30 @@ async def test_the_api_shows_each_images_state_to_admins_only(app_client: TestCl
     assert "no route to host" in stock["message"]
     assert (await app_client.get("/hub/api/images", headers={"Authorization": f"token {alice}"})).status == 403
     assert (await app_client.get("/hub/api/images")).status == 401
+
+
+async def test_on_a_cluster_each_image_is_then_fetched_onto_every_node_with_progress() -> None:
+    """spawner.backend swarm: the provider's ``spread`` (hub/swarm_prepull.py) runs once the image is on the hub's
+    node; the admin panel shows its nodes' progress, then ready, or the nodes that could not fetch it."""
+    from hub.errors import SpawnError
+
+    preparer, provider = preparer_for(specs(IMAGES[0], IMAGES[2]), FakeImageProvider(here={"fake/lab:1"}))
+    gate = asyncio.Event()
+
+    async def spread(image: ImageSpec, progress: Any) -> None:
+        progress(f"Fetching {image.image} onto every node: 1 of 3 nodes done", 33)
+        await gate.wait()
+        if image.image.startswith("registry.example"):
+            raise SpawnError(f"The image {image.image} could not be fetched onto 1 of the cluster's 3 nodes (w2: x).")
+
+    provider.spread = spread
+    task = asyncio.create_task(preparer.prepare_all())
+    await until(lambda: set(states(preparer).values()) == {"pulling"}, "both images on their way to the nodes")
+    status = preparer.statuses()[0]
+    assert (status.percent, status.message) == (33, "Fetching fake/lab:1 onto every node: 1 of 3 nodes done")
+    gate.set()
+    await task
+    assert states(preparer) == {"lab": "ready", "stock": "failed"}
+    lab, stock = preparer.statuses()
+    assert lab.message.startswith("on every node in") and lab.percent is None
+    assert "could not be fetched onto 1 of the cluster's 3 nodes (w2: x)" in stock.message

@@ -10,7 +10,8 @@ from hub import names
 from hub.config import ImageSpec, SpawnerSection
 from hub.resources import Limits
 from hub.spawner import SpawnRequest
-from hub.swarm_spawner import latest_task, service_name, service_resources, task_exit_code, unschedulable_message
+from hub.swarm_spawner import service_name, service_resources
+from hub.swarm_tasks import latest_task, task_exit_code, unschedulable_message
 
 
 def request(limits: Limits | None = None, **image: object) -> SpawnRequest:

@@ -3,7 +3,9 @@ reach the host does not."""
 
 from __future__ import annotations
 
+import json
 import secrets
+import time
 
 import aiohttp
 import docker
@@ -66,3 +68,46 @@ def test_a_service_with_a_host_folder_is_refused(
         )
     assert refused.value.status_code == 403
     assert "named volumes" in str(refused.value)
+
+
+def test_other_services_and_their_tasks_are_not_read_through_the_proxy(
+    through_proxy: docker.DockerClient, docker_client: docker.DockerClient, swarm: str, base_image: str, run_prefix: str
+) -> None:
+    """Security fix: every service's and task's environment (other programs' secrets) could be read through the
+    proxy, and a service call went on under the name the caller gave instead of the id that was checked."""
+    run = {RUN_LABEL: run_prefix}
+    hub_labels = {"hub.managed": "true", **run}
+    other = docker_client.services.create(
+        base_image,
+        ["sleep", "60"],
+        name=f"{run_prefix}-sp-app",
+        env=["OTHER_APP_PASSWORD=hunter2"],
+        labels=run,
+        container_labels=run,
+    )
+    ours = docker_client.services.create(
+        base_image, ["sleep", "60"], name=f"{run_prefix}-sp-ours", labels=hub_labels, container_labels=hub_labels
+    )
+    try:
+        listed = {
+            service.name for service in through_proxy.services.list(filters={"label": f"{RUN_LABEL}={run_prefix}"})
+        }
+        assert ours.name in listed and other.name not in listed
+        with pytest.raises(docker.errors.APIError) as refused:
+            through_proxy.api.inspect_service(other.id)
+        assert refused.value.status_code == 403 and "not a service this hub made" in str(refused.value)
+        assert through_proxy.api.inspect_service(ours.name)["ID"] == ours.id
+        deadline = time.monotonic() + 20
+        while not docker_client.api.tasks(filters={"service": [other.id]}) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        tasks = through_proxy.api.tasks(filters={"service": [other.id, ours.id]})
+        assert {task["ServiceID"] for task in tasks} <= {ours.id}
+        assert "hunter2" not in json.dumps(tasks)
+        through_proxy.api.remove_service(ours.name)  # the hub's own, by name: forwarded by its id
+        assert not docker_client.services.list(filters={"id": ours.id})
+    finally:
+        for service in (other, ours):
+            try:
+                service.remove()
+            except docker.errors.NotFound:
+                pass

@@ -80,7 +80,6 @@ SDK_CALLS = [
     ),
     ("GET", "/v1.41/networks/containerhub", {}),
     ("POST", "/v1.41/networks/create", {}),
-    ("POST", "/v1.41/networks/containerhub/connect", {}),
     ("GET", "/v1.41/volumes/hub-home-alice", {}),
     ("POST", "/v1.41/volumes/create", {}),
     ("GET", "/v1.41/containers/json", {"all": ["1"], "filters": ['{"label": ["hub.managed=true"]}']}),
@@ -153,6 +152,19 @@ def helper(**change: Any) -> dict[str, Any]:
     }
     attrs.update(change)
     return attrs
+
+
+def test_a_helper_mounts_exactly_one_volume() -> None:
+    """Security fix: a second volume (at /volume/x it is copied along with the first) was only checked for being
+    local, not for being the hub's, so another program's volume could be read out or written into."""
+    foreign = {"Type": "volume", "Name": "other-apps-db", "Driver": "local", "Destination": "/volume/x"}
+    two = helper(Mounts=[*helper()["Mounts"], foreign])
+    two["HostConfig"]["Binds"].append("other-apps-db:/volume/x")
+    with pytest.raises(Refused, match="exactly one volume"):
+        helper_volumes(two)
+    elsewhere = {"Type": "volume", "Name": "hub-data-alice", "Driver": "local", "Destination": "/data"}
+    with pytest.raises(Refused, match="without a named volume"):
+        helper_volumes(helper(Mounts=[elsewhere]))
 
 
 def test_a_helper_must_never_have_run_and_mount_only_volumes() -> None:
@@ -260,6 +272,11 @@ def modified(change: dict[str, Any], top: dict[str, Any] | None = None) -> dict[
         {"CgroupParent": "/system.slice"},
         {"StorageOpt": {"size": "1G", "dm.thinpooldev": "x"}},
         {"SomethingNew": True},
+        {"Links": ["postgres:db"]},  # security fix: a legacy link hands over the linked container's environment
+        {"LogConfig": {"Type": "splunk", "Config": {"splunk-url": "http://169.254.169.254/"}}},  # security fix
+        {"LogConfig": {"Type": "syslog", "Config": {"syslog-address": "tcp://127.0.0.1:22"}}},
+        {"LogConfig": {"Type": "json-file", "Config": {"max-size": "1m", "labels-regex": ".*"}}},
+        {"LogConfig": {"Type": "local", "Other": 1}},
         {"privileged": True},  # Go's decoder matches keys without regard to case
         {"PRIVILEGED": 1},
     ],
@@ -419,3 +436,177 @@ def test_device_requests_of_another_shape_are_refused(request_: Any) -> None:
         create(modified({"DeviceRequests": [request_]}))
     with pytest.raises(Refused):
         create(modified({"DeviceRequests": [GPU, request_]}))
+
+
+def test_docker_events_are_narrowed_to_the_hubs_objects() -> None:
+    """Security fix: the event stream showed every container's labels and name and every exec's command line."""
+    sent = '{"type": ["container"], "event": ["die"], "label": ["hub.prefix=hub"]}'  # hub/docker_events.py
+    decision = decide("GET", "/v1.41/events", {"filters": [sent], "since": ["5"]})
+    assert decision.query is not None and dict(decision.query)["since"] == "5"
+    assert json.loads(dict(decision.query)["filters"]) == {
+        "type": {"container": True},
+        "event": {"die": True},
+        "label": {"hub.prefix=hub": True, "hub.managed=true": True},
+    }
+    for given in ({}, {"filters": [""]}, {"filters": ['{"label": {"hub.managed=false": true}}']}):
+        query = decide("GET", "/events", given).query
+        assert query is not None and "hub.managed=true" in json.loads(dict(query)["filters"])["label"]
+    for refused in (["[]"], ["{"], ['{"label": "x"}'], ['{"label": [1]}'], ["{}", "{}"]):
+        with pytest.raises(Refused):
+            decide("GET", "/events", {"filters": refused})
+    with pytest.raises(Refused):
+        decide("GET", "/events", {"type": ["container"]})
+
+
+def test_network_joins_name_one_container_of_a_hub_network() -> None:
+    """Security fix: connect and disconnect passed for any container and any network."""
+    body = json.dumps({"Container": "traefik", "EndpointConfig": {}}).encode()  # as the Docker SDK sends it
+    join = decide("POST", "/v1.41/networks/hub-net-alice/connect", {}, body)
+    assert join.managed == ("networks", "hub-net-alice")
+    assert join.join is not None and (join.join.container, join.join.connect) == ("traefik", True)
+    assert json.loads(join.join.body("f" * 64)) == {"Container": "f" * 64, "EndpointConfig": {}}
+    leave = decide("POST", "/v1.41/networks/n/disconnect", {}, b'{"Container": "traefik", "Force": true}')
+    assert leave.join is not None and leave.join.force and leave.managed == ("networks", "n")
+    assert json.loads(leave.join.body("abc")) == {"Container": "abc", "Force": True}
+    for path, refused in [
+        ("connect", {"Container": "traefik", "EndpointConfig": {"IPAMConfig": {"IPv4Address": "10.213.0.2"}}}),
+        ("connect", {"Container": "traefik", "EndpointConfig": {"Aliases": ["hub-internal"]}}),
+        ("connect", {"EndpointConfig": {}}),
+        ("connect", {"Container": ".."}),
+        ("connect", {"Container": "a/../../b"}),
+        ("connect", {"Container": "traefik", "Force": True}),
+        ("disconnect", {"Container": ["a", "b"]}),
+        ("disconnect", {"Container": "traefik", "Extra": 1}),
+    ]:
+        with pytest.raises(Refused):
+            decide("POST", f"/v1.41/networks/n/{path}", {}, json.dumps(refused).encode())
+
+
+class FakeDocker:
+    """Answers the proxy's look-ups from a table of records (path: status, JSON) and nothing else."""
+
+    def __init__(self, records: dict[str, tuple[int, dict[str, Any]]]) -> None:
+        self.records = records
+        self.asked: list[str] = []
+
+    def get(self, url: str) -> Any:
+        path = url.removeprefix("http://docker")
+        self.asked.append(path)
+        status, data = self.records.get(path, (404, {"message": f"no such object: {path}"}))
+
+        class Answer:
+            async def __aenter__(self) -> Any:
+                return self
+
+            async def __aexit__(self, *exc: object) -> None:
+                return None
+
+            async def json(self, content_type: object = None) -> dict[str, Any]:
+                return data
+
+        answer = Answer()
+        answer.status = status  # type: ignore[attr-defined]
+        return answer
+
+
+HUB = {"hub.managed": "true"}
+
+
+async def test_a_service_call_goes_to_the_id_of_the_service_that_was_checked() -> None:
+    """Security fix: a service's record has ``ID`` (not ``Id``), so calls went on under the caller's name, which
+    may name another service by the time Docker reads it."""
+    from hub.socket_proxy import verify
+
+    docker_ = FakeDocker({"/services/web": (200, {"ID": "k3x9service0id", "Spec": {"Name": "web", "Labels": HUB}})})
+    for method, path, rest in [("DELETE", "/v1.41/services/web", ""), ("GET", "/v1.41/services/web/logs", "/logs")]:
+        decision = decide(method, path, {})
+        forwarded, body, answered = await verify(docker_, path, decision)  # type: ignore[arg-type]
+        assert (forwarded, body, answered) == (f"/v1.41/services/k3x9service0id{rest}", None, None)
+    inspected = decide("GET", "/v1.41/services/web", {})
+    assert inspected.managed == ("services", "web")  # inspecting a service is for the hub's own (its environment)
+    other = FakeDocker({"/services/db": (200, {"ID": "other", "Spec": {"Name": "db", "Labels": {}}})})
+    with pytest.raises(Refused, match="not a service this hub made"):
+        await verify(other, "/v1.41/services/db", decide("GET", "/v1.41/services/db", {}))  # type: ignore[arg-type]
+    config = FakeDocker({"/configs/hub-pin-x": (200, {"ID": "cfg0id", "Spec": {"Name": "hub-pin-x", "Labels": HUB}})})
+    removed = await verify(config, "/v1.41/configs/hub-pin-x", decide("DELETE", "/v1.41/configs/hub-pin-x", {}))  # type: ignore[arg-type]
+    assert removed == ("/v1.41/configs/cfg0id", None, None)  # Swarm configs spell it ID too
+    nameless = FakeDocker({"/services/web": (200, {"Spec": {"Labels": HUB}})})
+    with pytest.raises(Refused, match="has no ID"):
+        await verify(nameless, "/v1.41/services/web", decide("DELETE", "/v1.41/services/web", {}))  # type: ignore[arg-type]
+
+
+async def test_a_join_checks_the_network_and_the_container_and_names_both_by_id() -> None:
+    from hub.socket_proxy import verify
+
+    network = (200, {"Id": "n" * 64, "Name": "hub-net-alice", "Labels": HUB})
+    traefik = (200, {"Id": "t" * 64, "Name": "/proj-traefik-1", "Config": {"Labels": {}}})
+    server = (200, {"Id": "s" * 64, "Name": "/hub-user-alice", "Config": {"Labels": HUB}})
+    docker_ = FakeDocker(
+        {
+            "/networks/hub-net-alice": network,
+            "/networks/bridge": (200, {"Id": "b" * 64, "Name": "bridge", "Labels": {}}),
+            "/containers/proj-traefik-1/json": traefik,
+            "/containers/hub-user-alice/json": server,
+            "/containers/postgres/json": (200, {"Id": "p" * 64, "Name": "/postgres", "Config": {"Labels": {}}}),
+        }
+    )
+
+    async def join(network: str, container: str, joinable: frozenset[str] = frozenset()) -> tuple[str, Any]:
+        body = json.dumps({"Container": container, "EndpointConfig": {}}).encode()
+        path = f"/v1.41/networks/{network}/connect"
+        forwarded, new_body, answered = await verify(docker_, path, decide("POST", path, {}, body), joinable)  # type: ignore[arg-type]
+        assert answered is None
+        return forwarded, json.loads(new_body or b"null")
+
+    assert await join("hub-net-alice", "hub-user-alice") == (
+        f"/v1.41/networks/{'n' * 64}/connect",
+        {"Container": "s" * 64, "EndpointConfig": {}},
+    )
+    assert (await join("hub-net-alice", "proj-traefik-1", frozenset({"proj-traefik-1"})))[1]["Container"] == "t" * 64
+    with pytest.raises(Refused, match="connect-container"):
+        await join("hub-net-alice", "postgres")  # another program's container: not onto the users' networks
+    with pytest.raises(Refused, match="not a network this hub made"):
+        await join("bridge", "hub-user-alice")
+    missing = decide("POST", "/v1.41/networks/hub-net-alice/disconnect", {}, b'{"Container": "gone", "Force": true}')
+    _, _, answered = await verify(docker_, "/v1.41/networks/hub-net-alice/disconnect", missing)  # type: ignore[arg-type]
+    assert answered is not None and answered.status == 404
+
+
+def test_the_operator_names_the_containers_the_hub_may_join_on_the_command_line() -> None:
+    from hub.cli import parser
+
+    args = parser().parse_args(["socket-proxy", "--connect-container", "proj-traefik-1", "--connect-container", "hub"])
+    assert args.connect_container == ["proj-traefik-1", "hub"]
+    assert parser().parse_args(["socket-proxy"]).connect_container == []
+
+
+async def test_a_service_joins_only_the_hubs_networks_and_mounts_only_the_hubs_driver_volumes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Security fixes: a service (or container) could join any network, such as another program's internal one;
+    and a mount with the operator's volume driver named any existing volume (Docker then ignores the driver's
+    options), such as another program's folder-backed one."""
+    from hub.docker_policy import Decision
+    from hub.socket_proxy import verify
+
+    theirs = {"Name": "their-net", "Labels": {}}
+    docker_ = FakeDocker(
+        {
+            "/networks/hub-users": (200, {"Name": "hub-users", "Labels": HUB}),
+            "/networks/their-net": (200, theirs),
+            "/volumes/hub-vol-alice": (200, {"Name": "hub-vol-alice", "Labels": HUB, "Options": {"type": "nfs"}}),
+            "/volumes/app-data": (200, {"Name": "app-data", "Labels": {}, "Options": {"o": "bind"}}),
+        }
+    )
+    path = "/v1.41/services/create"
+    assert await verify(docker_, path, Decision("t", networks=("hub-users",))) == (path, None, None)  # type: ignore[arg-type]
+    with pytest.raises(Refused, match="--network"):
+        await verify(docker_, path, Decision("t", networks=("their-net",)))  # type: ignore[arg-type]
+    told = await verify(
+        docker_, path, Decision("t", networks=("their-net",)), allowed_networks=frozenset({"their-net"})
+    )  # type: ignore[arg-type]
+    assert told == (path, None, None)  # as compose's and the stack's proxies are told the users' network
+    made = Decision("t", labelled_volumes=("hub-vol-alice", "hub-vol-new"))  # the new one Docker makes
+    assert await verify(docker_, path, made) == (path, None, None)  # type: ignore[arg-type]
+    with pytest.raises(Refused, match="not one this hub made"):
+        await verify(docker_, path, Decision("t", labelled_volumes=("app-data",)))  # type: ignore[arg-type]
