@@ -174,7 +174,8 @@ class DockerSpawner(Spawner):
             else:
                 self._client = docker.from_env(max_pool_size=32)
             if self._registry_auth is not None:  # where the SDK keeps `docker login`'s: sent with pulls, services
-                self._client.api._auth_configs = self._registry_auth  # type: ignore[attr-defined]
+                api: Any = self._client.api  # a private attribute: the SDK has no public way to set it
+                api._auth_configs = self._registry_auth
         return self._client
 
     async def _call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
