@@ -19,10 +19,13 @@ def our_hub(
     image: str,
     lifecycle: dict[str, Any] | None = None,
     spawner: dict[str, Any] | None = None,
+    images: list[dict[str, Any]] | None = None,
+    password: str = BENCH_PASSWORD,
 ) -> HubProcess:
     """Our hub (not started yet) with one image "jupyterlab", the dummy login (BENCH_PASSWORD) and its own
     Traefik (started). Docker objects carry ``prefix`` in their names and labels; stop both processes after.
-    ``spawner`` adds to (or overrides) the spawner section, e.g. ``{"backend": "swarm", "network": ...}``."""
+    ``spawner`` adds to (or overrides) the spawner section, e.g. ``{"backend": "swarm", "network": ...}``;
+    ``images`` replaces the one image, ``password`` the dummy login's password."""
     port = free_port()
     traefik = start_traefik(workdir / "traefik", fast_lane=f"http://127.0.0.1:{port}")
     config = hub_config(
@@ -31,8 +34,8 @@ def our_hub(
         data_dir=workdir / "data",
         prefix=prefix,
         run_prefix=prefix,
-        images=[{"name": "jupyterlab", "image": image}],
-        auth={"type": "dummy", "dummy_password": BENCH_PASSWORD},
+        images=images or [{"name": "jupyterlab", "image": image}],
+        auth={"type": "dummy", "dummy_password": password},
     )
     if lifecycle is not None:
         config["lifecycle"] = lifecycle

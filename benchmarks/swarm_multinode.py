@@ -48,14 +48,13 @@ from typing import Any
 import aiohttp
 import docker
 import docker.errors
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import our_hub  # noqa: E402
 from tests.fixtures.docker import BASE_IMAGE_ENV, DEFAULT_BASE_IMAGE, ECHO_SERVER, RUN_LABEL  # noqa: E402
-from tests.fixtures.hub import HubProcess, hub_config  # noqa: E402
-from tests.fixtures.traefik import TraefikProcess, free_port, start_traefik  # noqa: E402
+from tests.fixtures.hub import HubProcess  # noqa: E402
 
 PACKAGES = [
     "docker.io", "containerd", "runc", "tini", "iptables", "libip4tc2", "libip6tc2", "libxtables12", "libmnl0",
@@ -363,47 +362,36 @@ async def inside(state_path: Path) -> int:
     manager = docker.DockerClient(base_url=f"unix://{state['manager_socket']}", timeout=60)
     host = docker.from_env(timeout=60)
     problems: list[str] = []
-    port = free_port()
-    traefik = start_traefik(workdir / "traefik", fast_lane=f"http://127.0.0.1:{port}")
-    try:
-        return await check(state, manager, host, traefik, port, workdir, prefix, problems)
-    finally:
-        traefik.stop()
-
-
-async def check(
-    state: dict[str, Any],
-    manager: docker.DockerClient,
-    host: docker.DockerClient,
-    traefik: TraefikProcess,
-    port: int,
-    workdir: Path,
-    prefix: str,
-    problems: list[str],
-) -> int:
-    """Spawn on the workers, kill one, and check what the hub reports (Traefik runs; the caller stops it)."""
     image = {
         "name": "echo", "image": state["base"], "jupyter": False, "port": 8000, "default_url": "/",
         "volume_mount": "/data", "mem_limit": "128m", "command": ["python3", "-c", ECHO_SERVER],
     }  # fmt: skip
     slow = {**image, "name": "slow", "command": ["sh", "-c", 'sleep 300; exec "$@"', "sh", *image["command"]]}
-    config = hub_config(
-        port=port,
-        traefik=traefik,
-        data_dir=workdir / "data",
-        prefix=prefix,
-        run_prefix=prefix,
+    overlay = {"backend": "swarm", "network": state["overlay"], "address": "name"}
+    hub = our_hub(  # Traefik starts here; the hub in check()
+        workdir,
+        prefix,
+        state["base"],
+        lifecycle={"reconcile_interval": 2},
+        spawner={**overlay, "docker_url": f"unix://{state['manager_socket']}"},
         images=[image, slow],
-        auth={"type": "dummy", "dummy_password": PASSWORD},
+        password=PASSWORD,
     )
-    config["spawner"].update(
-        backend="swarm", network=state["overlay"], address="name", docker_url=f"unix://{state['manager_socket']}"
-    )
-    config["lifecycle"] = {"reconcile_interval": 2}
-    (workdir / "hub.yaml").write_text(yaml.safe_dump(config))
-    hub = HubProcess(
-        traefik.web_url, f"http://127.0.0.1:{port}", workdir / "hub.yaml", workdir / "hub.log", prefix, traefik
-    )
+    try:
+        return await check(state, hub, manager, host, prefix, problems)
+    finally:
+        hub.traefik.stop()
+
+
+async def check(
+    state: dict[str, Any],
+    hub: HubProcess,
+    manager: docker.DockerClient,
+    host: docker.DockerClient,
+    prefix: str,
+    problems: list[str],
+) -> int:
+    """Spawn on the workers, kill one, and check what the hub reports (Traefik runs; the caller stops it)."""
     people = [Person(hub, name) for name in USERS]
     starting = Person(hub, "eve")
     try:

@@ -24,30 +24,12 @@ from hub.swarm_placement import VolumePins, unpin_user
 from hub.swarm_prepull import NodePull, prepull_name
 from hub.swarm_spawner import SwarmSpawner
 from tests.fixtures.docker import RUN_LABEL
+from tests.fixtures.swarm import echo_image, swarm_settings
 from tests.integration.test_socket_proxy import Steps, proxy_url, through_proxy
 
 pytestmark = [pytest.mark.docker]
 __all__ = ["proxy_url", "through_proxy"]  # fixtures used here
 GONE_NODE = "zzzzzzzzzzzzzzzzzzzzzzzzz"  # a node ID no Swarm has
-
-
-def settings_for(proxy_url: str, run_prefix: str, swarm: str, **more: Any) -> SpawnerSection:
-    return SpawnerSection(
-        backend="swarm",
-        prefix=f"{run_prefix}-pl",
-        network=swarm,
-        start_timeout=30,
-        stop_timeout=2,
-        extra_labels={RUN_LABEL: run_prefix},
-        docker_url=proxy_url,
-        **more,
-    )
-
-
-def echo_image(base_image: str, echo_command: list[str]) -> ImageSpec:
-    return ImageSpec(
-        name="echo", image=base_image, jupyter=False, command=echo_command, port=8000, volume_mount="/data"
-    )
 
 
 def request_for(user: str, image: ImageSpec) -> SpawnRequest:
@@ -63,7 +45,7 @@ async def test_a_volume_is_pinned_to_the_node_where_it_first_ran(
     docker_client: docker.DockerClient,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    settings = settings_for(proxy_url, run_prefix, swarm)
+    settings = swarm_settings(proxy_url, run_prefix, swarm, "pl")
     spawner = SwarmSpawner(settings)
     here = str(docker_client.info()["Swarm"]["NodeID"])
     request = request_for("pinned", echo_image(base_image, echo_command))
@@ -115,7 +97,7 @@ def test_a_record_of_a_node_cannot_carry_anything_else(through_proxy: docker.Doc
 async def test_the_pre_pull_job_reports_each_nodes_progress_and_goes(
     proxy_url: str, swarm: str, run_prefix: str, base_image: str, docker_client: docker.DockerClient
 ) -> None:
-    settings = settings_for(proxy_url, run_prefix, swarm)
+    settings = swarm_settings(proxy_url, run_prefix, swarm, "pl")
     spawner = SwarmSpawner(settings)
     seen: list[tuple[str, int | None]] = []
     image = ImageSpec(name="base", image=base_image, jupyter=False, port=8000)
@@ -132,7 +114,7 @@ async def test_the_pre_pull_job_reports_each_nodes_progress_and_goes(
 async def test_a_node_that_cannot_fetch_the_image_is_named(
     proxy_url: str, swarm: str, run_prefix: str, docker_client: docker.DockerClient
 ) -> None:
-    settings = settings_for(proxy_url, run_prefix, swarm)
+    settings = swarm_settings(proxy_url, run_prefix, swarm, "pl")
     missing = f"{run_prefix}-nowhere.invalid/missing:1"
     client = docker.DockerClient(base_url=proxy_url)
     pull = NodePull(settings, lambda: client, _call, {RUN_LABEL: run_prefix})
@@ -206,7 +188,7 @@ async def test_with_a_volume_driver_any_node_mounts_the_files_and_nothing_is_pin
     options = {"type": "tmpfs", "device": "{volume}", "o": "size=16m"}
     monkeypatch.setenv("HUB_SPAWNER__VOLUME_DRIVER", "local")
     monkeypatch.setenv("HUB_SPAWNER__VOLUME_DRIVER_OPTIONS", json.dumps(options))
-    settings = settings_for(proxy_url, run_prefix, swarm, volume_driver="local", volume_driver_options=options)
+    settings = swarm_settings(proxy_url, run_prefix, swarm, "pl", volume_driver="local", volume_driver_options=options)
     spawner = SwarmSpawner(settings)
     request = request_for("shared", echo_image(base_image, echo_command))
     try:

@@ -14,10 +14,10 @@ import docker.types
 import pytest
 
 from hub import names
-from hub.config import ImageSpec, SpawnerSection
 from hub.spawner import SpawnRequest
 from hub.swarm_spawner import SwarmSpawner
 from tests.fixtures.docker import RUN_LABEL
+from tests.fixtures.swarm import echo_image, swarm_settings
 from tests.integration.test_socket_proxy import Steps, proxy_url, through_proxy
 
 pytestmark = [pytest.mark.docker]
@@ -27,19 +27,9 @@ __all__ = ["proxy_url", "through_proxy"]  # fixtures used here
 async def test_a_service_starts_answers_and_stops_through_the_proxy(
     proxy_url: str, swarm: str, run_prefix: str, base_image: str, echo_command: list[str]
 ) -> None:
-    settings = SpawnerSection(
-        backend="swarm",
-        prefix=f"{run_prefix}-sp",
-        network=swarm,
-        start_timeout=30,
-        stop_timeout=2,
-        extra_labels={RUN_LABEL: run_prefix},
-        docker_url=proxy_url,
-    )
+    settings = swarm_settings(proxy_url, run_prefix, swarm, "sp")
     spawner = SwarmSpawner(settings)
-    image = ImageSpec(
-        name="echo", image=base_image, jupyter=False, command=echo_command, port=8000, volume_mount="/data"
-    )
+    image = echo_image(base_image, echo_command)
     request = SpawnRequest("alice", names.user_slug("alice"), image, "/user/alice/", secrets.token_urlsafe(16))
     try:
         handle = await spawner.start(request, Steps())
