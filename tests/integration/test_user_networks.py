@@ -56,7 +56,9 @@ def pool(run_prefix: str) -> IPv4Network:
 
 @pytest.fixture
 def prefix(run_prefix: str) -> Iterator[str]:
-    value = f"{run_prefix}-{secrets.token_hex(1)}"  # at most 16 characters
+    # at most 16 characters; "n" keeps it apart from the hubs' numbered prefixes (tests/fixtures/hub.py), whose
+    # volumes another test checks: two hex digits alone could be one of those numbers
+    value = f"{run_prefix}-n{secrets.token_hex(1)[0]}"
     yield value
     client = docker.from_env()
     for container in client.containers.list(all=True, filters={"label": f"hub.prefix={value}"}):
@@ -66,6 +68,8 @@ def prefix(run_prefix: str) -> Iterator[str]:
         for attached in network.attrs.get("Containers") or {}:
             network.disconnect(attached, force=True)
         network.remove()  # fails loudly if a test left something behind on it
+    for volume in client.volumes.list(filters={"label": f"hub.prefix={value}"}):
+        volume.remove(force=True)
     client.close()
 
 
