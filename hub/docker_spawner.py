@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import aiohttp
 import docker
 import docker.errors
+import docker.models.containers
 import docker.types
 from docker.models.containers import Container
 
@@ -156,6 +157,7 @@ class DockerSpawner(Spawner):
         self._registry_auth = registry_auth(settings)  # a registry without credentials: ConfigError at start
         self._client_lock = threading.Lock()
         self._network_lock = asyncio.Lock()
+        self._network_ready = False
         self._executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="docker")
         self.images = ImageProvider(settings, self.client, self._call)
         self.networks = UserNetworks(settings, self.client, self._call)
@@ -260,7 +262,6 @@ class DockerSpawner(Spawner):
         try:
             async with self._network_for(request.slug, name, labels) as network:
                 await self._call(self._ensure_volume, volume, volume_labels)
-                await self._call(self._remove_container, name)
                 report(40, N_("Creating your container"))
                 container = await self._call(self._create, request, name, volume, labels, network)
         except BaseException:
@@ -269,8 +270,7 @@ class DockerSpawner(Spawner):
         try:
             report(50, N_("Starting your container"))
             try:
-                await self._call(container.start)
-                await self._call(container.reload)
+                container = await self._start_container(container, request, labels, volume)
             except docker.errors.APIError as exc:
                 if request.gpu_ids and is_gpu_refusal(exc):
                     raise SpawnError(
@@ -294,6 +294,26 @@ class DockerSpawner(Spawner):
             # Cancelled or failed after the container exists: never leave it running unknown to the hub.
             await asyncio.shield(self._remove_container_and_network(name))
             raise
+
+    async def _start_container(
+        self, container: Container, request: SpawnRequest, labels: dict[str, str], volume: str
+    ) -> Container:
+        """Start the container and read its state. The shared network is looked up once per hub; when something
+        removed it since (``docker network prune``), it is made again and the container with it."""
+        try:
+            await self._call(container.start)
+        except docker.errors.APIError as exc:
+            if not self._network_gone(exc):
+                raise
+            log.warning("network %s is gone: making it again", self.settings.network)
+            self._network_ready = False
+            name = str(container.name)
+            await self._call(self._remove_container, name)
+            async with self._network_for(request.slug, name, labels) as network:
+                container = await self._call(self._create, request, name, volume, labels, network)
+            await self._call(container.start)
+        await self._call(container.reload)
+        return container
 
     def labels_and_volume(self, request: SpawnRequest) -> tuple[dict[str, str], str, dict[str, str]]:
         """The server's labels, its volume's name and the volume's labels (those of the server whose volume it is:
@@ -324,8 +344,11 @@ class DockerSpawner(Spawner):
             async with self.networks.holding(network):
                 yield await self.networks.ensure(slug, container_name, labels)
             return
-        async with self._network_lock:  # Docker allows two networks of one name: create it once
-            await self._call(self._ensure_network, labels)
+        if not self._network_ready:
+            async with self._network_lock:  # Docker allows two networks of one name: create it once
+                if not self._network_ready:
+                    await self._call(self._ensure_network, labels)
+                    self._network_ready = True  # looked up once, not at every start (see _start_container)
         yield self.settings.network
 
     def _ensure_network(self, labels: dict[str, str]) -> None:
@@ -373,6 +396,27 @@ class DockerSpawner(Spawner):
             if exc.status_code not in (404, 409):
                 raise
 
+    def _create_container(self, image: str, options: dict[str, Any]) -> Container:
+        """The SDK's create in one request: its inspect afterwards is left out (the start's reload reads the
+        container anyway). A leftover container of the same name (a hub stopped mid-start) is removed and the
+        create tried again."""
+        client = self.client()
+        sdk: Any = docker.models.containers  # its private helper: the same translation of options as its create
+        arguments = sdk._create_container_args({**options, "image": image, "version": client.api.api_version})
+        for attempt in (1, 2):
+            try:
+                made = client.api.create_container(**arguments)
+                break
+            except docker.errors.APIError as exc:
+                if attempt == 2 or exc.status_code != 409:  # 409: "the container name ... is already in use"
+                    raise
+                self._remove_container(options["name"])
+        return client.containers.prepare_model({"Id": made["Id"], "Name": f"/{options['name']}"})
+
+    def _network_gone(self, refusal: docker.errors.APIError) -> bool:
+        network = self.settings.network
+        return self.settings.isolation != "per_user" and f"network {network} not found" in str(refusal.explanation)
+
     def _create(self, request: SpawnRequest, name: str, volume: str, labels: dict[str, str], network: str) -> Container:
         image = request.image
         options: dict[str, Any] = {
@@ -406,7 +450,7 @@ class DockerSpawner(Spawner):
         if self.settings.writable_layer_size:
             options["storage_opt"] = {"size": self.settings.writable_layer_size}
         try:
-            return self.client().containers.create(image.image, **options)
+            return self._create_container(image.image, options)
         except docker.errors.APIError as exc:
             if self.settings.writable_layer_size and is_quota_refusal(exc):
                 raise quota_error("spawner.writable_layer_size", self.settings.writable_layer_size, exc) from exc

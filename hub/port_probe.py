@@ -7,6 +7,7 @@ for every look were most of the hub's CPU. The hub asks over HTTP only once the 
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import ipaddress
 import socket
@@ -44,11 +45,31 @@ async def port_accepts(host: str, port: int, timeout: float) -> bool:
             return False
         addresses = [(entry[0], entry[4]) for entry in found]
     for family_number, address in addresses:
-        with socket.socket(family_number, socket.SOCK_STREAM) as probe:
-            probe.setblocking(False)
-            try:
-                await asyncio.wait_for(loop.sock_connect(probe, address), timeout)
-                return True
-            except (OSError, TimeoutError):
-                continue
+        if await _connects(loop, family_number, address, timeout):
+            return True
     return False
+
+
+async def _connects(loop: asyncio.AbstractEventLoop, family: int, address: Any, timeout: float) -> bool:
+    """One non-blocking connect, waited for by the loop only while it is under way: about half the CPU of
+    ``loop.sock_connect`` (no exception raised for a refusal, no task)."""
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setblocking(False)
+        code = probe.connect_ex(address)
+        if code == errno.EINPROGRESS:
+            writable = loop.create_future()
+            loop.add_writer(probe.fileno(), _settle, writable)
+            try:
+                async with asyncio.timeout(timeout):
+                    await writable
+            except TimeoutError:
+                return False
+            finally:
+                loop.remove_writer(probe.fileno())
+            code = probe.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        return code == 0
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -282,3 +282,33 @@ async def test_dockers_event_stream_tells_when_a_starting_container_exits(
         assert not other.is_set()
     finally:
         container.remove(force=True)
+
+
+async def test_a_leftover_container_and_a_pruned_network_do_not_stop_the_next_start(
+    spawner: DockerSpawner, docker_client: docker.DockerClient, echo_image: ImageSpec, base_image: str
+) -> None:
+    """The spawner looks the shared network up once and creates a container without removing a namesake first:
+    a container left with the server's name (a hub stopped mid-start) and the network removed since the last
+    start (``docker network prune``) are both mended, and the person's start still works."""
+    request = request_for("dora", echo_image)
+    first = await spawner.start(request, Steps())
+    await spawner.stop(first)
+    docker_client.networks.get(spawner.settings.network).remove()  # what `docker network prune` does when idle
+    leftover = docker_client.containers.create(
+        base_image,
+        ["sleep", "300"],
+        name=first.container_name,
+        labels={RUN_LABEL: spawner.settings.extra_labels[RUN_LABEL]},
+    )
+    second = await spawner.start(request, Steps())
+    try:
+        assert second.container_name == first.container_name
+        assert second.container_id != leftover.id
+        with pytest.raises(docker.errors.NotFound):
+            docker_client.containers.get(leftover.id)
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{second.url}/x", headers={"Authorization": f"token {request.token}"}) as answer:
+                assert answer.status == 200
+        assert docker_client.networks.get(spawner.settings.network).attrs["Labels"][RUN_LABEL]
+    finally:
+        await spawner.stop(second)

@@ -28,3 +28,27 @@ def test_a_listening_port_accepts_and_a_closed_one_does_not() -> None:
         assert await port_accepts("no-such-host.invalid", closed, timeout=1.0) is False
 
     asyncio.run(scenario())
+
+
+def test_a_port_that_does_not_answer_in_time_counts_as_closed() -> None:
+    async def scenario() -> None:
+        with socket.socket() as busy:  # a listener that never accepts: once its queue is full, connects hang
+            busy.bind(("127.0.0.1", 0))
+            busy.listen(0)
+            port = busy.getsockname()[1]
+            waiting = []
+            for _ in range(3):
+                pending = socket.socket()
+                pending.setblocking(False)
+                pending.connect_ex(("127.0.0.1", port))
+                waiting.append(pending)
+            try:
+                loop = asyncio.get_running_loop()
+                began = loop.time()
+                assert await port_accepts("127.0.0.1", port, timeout=0.3) is False
+                assert 0.25 <= loop.time() - began < 2.0
+            finally:
+                for pending in waiting:
+                    pending.close()
+
+    asyncio.run(scenario())
