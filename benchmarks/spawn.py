@@ -6,7 +6,7 @@ says ready (which the hub sends only once Traefik lists the route) and the serve
 through Traefik has come back. Goals (issue 14): one user <= 1.03x; 30 at once: median <= 0.75x,
 last <= 1.0x; the hub's CPU for a 30-user round <= 3 s.
 
-    .venv/bin/python benchmarks/spawn.py --users 1 --repeat 5
+    .venv/bin/python benchmarks/spawn.py --users 1 --repeat 5 [--steps]
     .venv/bin/python benchmarks/spawn.py --users 30 --repeat 3
     .venv/bin/python benchmarks/spawn.py --users 10 --repeat 2 --backend swarm
 
@@ -101,17 +101,28 @@ async def log_in(hub: HubProcess, name: str) -> tuple[aiohttp.ClientSession, str
     return http, xsrf
 
 
-async def user_spawn(hub: HubProcess, name: str, http: aiohttp.ClientSession, xsrf: str) -> float:
+async def user_spawn(
+    hub: HubProcess, name: str, http: aiohttp.ClientSession, xsrf: str, steps: list[tuple[float, str]] | None = None
+) -> float:
+    """Seconds from the spawn form's POST to the first answer through Traefik; ``steps`` gets each progress
+    message with its time."""
     async with http:
         began = time.perf_counter()
         await http.post(f"{hub.url}/hub/spawn", data={"_xsrf": xsrf, "image": "jupyterlab"}, allow_redirects=False)
         async with http.get(f"{hub.url}/hub/api/users/{name}/server/progress") as stream:
             async for line in stream.content:
-                if line.startswith(b"data: ") and json.loads(line[6:]).get("ready"):
+                if not line.startswith(b"data: "):
+                    continue
+                event = json.loads(line[6:])
+                if steps is not None:
+                    steps.append((time.perf_counter() - began, str(event.get("message", ""))))
+                if event.get("ready"):
                     break
         async with http.get(f"{hub.url}/user/{name}/api/status") as response:  # the page served through Traefik
             assert response.status == 200, f"{name}: {response.status}"
         elapsed = time.perf_counter() - began
+        if steps is not None:
+            steps.append((elapsed, "first answer through Traefik"))
         async with http.delete(  # not timed: the next round starts from no servers, as the baseline does
             f"{hub.url}/hub/api/users/{name}/server", headers={"X-XSRF-Token": xsrf, "Origin": hub.url}
         ) as stopped:
@@ -131,6 +142,7 @@ async def main() -> None:
     parser.add_argument("--slots", type=int, default=8, help="lifecycle.concurrent_spawns of the hub")
     parser.add_argument("--repeat", type=int, default=1, help="rounds of baseline and hub, taking turns")
     parser.add_argument("--backend", choices=("docker", "swarm"), default="docker", help="the hub's spawner.backend")
+    parser.add_argument("--steps", action="store_true", help="with --users 1: the time of each progress step")
     args = parser.parse_args()
     client = docker.from_env()
     prefix = f"bench{secrets.token_hex(3)}"
@@ -160,9 +172,12 @@ async def measure(args: argparse.Namespace, client: docker.DockerClient, prefix:
             assert hub.process is not None
             logged_in = [await log_in(hub, name) for name in names]
             cpu_before = cpu_seconds(hub.process.pid)
-            spawns = (user_spawn(hub, name, *session) for name, session in zip(names, logged_in, strict=True))
+            steps: list[tuple[float, str]] | None = [] if args.steps and args.users == 1 else None
+            spawns = (user_spawn(hub, name, *session, steps) for name, session in zip(names, logged_in, strict=True))
             hub_rounds.append(list(await asyncio.gather(*spawns)))
             hub_cpu.append(cpu_seconds(hub.process.pid) - cpu_before)
+            for seconds, message in steps or []:
+                print(f"    {seconds:6.3f} s  {message}")
 
         def base_round(number: int) -> None:
             base_rounds.append(baseline(client, image, prefix, base_network, args.users, f"r{number}"))
@@ -174,9 +189,10 @@ async def measure(args: argparse.Namespace, client: docker.DockerClient, prefix:
             else:
                 await hub_round(number)
                 base_round(number)
+            bare_round, hub_round_median = statistics.median(base_rounds[-1]), statistics.median(hub_rounds[-1])
             print(
-                f"round {number + 1}: bare median {statistics.median(base_rounds[-1]):.2f} s, "
-                f"hub median {statistics.median(hub_rounds[-1]):.2f} s"
+                f"round {number + 1}: bare median {bare_round:.2f} s, hub median {hub_round_median:.2f} s "
+                f"(this round {hub_round_median / bare_round:.2f}x)"
             )
         bare_median = statistics.median(statistics.median(times) for times in base_rounds)
         hub_median = statistics.median(statistics.median(times) for times in hub_rounds)
