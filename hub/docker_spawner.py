@@ -265,6 +265,7 @@ class DockerSpawner(Spawner):
                 report(40, N_("Creating your container"))
                 container = await self._call(self._create, request, name, volume, labels, network)
         except BaseException:
+            self._network_ready = False  # the next start looks the shared network up again: it may be what failed
             await asyncio.shield(self._tidy_network(name))  # a per-user network made for nothing
             raise
         try:
@@ -291,6 +292,7 @@ class DockerSpawner(Spawner):
             await self._wait_until_answering(container, handle, request)
             return handle
         except BaseException:
+            self._network_ready = False
             # Cancelled or failed after the container exists: never leave it running unknown to the hub.
             await asyncio.shield(self._remove_container_and_network(name))
             raise
@@ -396,10 +398,11 @@ class DockerSpawner(Spawner):
             if exc.status_code not in (404, 409):
                 raise
 
-    def _create_container(self, image: str, options: dict[str, Any]) -> Container:
+    def _create_container(self, image: str, options: dict[str, Any], labels: dict[str, str]) -> Container:
         """The SDK's create in one request: its inspect afterwards is left out (the start's reload reads the
         container anyway). A leftover container of the same name (a hub stopped mid-start) is removed and the
-        create tried again."""
+        create tried again; so is the shared network made again when the create is refused for its absence
+        (the socket proxy checks networks at create; Docker itself only at start, see _start_container)."""
         client = self.client()
         sdk: Any = docker.models.containers  # its private helper: the same translation of options as its create
         arguments = sdk._create_container_args({**options, "image": image, "version": client.api.api_version})
@@ -408,9 +411,15 @@ class DockerSpawner(Spawner):
                 made = client.api.create_container(**arguments)
                 break
             except docker.errors.APIError as exc:
-                if attempt == 2 or exc.status_code != 409:  # 409: "the container name ... is already in use"
+                if attempt == 2:
                     raise
-                self._remove_container(options["name"])
+                if exc.status_code == 409:  # "the container name ... is already in use"
+                    self._remove_container(options["name"])
+                elif exc.status_code == 404 and self._network_gone(exc):
+                    log.warning("network %s is gone: making it again", self.settings.network)
+                    self._ensure_network(labels)
+                else:
+                    raise
         return client.containers.prepare_model({"Id": made["Id"], "Name": f"/{options['name']}"})
 
     def _network_gone(self, refusal: docker.errors.APIError) -> bool:
@@ -450,7 +459,7 @@ class DockerSpawner(Spawner):
         if self.settings.writable_layer_size:
             options["storage_opt"] = {"size": self.settings.writable_layer_size}
         try:
-            return self._create_container(image.image, options)
+            return self._create_container(image.image, options, labels)
         except docker.errors.APIError as exc:
             if self.settings.writable_layer_size and is_quota_refusal(exc):
                 raise quota_error("spawner.writable_layer_size", self.settings.writable_layer_size, exc) from exc
