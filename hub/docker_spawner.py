@@ -7,7 +7,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -22,6 +22,7 @@ from docker.models.containers import Container
 from hub import names
 from hub.config import ImageSpec, SpawnerSection
 from hub.docker_events import ContainerDeaths
+from hub.docker_http import DockerHTTP
 from hub.errors import ServiceUnavailable, SpawnError
 from hub.gpus import GPU_LABEL, gpu_label, parse_gpu_label
 from hub.i18n import L_, N_
@@ -163,6 +164,7 @@ class DockerSpawner(Spawner):
         self.networks = UserNetworks(settings, self.client, self._call)
         self._storage_problems: list[str] | None = None
         self.deaths = ContainerDeaths(self.client, settings.prefix)
+        self._engine: DockerHTTP | None = None
 
     # -- plumbing ---------------------------------------------------------------------------
     def client(self) -> docker.DockerClient:
@@ -191,6 +193,22 @@ class DockerSpawner(Spawner):
             raise ServiceUnavailable(DOCKER_DOWN, f"docker: {exc}") from exc
         except OSError as exc:  # requests' ConnectionError is an OSError
             raise ServiceUnavailable(DOCKER_DOWN, f"docker: {exc}") from exc
+
+    async def _on_engine(self, work: Callable[[DockerHTTP], Awaitable[T]]) -> T:
+        """A call of a start or a stop from the event loop (hub/docker_http.py); Docker away -> ServiceUnavailable."""
+        if self._engine is None:
+            client = await self._call(self.client)  # the SDK client's first use asks Docker for its API version
+            self._engine = self._engine or DockerHTTP(client.api, self._call)
+        try:
+            return await work(self._engine)
+        except docker.errors.APIError:
+            raise
+        except (docker.errors.DockerException, OSError) as exc:
+            raise ServiceUnavailable(DOCKER_DOWN, f"docker: {exc}") from exc
+
+    async def _reload(self, container: Container) -> None:
+        """Read the container's state again (the SDK's ``reload``, from the loop)."""
+        container.attrs = await self._on_engine(lambda engine: engine.inspect(str(container.id)))
 
     async def ping(self) -> bool:
         try:
@@ -246,6 +264,8 @@ class DockerSpawner(Spawner):
     async def close(self) -> None:
         self.deaths.close()
         await self.images.close()
+        if self._engine is not None:
+            await self._engine.close()
         if self._client is not None:
             self._client.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -263,7 +283,7 @@ class DockerSpawner(Spawner):
             async with self._network_for(request.slug, name, labels) as network:
                 await self._call(self._ensure_volume, volume, volume_labels)
                 report(40, N_("Creating your container"))
-                container = await self._call(self._create, request, name, volume, labels, network)
+                container = await self._create(request, name, volume, labels, network)
         except BaseException:
             self._network_ready = False  # the next start looks the shared network up again: it may be what failed
             await asyncio.shield(self._tidy_network(name))  # a per-user network made for nothing
@@ -303,18 +323,18 @@ class DockerSpawner(Spawner):
         """Start the container and read its state. The shared network is looked up once per hub; when something
         removed it since (``docker network prune``), it is made again and the container with it."""
         try:
-            await self._call(container.start)
+            await self._on_engine(lambda engine: engine.start(str(container.id)))
         except docker.errors.APIError as exc:
             if not self._network_gone(exc):
                 raise
             log.warning("network %s is gone: making it again", self.settings.network)
             self._network_ready = False
             name = str(container.name)
-            await self._call(self._remove_container, name)
+            await self._remove_container(name)
             async with self._network_for(request.slug, name, labels) as network:
-                container = await self._call(self._create, request, name, volume, labels, network)
-            await self._call(container.start)
-        await self._call(container.reload)
+                container = await self._create(request, name, volume, labels, network)
+            await self._on_engine(lambda engine: engine.start(str(container.id)))
+        await self._reload(container)
         return container
 
     def labels_and_volume(self, request: SpawnRequest) -> tuple[dict[str, str], str, dict[str, str]]:
@@ -328,7 +348,7 @@ class DockerSpawner(Spawner):
         return labels, volume, volume_labels
 
     async def _remove_container_and_network(self, name: str) -> None:
-        await self._call(self._remove_container, name)
+        await self._remove_container(name)
         await self._tidy_network(name)
 
     async def _tidy_network(self, container_name: str) -> None:
@@ -389,44 +409,46 @@ class DockerSpawner(Spawner):
                 raise quota_error("spawner.volume_size", size, exc) from exc
             raise
 
-    def _remove_container(self, name: str) -> None:
-        try:
-            self.client().api.remove_container(name, force=True)  # one request (by name), not an inspect first
+    async def _remove_container(self, name: str) -> None:
+        try:  # one request (by name), not an inspect first
+            await self._on_engine(lambda engine: engine.remove(name))
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as exc:
             if exc.status_code not in (404, 409):
                 raise
 
-    def _create_container(self, image: str, options: dict[str, Any], labels: dict[str, str]) -> Container:
+    async def _create_container(self, image: str, options: dict[str, Any], labels: dict[str, str]) -> Container:
         """The SDK's create in one request: its inspect afterwards is left out (the start's reload reads the
         container anyway). A leftover container of the same name (a hub stopped mid-start) is removed and the
         create tried again; so is the shared network made again when the create is refused for its absence
         (the socket proxy checks networks at create; Docker itself only at start, see _start_container)."""
-        client = self.client()
+        client = await self._call(self.client)
         sdk: Any = docker.models.containers  # its private helper: the same translation of options as its create
         arguments = sdk._create_container_args({**options, "image": image, "version": client.api.api_version})
         for attempt in (1, 2):
             try:
-                made = client.api.create_container(**arguments)
+                made = await self._on_engine(lambda engine: engine.create_container(arguments))
                 break
             except docker.errors.APIError as exc:
                 if attempt == 2:
                     raise
                 if exc.status_code == 409:  # "the container name ... is already in use"
-                    self._remove_container(options["name"])
+                    await self._remove_container(options["name"])
                 elif exc.status_code == 404 and self._network_gone(exc):
                     log.warning("network %s is gone: making it again", self.settings.network)
-                    self._ensure_network(labels)
+                    await self._call(self._ensure_network, labels)
                 else:
                     raise
-        return client.containers.prepare_model({"Id": made["Id"], "Name": f"/{options['name']}"})
+        return client.containers.prepare_model({"Id": made, "Name": f"/{options['name']}"})
 
     def _network_gone(self, refusal: docker.errors.APIError) -> bool:
         network = self.settings.network
         return self.settings.isolation != "per_user" and f"network {network} not found" in str(refusal.explanation)
 
-    def _create(self, request: SpawnRequest, name: str, volume: str, labels: dict[str, str], network: str) -> Container:
+    async def _create(
+        self, request: SpawnRequest, name: str, volume: str, labels: dict[str, str], network: str
+    ) -> Container:
         image = request.image
         options: dict[str, Any] = {
             "name": name,
@@ -459,7 +481,7 @@ class DockerSpawner(Spawner):
         if self.settings.writable_layer_size:
             options["storage_opt"] = {"size": self.settings.writable_layer_size}
         try:
-            return self._create_container(image.image, options, labels)
+            return await self._create_container(image.image, options, labels)
         except docker.errors.APIError as exc:
             if self.settings.writable_layer_size and is_quota_refusal(exc):
                 raise quota_error("spawner.writable_layer_size", self.settings.writable_layer_size, exc) from exc
@@ -519,7 +541,7 @@ class DockerSpawner(Spawner):
                     next_state_check = now + EVENTS_STATE_CHECK_SECONDS
                 else:
                     next_state_check = now + (SLOW_STATE_CHECK_SECONDS if slow else 0.5)
-                await self._call(container.reload)
+                await self._reload(container)
                 if container.status in ("exited", "dead"):
                     raise await self._exit_error(container, handle, memory_limit(request))
             if now > deadline:
@@ -543,7 +565,7 @@ class DockerSpawner(Spawner):
         if code == KILLED_EXIT_CODE and not state.get("OOMKilled"):
             # Docker may report the exit before the kernel's out-of-memory event: look once more.
             await asyncio.sleep(0.3)
-            await self._call(container.reload)
+            await self._reload(container)
             state = container.attrs.get("State", {})
         tail = await self.logs(handle, LOG_TAIL_LINES)
         await self.stop(handle)
@@ -562,17 +584,17 @@ class DockerSpawner(Spawner):
 
     # -- stop, status, logs -----------------------------------------------------------------
     async def stop(self, handle: ServerHandle) -> None:
-        def stop_and_remove() -> None:
-            try:  # straight by id (or name): no inspect first
-                self.client().api.stop(handle.container_id or handle.container_name, timeout=self.settings.stop_timeout)
-            except docker.errors.NotFound:
-                return
-            except docker.errors.APIError as exc:
-                if exc.status_code not in (304, 409):
-                    raise
-            self._remove_container(handle.container_name)
-
-        await self._call(stop_and_remove)
+        target, seconds = handle.container_id or handle.container_name, self.settings.stop_timeout
+        gone = False
+        try:  # straight by id (or name): no inspect first
+            await self._on_engine(lambda engine: engine.stop(target, seconds))
+        except docker.errors.NotFound:
+            gone = True  # nothing to remove but its network
+        except docker.errors.APIError as exc:
+            if exc.status_code not in (304, 409):
+                raise
+        if not gone:
+            await self._remove_container(handle.container_name)
         await self.networks.remove_for(handle.container_name)
 
     async def list_servers(self) -> list[ServerInfo]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 
 from hub import names
 from hub.config import ImageSpec, SpawnerSection
+from hub.docker_http import DockerHTTP
 from hub.docker_policy import Refused, carries_label, decide, helper_volumes, is_helper, plain_volume, reads_body
 from hub.docker_spawner import DockerSpawner
 from hub.spawner import SpawnRequest
@@ -18,29 +20,37 @@ from hub.spawner import SpawnRequest
 CREATE = "/v1.41/containers/create"
 
 
+class Captured(Exception):
+    """Raised with the body instead of sending it."""
+
+
 def hub_create_body(gpu_ids: tuple[str, ...] = ()) -> tuple[dict[str, Any], str]:
-    """The body the hub's DockerSpawner sends to create a server (captured before it leaves the SDK)."""
+    """The body the hub's DockerSpawner sends to create a server (captured as it leaves hub/docker_http.py)."""
     spawner = DockerSpawner(SpawnerSection(prefix="hub", network="containerhub"))
     spawner._client = docker.DockerClient(base_url="unix:///nonexistent/docker.sock", version="1.41")
     captured: dict[str, Any] = {}
 
-    def capture(url: str, data: Any = None, params: Any = None, **_: Any) -> None:
-        captured.update(data)
-        raise StopIteration
+    class Capture(DockerHTTP):
+        async def request(self, method: str, path: str, **kwargs: Any) -> Any:
+            assert (method, path) == ("POST", "/containers/create")
+            captured.update(kwargs["body"])
+            raise Captured
 
-    spawner._client.api._post_json = capture  # type: ignore[method-assign]
+    spawner._engine = Capture(spawner._client.api, spawner._call)
     image = ImageSpec(name="lab", image="containerhub-jupyterlab:latest", mem_limit="1g", cpu_limit=1.0)
     request = SpawnRequest(
         "alice", names.user_slug("alice"), image, "/user/alice/", secrets.token_urlsafe(8), gpu_ids=gpu_ids
     )
     volume = names.volume_name("hub", request.slug)
-    with pytest.raises(StopIteration):
-        spawner._create(
-            request,
-            names.container_name("hub", request.slug),
-            volume,
-            names.labels("hub", "alice", request.slug),
-            "containerhub",
+    with pytest.raises(Captured):
+        asyncio.run(
+            spawner._create(
+                request,
+                names.container_name("hub", request.slug),
+                volume,
+                names.labels("hub", "alice", request.slug),
+                "containerhub",
+            )
         )
     spawner._executor.shutdown()
     return json.loads(json.dumps(captured)), volume
