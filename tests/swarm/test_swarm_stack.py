@@ -127,8 +127,9 @@ def remove_when_free(client: docker.DockerClient, name: str) -> None:
     """The stack's and the hub's volumes, configs and networks, once their containers are gone."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        left = client.containers.list(all=True, filters={"label": f"com.docker.stack.namespace={name}"})
-        left += client.containers.list(all=True, filters={"label": f"hub.prefix={name}"})
+        # sparse: no inspect of each one, which fails for a container Docker removes meanwhile
+        left = client.containers.list(all=True, sparse=True, filters={"label": f"com.docker.stack.namespace={name}"})
+        left += client.containers.list(all=True, sparse=True, filters={"label": f"hub.prefix={name}"})
         if not left:
             break
         time.sleep(1)
