@@ -61,6 +61,9 @@ class DockerHTTP:
         elif str(api.base_url).startswith("http://"):
             self._base = str(api.base_url).rstrip("/")
         self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+        self._config_headers: dict[str, str] = dict(api._general_configs.get("HttpHeaders") or {})
+        """``HttpHeaders`` of Docker's config file, which the SDK adds to every request"""
 
     @property
     def on_loop(self) -> bool:
@@ -68,13 +71,14 @@ class DockerHTTP:
         return self._base is not None
 
     async def close(self) -> None:
+        self._closed = True
         if self._session is not None:
             await self._session.close()
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             connector = aiohttp.UnixConnector(self._socket) if self._socket else aiohttp.TCPConnector()
-            self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+            self._session = aiohttp.ClientSession(connector=connector, trust_env=True)  # HTTP(S)_PROXY as requests
         return self._session
 
     async def request(
@@ -87,8 +91,10 @@ class DockerHTTP:
         extra_seconds: float = 0.0,
     ) -> Any:
         """Docker's JSON answer (None when it sends none); an error answer raises the SDK's exception."""
+        if self._closed:  # a late clean-up call fails as "Docker away" rather than opening a new session
+            raise docker.errors.DockerException("the hub is shutting down: no more Docker calls")
         data = json.dumps(body) if body is not None else None
-        headers = {"Content-Type": "application/json"} if body is not None else None
+        headers = {**({"Content-Type": "application/json"} if body is not None else {}), **self._config_headers}
         if self._base is None:
             return await self._in_thread(lambda: self._through_sdk(method, path, params, data, headers, extra_seconds))
         url = f"{self._base}{self._version_prefix}{path}"
@@ -102,7 +108,10 @@ class DockerHTTP:
                     raise api_error(response.status, url, response.reason or "", content)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise docker.errors.DockerException(f"{method} {path}: {exc!r}") from exc
-        return json.loads(content) if content.strip() else None
+        try:
+            return json.loads(content) if content.strip() else None
+        except ValueError as exc:  # not Docker answering (a front end's page, say)
+            raise docker.errors.DockerException(f"{method} {path}: not a JSON answer: {content[:200]!r}") from exc
 
     def _through_sdk(
         self,
@@ -110,7 +119,7 @@ class DockerHTTP:
         path: str,
         params: dict[str, str] | None,
         data: str | None,
-        headers: dict[str, str] | None,
+        headers: dict[str, str],
         extra_seconds: float,
     ) -> Any:
         url = f"{self.api.base_url}{self._version_prefix}{path}"
@@ -118,7 +127,10 @@ class DockerHTTP:
             method, url, params=params, data=data, headers=headers, timeout=self._timeout + extra_seconds
         )
         self.api._raise_for_status(response)
-        return response.json() if response.content.strip() else None
+        try:
+            return response.json() if response.content.strip() else None
+        except ValueError as exc:
+            raise docker.errors.DockerException(f"{method} {path}: not a JSON answer") from exc
 
     # -- the calls -------------------------------------------------------------------------------
     async def create_container(self, arguments: dict[str, Any]) -> str:

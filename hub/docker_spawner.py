@@ -1,4 +1,5 @@
-"""Starts each user's server as a Docker container (docker SDK, always off the event loop)."""
+"""Starts each user's server as a Docker container (the calls of a start and a stop from the event loop through
+hub/docker_http.py; the rest through the docker SDK, always off the event loop)."""
 
 from __future__ import annotations
 

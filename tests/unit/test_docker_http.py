@@ -85,6 +85,8 @@ async def test_calls_reach_a_daemon_on_a_unix_socket_and_its_refusals_come_back(
 
     async def answer(request: web.Request) -> web.StreamResponse:
         seen.append((request.method, request.path, dict(request.query)))
+        if request.path.endswith("/containers/html/json"):
+            return web.Response(text="<html>a front end's page</html>", content_type="text/html")
         if request.path.endswith("/containers/gone/json"):
             return web.json_response({"message": "No such container: gone"}, status=404)
         if request.path.endswith("/json"):
@@ -108,8 +110,12 @@ async def test_calls_reach_a_daemon_on_a_unix_socket_and_its_refusals_come_back(
         await engine.remove("c1")
         with pytest.raises(docker.errors.NotFound, match="No such container: gone"):
             await engine.inspect("gone")
+        with pytest.raises(docker.errors.DockerException):  # the spawner tells the person Docker is away
+            await engine.inspect("html")
     finally:
         await engine.close()
+    with pytest.raises(docker.errors.DockerException, match="shutting down"):
+        await engine.inspect("c1")
         await runner.cleanup()
         client.close()
     assert seen == [
@@ -117,6 +123,7 @@ async def test_calls_reach_a_daemon_on_a_unix_socket_and_its_refusals_come_back(
         ("POST", "/v1.45/containers/c1/stop", {"t": "7"}),
         ("DELETE", "/v1.45/containers/c1", {"v": "False", "link": "False", "force": "True"}),
         ("GET", "/v1.45/containers/gone/json", {}),
+        ("GET", "/v1.45/containers/html/json", {}),
     ]
 
 
