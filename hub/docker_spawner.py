@@ -585,6 +585,10 @@ class DockerSpawner(Spawner):
 
     # -- stop, status, logs -----------------------------------------------------------------
     async def stop(self, handle: ServerHandle) -> None:
+        await asyncio.shield(self._stop_and_remove(handle))  # a cancelled caller never leaves it stopped, not removed
+        await self.networks.remove_for(handle.container_name)
+
+    async def _stop_and_remove(self, handle: ServerHandle) -> None:
         target, seconds = handle.container_id or handle.container_name, self.settings.stop_timeout
         gone = False
         try:  # straight by id (or name): no inspect first
@@ -596,7 +600,6 @@ class DockerSpawner(Spawner):
                 raise
         if not gone:
             await self._remove_container(handle.container_name)
-        await self.networks.remove_for(handle.container_name)
 
     async def list_servers(self) -> list[ServerInfo]:
         """Every container of this hub. Also removes per-user networks whose container is gone (and joins

@@ -15,7 +15,7 @@ from hub import names
 from hub.config import ImageSpec, SpawnerSection
 from hub.docker_spawner import DockerSpawner
 from hub.errors import ServiceUnavailable, SpawnError
-from hub.spawner import SpawnRequest
+from hub.spawner import ServerHandle, SpawnRequest
 from tests.fixtures.docker import RUN_LABEL
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("dump_containers_on_failure")]
@@ -312,3 +312,32 @@ async def test_a_leftover_container_and_a_pruned_network_do_not_stop_the_next_st
         assert docker_client.networks.get(spawner.settings.network).attrs["Labels"][RUN_LABEL]
     finally:
         await spawner.stop(second)
+
+
+async def test_a_stop_whose_caller_gives_up_still_removes_the_container(
+    spawner: DockerSpawner, docker_client: docker.DockerClient, base_image: str
+) -> None:
+    """A stop cancelled while Docker is still stopping the container (a hub shutting down, a caller's timeout)
+    finishes anyway: the container is removed, not left stopped under the server's name."""
+    name = names.container_name(spawner.settings.prefix, names.user_slug("eli"))
+    stubborn = docker_client.containers.run(  # ignores SIGTERM: Docker waits out stop_timeout (2 s), then kills
+        base_image,
+        ["sh", "-c", "trap '' TERM; while true; do sleep 1; done"],
+        name=name,
+        detach=True,
+        labels={RUN_LABEL: spawner.settings.extra_labels[RUN_LABEL]},
+    )
+    handle = ServerHandle(str(stubborn.id), name, "unused-volume", "http://127.0.0.1:9")
+    stopping = asyncio.create_task(spawner.stop(handle))
+    await asyncio.sleep(0.5)
+    stopping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stopping
+    deadline = asyncio.get_running_loop().time() + 15
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            docker_client.containers.get(name)
+        except docker.errors.NotFound:
+            return
+        await asyncio.sleep(0.25)
+    pytest.fail(f"{name} was left behind after a cancelled stop")
