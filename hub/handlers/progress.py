@@ -42,8 +42,8 @@ async def progress_stream(request: web.Request) -> web.StreamResponse:
     await require_manager_of(request, name)
     servers = request.app[SERVERS]
     progress = servers.progress(name, server)
-    view = await servers.view(name, server)
-    if progress is None:
+    if progress is None:  # not starting now: the stored state says how it ended (a start streams from memory)
+        view = await servers.view(name, server)
         if view is None:
             raise NotFound(
                 L_("This user has no server named %(server)r.", server=truncate(server))
