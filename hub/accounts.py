@@ -35,6 +35,9 @@ from hub.names import normalize_username, validate_username
 log = logging.getLogger(__name__)
 GENERATION_KEY = "accounts_generation"
 SYNC_SECONDS = 1.0
+UNSIGNALLED_SYNC_SECONDS = 10.0
+"""With a signal file, the periodic look reads the database only when the file moved, or this long after the last
+look: for a writer that cannot touch it (a command run on another machine against the same PostgreSQL database)."""
 MISS_REFRESH_SECONDS = 0.25
 SIGNAL_FILE = "accounts.changed"
 
@@ -199,9 +202,14 @@ class AccountService:
         except OSError as exc:
             log.debug("could not touch %s: %s", self.signal_file, exc)
 
-    async def run_sync(self, interval: float = SYNC_SECONDS) -> None:
+    async def run_sync(self, interval: float = SYNC_SECONDS, unsignalled: float = UNSIGNALLED_SYNC_SECONDS) -> None:
+        """Look for outside changes every ``interval`` seconds: at once when the signal file moved, otherwise every
+        ``unsignalled`` seconds (an idle hub then asks its database every ten seconds rather than every second)."""
         while True:
             await asyncio.sleep(interval)
+            if self.signal_file is not None and not self._signalled():
+                if time.monotonic() - self._last_check < unsignalled:
+                    continue
             try:
                 await asyncio.shield(self._shared_sync())
             except Exception:

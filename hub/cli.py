@@ -2,7 +2,7 @@
 ``hub setup-link``, ``hub check-config``, ``hub socket-proxy``, ``hub backup|restore DIR``, ``hub swarm-unpin USER``.
 
 Account changes go through the same accounts service as the hub's pages; a running hub sees them
-within a second or two (see accounts.py).
+within a second or two (they touch the signal file; see accounts.py).
 """
 
 from __future__ import annotations

@@ -192,3 +192,25 @@ async def test_a_token_made_during_the_periodic_look_works_before_that_look_ends
     owner = await checking
     periodic.cancel()
     assert owner is not None and owner.username == "script"
+
+
+async def test_the_periodic_look_sees_signalled_changes_at_once_and_others_later(
+    sessions: Sessionmaker, tmp_path: Path
+) -> None:
+    """A change that touches the signal file (the command line on this host) reaches the running hub at the next
+    look; one that cannot (a command on another machine, same database) at the slower unsignalled look."""
+    hub, _, cli = await hub_and_cli(sessions, tmp_path)
+    elsewhere = AccountService(sessions)  # no signal file: a writer on another machine
+    await elsewhere.load()
+    periodic = asyncio.ensure_future(hub.run_sync(interval=0.02, unsignalled=2.0))
+    try:
+        await cli.add(["near"])
+        await asyncio.sleep(0.3)
+        assert hub.get("near") is not None
+        await elsewhere.add(["far"])
+        await asyncio.sleep(0.3)
+        assert hub.get("far") is None  # not asked yet: nothing moved the signal file
+        await asyncio.sleep(2.2)
+        assert hub.get("far") is not None
+    finally:
+        periodic.cancel()
