@@ -38,6 +38,9 @@ SYNC_SECONDS = 1.0
 UNSIGNALLED_SYNC_SECONDS = 10.0
 """With a signal file, the periodic look reads the database only when the file moved, or this long after the last
 look: for a writer that cannot touch it (a command run on another machine against the same PostgreSQL database)."""
+COARSE_MTIME_SECONDS = 2.0
+"""For this long after the file last moved, the look reads the database anyway: on a filesystem with coarse
+timestamps a second write in the same tick leaves the file's time as it was."""
 MISS_REFRESH_SECONDS = 0.25
 SIGNAL_FILE = "accounts.changed"
 
@@ -192,6 +195,9 @@ class AccountService:
     def _signalled(self) -> bool:
         return self._signal_mtime() != self._signal_seen
 
+    def _signalled_lately(self) -> bool:
+        return self._signal_seen is not None and time.time() - self._signal_seen < COARSE_MTIME_SECONDS
+
     def signal(self) -> None:
         """Tell other processes on this host that accounts or tokens changed (after the commit)."""
         if self.signal_file is None:
@@ -207,7 +213,7 @@ class AccountService:
         ``unsignalled`` seconds (an idle hub then asks its database every ten seconds rather than every second)."""
         while True:
             await asyncio.sleep(interval)
-            if self.signal_file is not None and not self._signalled():
+            if self.signal_file is not None and not self._signalled() and not self._signalled_lately():
                 if time.monotonic() - self._last_check < unsignalled:
                     continue
             try:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from hub import accounts as accounts_module
 from hub.accounts import AccountService
 from hub.auth.native import set_password
 from hub.db import Sessionmaker, database
@@ -195,10 +197,11 @@ async def test_a_token_made_during_the_periodic_look_works_before_that_look_ends
 
 
 async def test_the_periodic_look_sees_signalled_changes_at_once_and_others_later(
-    sessions: Sessionmaker, tmp_path: Path
+    sessions: Sessionmaker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A change that touches the signal file (the command line on this host) reaches the running hub at the next
     look; one that cannot (a command on another machine, same database) at the slower unsignalled look."""
+    monkeypatch.setattr(accounts_module, "COARSE_MTIME_SECONDS", 0.2)
     hub, _, cli = await hub_and_cli(sessions, tmp_path)
     elsewhere = AccountService(sessions)  # no signal file: a writer on another machine
     await elsewhere.load()
@@ -212,5 +215,23 @@ async def test_the_periodic_look_sees_signalled_changes_at_once_and_others_later
         assert hub.get("far") is None  # not asked yet: nothing moved the signal file
         await asyncio.sleep(2.2)
         assert hub.get("far") is not None
+    finally:
+        periodic.cancel()
+
+
+async def test_a_second_change_in_the_same_timestamp_tick_is_not_missed(sessions: Sessionmaker, tmp_path: Path) -> None:
+    """On a filesystem with coarse timestamps, a second write right after the first leaves the signal file's time
+    unchanged: the hub still reads the database for a while after the file last moved."""
+    hub, _, cli = await hub_and_cli(sessions, tmp_path)
+    periodic = asyncio.ensure_future(hub.run_sync(interval=0.02, unsignalled=60.0))
+    try:
+        await cli.add(["first"])
+        await asyncio.sleep(0.2)
+        assert hub.get("first") is not None
+        tick = (tmp_path / "accounts.changed").stat().st_mtime_ns
+        await cli.add(["second"])
+        os.utime(tmp_path / "accounts.changed", ns=(tick, tick))  # what a coarse clock leaves
+        await asyncio.sleep(0.3)
+        assert hub.get("second") is not None
     finally:
         periodic.cancel()
