@@ -38,7 +38,7 @@ SYNC_SECONDS = 1.0
 UNSIGNALLED_SYNC_SECONDS = 10.0
 """With a signal file, the periodic look reads the database only when the file moved, or this long after the last
 look: for a writer that cannot touch it (a command run on another machine against the same PostgreSQL database)."""
-COARSE_MTIME_SECONDS = 2.0
+COARSE_MTIME_SECONDS = 3.0
 """For this long after the file last moved, the look reads the database anyway: on a filesystem with coarse
 timestamps a second write in the same tick leaves the file's time as it was."""
 MISS_REFRESH_SECONDS = 0.25
@@ -158,9 +158,15 @@ class AccountService:
 
     async def sync(self) -> bool:
         """Reload when another process (the CLI, a second hub) changed accounts; True when it did."""
+        last_check, signal_seen = self._last_check, self._signal_seen
         self._last_check = time.monotonic()
         self._signal_seen = self._signal_mtime()
-        if await read_generation(self.sessions) == self._generation:
+        try:
+            generation = await read_generation(self.sessions)
+        except BaseException:  # the database away a moment: the signal is not used up, the next look tries again
+            self._last_check, self._signal_seen = last_check, signal_seen
+            raise
+        if generation == self._generation:
             return False
         await self.load()
         for listener in self._listeners:
@@ -206,7 +212,7 @@ class AccountService:
             self.signal_file.touch()
             os.utime(self.signal_file)
         except OSError as exc:
-            log.debug("could not touch %s: %s", self.signal_file, exc)
+            log.warning("could not touch %s (a running hub sees this change within 10 s): %s", self.signal_file, exc)
 
     async def run_sync(self, interval: float = SYNC_SECONDS, unsignalled: float = UNSIGNALLED_SYNC_SECONDS) -> None:
         """Look for outside changes every ``interval`` seconds: at once when the signal file moved, otherwise every

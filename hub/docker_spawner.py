@@ -166,6 +166,7 @@ class DockerSpawner(Spawner):
         self._storage_problems: list[str] | None = None
         self.deaths = ContainerDeaths(self.client, settings.prefix)
         self._engine: DockerHTTP | None = None
+        self._stopping: set[asyncio.Future[None]] = set()
 
     # -- plumbing ---------------------------------------------------------------------------
     def client(self) -> docker.DockerClient:
@@ -265,6 +266,8 @@ class DockerSpawner(Spawner):
     async def close(self) -> None:
         self.deaths.close()
         await self.images.close()
+        if self._stopping:  # stops whose callers gave up (a shutdown past its time): a little longer for them
+            await asyncio.wait(self._stopping, timeout=self.settings.stop_timeout + 5)
         if self._engine is not None:
             await self._engine.close()
         if self._client is not None:
@@ -411,7 +414,7 @@ class DockerSpawner(Spawner):
             raise
 
     async def _remove_container(self, name: str) -> None:
-        try:  # one request (by name), not an inspect first
+        try:  # one request (by name or id), not an inspect first
             await self._on_engine(lambda engine: engine.remove(name))
         except docker.errors.NotFound:
             pass
@@ -585,8 +588,16 @@ class DockerSpawner(Spawner):
 
     # -- stop, status, logs -----------------------------------------------------------------
     async def stop(self, handle: ServerHandle) -> None:
-        await asyncio.shield(self._stop_and_remove(handle))  # a cancelled caller never leaves it stopped, not removed
+        stopping = asyncio.ensure_future(self._stop_and_remove(handle))
+        self._stopping.add(stopping)
+        stopping.add_done_callback(self._stop_ended)
+        await asyncio.shield(stopping)  # a cancelled caller never leaves it stopped, not removed
         await self.networks.remove_for(handle.container_name)
+
+    def _stop_ended(self, stopping: asyncio.Future[None]) -> None:
+        self._stopping.discard(stopping)
+        if not stopping.cancelled() and stopping.exception() is not None:  # also when its caller gave up
+            log.info("a stop ended with an error: %s", stopping.exception())
 
     async def _stop_and_remove(self, handle: ServerHandle) -> None:
         target, seconds = handle.container_id or handle.container_name, self.settings.stop_timeout
@@ -598,8 +609,8 @@ class DockerSpawner(Spawner):
         except docker.errors.APIError as exc:
             if exc.status_code not in (304, 409):
                 raise
-        if not gone:
-            await self._remove_container(handle.container_name)
+        if not gone:  # by id when known: a newer container of the same name is not this one
+            await self._remove_container(target)
 
     async def list_servers(self) -> list[ServerInfo]:
         """Every container of this hub. Also removes per-user networks whose container is gone (and joins
