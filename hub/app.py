@@ -181,7 +181,9 @@ def backends(spawner: Spawner | None, proxy: Proxy | None) -> Context:
         if proxy is None:
             from hub.traefik import TraefikFileProxy
 
-            made_proxy: Proxy = TraefikFileProxy(settings.traefik, settings.hub.reachable_url)
+            made_proxy: Proxy = TraefikFileProxy(
+                settings.traefik, settings.hub.reachable_url, settings.hub.forward_auth_url
+            )
         else:
             made_proxy = proxy
         app[SPAWNER], app[PROXY] = made_spawner, made_proxy

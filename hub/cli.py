@@ -89,10 +89,15 @@ def serve(settings: Settings) -> int:
 
     protect_files(settings)
 
+    app = create_app(settings)
+    if settings.hub.forward_auth_port:
+        from hub.forward_auth_listener import listening
+
+        app.cleanup_ctx.append(listening(settings.hub.bind_host, settings.hub.forward_auth_port))
     traefik = launch_traefik(settings) if settings.traefik.launch else None
     try:
         web.run_app(
-            create_app(settings),
+            app,
             host=settings.hub.bind_host,
             port=settings.hub.bind_port,
             print=lambda text: log.info("%s", text.strip().splitlines()[0] if text.strip() else ""),

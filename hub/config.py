@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from yarl import URL
 
 from hub.auth_config import DummyMethod, HeaderMethod, MethodBase, NativeMethod, PamMethod, PluginMethod
 from hub.branding_config import BrandingSection
@@ -50,6 +51,9 @@ class HubSection(Section):
     public_url: str = "http://localhost:8000"
     internal_url: str | None = None
     """How Traefik reaches the hub; defaults to http://<bind_host>:<bind_port>."""
+    forward_auth_port: int = Field(8082, ge=0, le=65535)
+    """The lean forward-auth listener (hub/forward_auth_listener.py), on bind_host; Traefik asks it before every
+    request to a user's server, at internal_url's host with this port. 0: Traefik asks bind_port instead."""
     data_dir: Path = Path("data")
     cookie_secret_file: Path | None = None
     """Defaults to <data_dir>/cookie_secret; created on first start."""
@@ -69,6 +73,13 @@ class HubSection(Section):
             return self.internal_url.rstrip("/")
         host = "127.0.0.1" if self.bind_host in ("0.0.0.0", "") else self.bind_host
         return f"http://{host}:{self.bind_port}"
+
+    @property
+    def forward_auth_url(self) -> str:
+        """Where Traefik's forward-auth middlewares ask: the lean listener, or the hub's own port."""
+        if not self.forward_auth_port:
+            return self.reachable_url
+        return str(URL(self.reachable_url).with_port(self.forward_auth_port)).rstrip("/")
 
     @property
     def secret_path(self) -> Path:

@@ -28,6 +28,8 @@ import jinja2
 from aiohttp import web
 from markupsafe import Markup
 
+from hub.request_view import RequestView
+
 PACKAGE_DIR = Path(__file__).parent
 TRANSLATIONS_DIR = PACKAGE_DIR / "translations"
 TEMPLATES_DIR = PACKAGE_DIR / "templates"
@@ -69,7 +71,7 @@ def negotiate(accept_language: str | None) -> str:
     return min(ranked)[2] if ranked else SOURCE_LANGUAGE
 
 
-def chosen_language(request: web.Request) -> str:
+def chosen_language(request: RequestView) -> str:
     """The picker's choice (a valid cookie) or else the browser's preference."""
     picked = request.cookies.get(COOKIE, "")
     if picked in LANGUAGES:
@@ -205,7 +207,7 @@ def translate(catalog: stdlib_gettext.NullTranslations, message: str) -> str:
     return catalog.gettext(message) if message else message
 
 
-def gettext_for(request: web.Request) -> Callable[[str], str]:
+def gettext_for(request: RequestView) -> Callable[[str], str]:
     """Translation into the request's language, for messages written in Python (flash messages, errors, progress):
     ``N_()`` strings and :class:`Text` made by ``L_()``/``LN_()``."""
     return functools.partial(translate, translations(chosen_language(request)))

@@ -16,8 +16,9 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from aiohttp import web
 from cryptography.fernet import Fernet, InvalidToken
+
+from hub.request_view import RequestView
 
 KEEP_SECONDS = 60.0
 MAX_ENTRIES = 4096
@@ -30,7 +31,7 @@ class SessionReader:
         self.max_age = max_age
         self._known: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
 
-    def read(self, request: web.Request) -> dict[str, Any]:
+    def read(self, request: RequestView) -> dict[str, Any]:
         """The session's content ({} without a valid cookie)."""
         raw = request.cookies.get(self.cookie_name)
         if not raw:

@@ -88,11 +88,17 @@ class TokenStore:
 
     async def check(self, token: str) -> TokenOwner | None:
         """The owner of a valid, unexpired token, with the owner's admin rights as they are now; else None."""
-        hashed = hash_token(token)
-        owner = self._by_hash.get(hashed)
-        if owner is None and self.accounts is not None:
+        if not self.knows(token) and self.accounts is not None:
             await self.accounts.refresh_if_stale()  # made by another process a moment ago?
-            owner = self._by_hash.get(hashed)
+        return self.check_known(token)
+
+    def knows(self, token: str) -> bool:
+        """Whether the token is among those loaded (valid or not); an unknown one may be new in the database."""
+        return hash_token(token) in self._by_hash
+
+    def check_known(self, token: str) -> TokenOwner | None:
+        """``check`` without looking in the database for a token made elsewhere a moment ago."""
+        owner = self._by_hash.get(hash_token(token))
         if owner is None:
             return None
         now = utcnow()

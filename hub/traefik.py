@@ -74,7 +74,13 @@ def route_priorities(prefix: str, lane: bool = False) -> tuple[int, int, int]:
 
 
 def render_route(
-    route: Route, *, hub_url: str, entrypoint: str, tls: dict[str, Any] | None = None, lane: bool = False
+    route: Route,
+    *,
+    hub_url: str,
+    entrypoint: str,
+    tls: dict[str, Any] | None = None,
+    lane: bool = False,
+    auth_url: str | None = None,
 ) -> dict[str, Any]:
     """The dynamic configuration of one server's routes, as a plain mapping.
 
@@ -97,7 +103,7 @@ def render_route(
         # both on the request. So no secret is in this file, and the server never sees its visitor's session.
         return {
             "forwardAuth": {
-                "address": f"{hub_url}{path}{where}",
+                "address": f"{auth_url or hub_url}{path}{where}",
                 "trustForwardHeader": False,
                 "maxResponseBodySize": 65536,
                 "authResponseHeaders": headers,
@@ -276,9 +282,11 @@ def atomic_write(path: Path, text: str, tmp_dir: Path) -> None:
 
 
 class TraefikFileProxy(Proxy):
-    def __init__(self, settings: TraefikSection, hub_url: str) -> None:
+    def __init__(self, settings: TraefikSection, hub_url: str, auth_url: str | None = None) -> None:
         self.settings = settings
         self.hub_url = hub_url.rstrip("/")
+        self.auth_url = (auth_url or hub_url).rstrip("/")
+        """Where the routes' forward-auth middlewares ask (the hub's lean listener, hub/forward_auth_listener.py)."""
         self.directory = settings.dynamic_dir
         self.tmp_dir = self.directory.parent / f"{self.directory.name}.tmp"
         self._http: aiohttp.ClientSession | None = None
@@ -374,7 +382,14 @@ class TraefikFileProxy(Proxy):
             await asyncio.sleep(ROUTE_POLL_SECONDS)  # the changed file read, not only its router listed
 
     def _render(self, route: Route, lane: bool = False) -> dict[str, Any]:
-        return render_route(route, hub_url=self.hub_url, entrypoint=self.settings.entrypoint, tls=self._tls, lane=lane)
+        return render_route(
+            route,
+            hub_url=self.hub_url,
+            auth_url=self.auth_url,
+            entrypoint=self.settings.entrypoint,
+            tls=self._tls,
+            lane=lane,
+        )
 
     async def _file_text(self, filename: str) -> str | None:
         def read() -> str | None:

@@ -9,12 +9,13 @@ from aiohttp_session import get_session
 
 from hub.errors import Forbidden, Unauthorized
 from hub.keys import ACCOUNTS, ACTIVITY, TOKENS
+from hub.request_view import RequestView
 from hub.security import session_user
 
 TOKEN_SCHEMES = ("token", "bearer")
 
 
-def bearer_token(request: web.Request) -> str | None:
+def bearer_token(request: RequestView) -> str | None:
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
     return value.strip() or None if scheme.lower() in TOKEN_SCHEMES else None
 

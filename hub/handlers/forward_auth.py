@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import posixpath
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import unquote
 
@@ -26,6 +28,7 @@ from hub.i18n import N_, gettext_for
 from hub.keys import ACCOUNTS, ACTIVITY, METRICS, SERVERS, SESSION_READER, SETTINGS, SHARE_TICKETS, SHARING, TOKENS
 from hub.names import truncate
 from hub.origin import ForwardedRequest, refusal
+from hub.request_view import RequestView
 from hub.security import SESSION_COOKIE, SessionUser, session_user
 from hub.share_relay import SHARE_TICKET_HEADER, Ticket
 
@@ -71,10 +74,10 @@ def cookies_without_session(header: str) -> str:
     return "; ".join(kept)
 
 
-async def token_user(request: web.Request) -> SessionUser | None:
+async def token_user(app: web.Application, request: RequestView) -> SessionUser | None:
     """The owner of an API token sent as `Authorization: token ...` (checked in memory)."""
     token = bearer_token(request)
-    owner = await request.app[TOKENS].check(token) if token else None
+    owner = await app[TOKENS].check(token) if token else None
     return SessionUser(owner.username, owner.admin) if owner else None
 
 
@@ -83,14 +86,14 @@ def may_open(auth: AuthSection, user: SessionUser, owner: str) -> bool:
     return user.name == owner or (user.admin and auth.admin_access) or user.name in auth.server_access_accounts
 
 
-def login_location(request: web.Request, uri: str, route: str = "login") -> str:
+def login_location(app: web.Application, request: RequestView, uri: str, route: str = "login") -> str:
     """Absolute, because Traefik resolves a relative Location against the hub's internal address.
 
     Traefik sets X-Forwarded-Proto and -Host itself (trustForwardHeader is off).
     """
     proto = request.headers.get("X-Forwarded-Proto", "http")
     host = request.headers.get("X-Forwarded-Host", "")
-    login = request.app.router[route].url_for().with_query(next=uri if uri.startswith("/") else "/")
+    login = app.router[route].url_for().with_query(next=uri if uri.startswith("/") else "/")
     return f"{proto}://{host}{login}" if host and proto in ("http", "https") else str(login)
 
 
@@ -117,49 +120,96 @@ Mode = Literal["any", "owner", "share"]
 """What a route's middleware asks (hub/traefik.py): ``any`` for plain HTTP (the owner or someone the server is
 shared with), ``owner`` for WebSockets straight to the server (never a share: Traefik could not close them on
 revocation), ``share`` for WebSockets relayed by the hub (answered with a signed ticket, not the token)."""
+MODE_OF_PATH: dict[str, Mode] = {"forward-auth": "any", "forward-auth-ws": "owner", "forward-auth-share": "share"}
+"""The mode of each forward-auth address, by its second path segment: ``/hub/<this>/<owner>[/<server>]``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """One forward-auth question, whether it came through aiohttp or the lean listener."""
+
+    owner: str
+    server: str
+    mode: Mode
+    headers: Mapping[str, str]
+    """Case-insensitive, as aiohttp's."""
+    cookies: Mapping[str, str]
+
+    @classmethod
+    def of(cls, request: web.Request, mode: Mode) -> Ask:
+        info = request.match_info
+        return cls(info["owner"], info.get("server", ""), mode, request.headers, request.cookies)
 
 
 @routes.get("/hub/forward-auth/{owner}", name="forward_auth")
 @routes.get("/hub/forward-auth/{owner}/{server}", name="forward_auth_named")
 async def forward_auth(request: web.Request) -> web.StreamResponse:
-    return await decide(request, "any")
+    return await decide(request.app, Ask.of(request, "any"))
 
 
 @routes.get("/hub/forward-auth-ws/{owner}", name="forward_auth_ws")
 @routes.get("/hub/forward-auth-ws/{owner}/{server}", name="forward_auth_ws_named")
 async def forward_auth_websocket(request: web.Request) -> web.StreamResponse:
-    return await decide(request, "owner")
+    return await decide(request.app, Ask.of(request, "owner"))
 
 
 @routes.get("/hub/forward-auth-share/{owner}", name="forward_auth_share")
 @routes.get("/hub/forward-auth-share/{owner}/{server}", name="forward_auth_share_named")
 async def forward_auth_shared_websocket(request: web.Request) -> web.StreamResponse:
-    return await decide(request, "share")
+    return await decide(request.app, Ask.of(request, "share"))
 
 
-async def decide(request: web.Request, mode: Mode) -> web.StreamResponse:
-    owner, server = request.match_info["owner"], request.match_info.get("server", "")
+async def decide(app: web.Application, request: Ask) -> web.Response:
+    """The answer, or raises the refusal (an aiohttp HTTP exception, which is a response too)."""
+    answer = decide_now(app, request)
+    if answer is not None:
+        return answer
+    user = await token_user(app, request)  # a token the hub did not know: made elsewhere a moment ago?
+    return verdict(app, request, session_user(app[SESSION_READER].read(request), app[ACCOUNTS]), user)
+
+
+def decide_now(app: web.Application, request: Ask) -> web.Response | None:
+    """``decide`` without waiting, or None when the answer needs a look in the database first (a token the hub
+    does not know). The lean listener answers in the same call that read the question."""
+    session = session_user(app[SESSION_READER].read(request), app[ACCOUNTS])
+    token = bearer_token(request) if session is None and request.mode != "share" else None
+    if token is None:
+        return verdict(app, request, session, None)
+    tokens = app[TOKENS]
+    if not tokens.knows(token):
+        return None
+    owner = tokens.check_known(token)
+    return verdict(app, request, None, SessionUser(owner.username, owner.admin) if owner else None)
+
+
+def verdict(
+    app: web.Application, request: Ask, session: SessionUser | None, token_owner: SessionUser | None
+) -> web.Response:
+    """The answer once the caller is known: by the session cookie, else by an API token (never for ``share``)."""
+    owner, server, mode = request.owner, request.server, request.mode
     uri = request.headers.get("X-Forwarded-Uri", "/")
     path = normalized_path(uri)
-    session = session_user(request.app[SESSION_READER].read(request), request.app[ACCOUNTS])
-    user = session or (await token_user(request) if mode != "share" else None)
-    metrics = request.app[METRICS].forward_auth
-    translate = gettext_for(request)  # Traefik passes on the browser's Accept-Language and cookies
+    user = session or (token_owner if mode != "share" else None)
+    metrics = app[METRICS].forward_auth
+
+    def translate(message: str) -> str:  # Traefik passes on the browser's Accept-Language and cookies
+        return gettext_for(request)(message)
+
     if user is None:
         metrics.labels("login").inc()
         if bearer_token(request) is None and request.headers.get("X-Forwarded-Method", "GET") in ("GET", "HEAD"):
-            raise web.HTTPFound(login_location(request, uri))
+            raise web.HTTPFound(login_location(app, request, uri))
         raise web.HTTPUnauthorized(text=translate(N_("Log in to the hub first, or send a valid token.")) + "\n")
-    account = request.app[ACCOUNTS].get(user.name)
+    account = app[ACCOUNTS].get(user.name)
     if session is not None and account is not None and account.password_must_change:
         metrics.labels("login").inc()  # an admin reset the password: the temporary one opens nothing but the hub
         if request.headers.get("X-Forwarded-Method", "GET") in ("GET", "HEAD"):
-            raise web.HTTPFound(login_location(request, uri, "change_password"))
+            raise web.HTTPFound(login_location(app, request, uri, "change_password"))
         raise web.HTTPForbidden(text=translate(N_("Choose a new password on the hub first.")) + "\n")
     facts = ForwardedRequest.from_headers(request.headers)
-    allowed = may_open(request.app[SETTINGS].auth, user, owner)
+    allowed = may_open(app[SETTINGS].auth, user, owner)
     if not allowed and mode != "owner":
-        allowed = request.app[SHARING].may_use(user.name, owner, server)
+        allowed = app[SHARING].may_use(user.name, owner, server)
         if allowed and mode == "any" and facts.websocket:  # a handshake the WebSocket routers did not catch
             metrics.labels("refused").inc()
             raise web.HTTPForbidden(
@@ -182,19 +232,30 @@ async def decide(request: web.Request, mode: Mode) -> web.StreamResponse:
             reason,
         )
         raise web.HTTPForbidden(text=translate(reason) + "\n")
-    secret = request.app[SERVERS].route_secret(owner, server)
+    secret = app[SERVERS].route_secret(owner, server)
     if secret is None:
         metrics.labels("refused").inc()
         raise web.HTTPServiceUnavailable(
             text=translate(N_("This server is not running. Start it from the hub's home page.")) + "\n"
         )
     metrics.labels("allowed").inc()
-    request.app[ACTIVITY].touch_server(owner, server)
+    app[ACTIVITY].touch_server(owner, server)
     if mode == "share":  # the hub's relay opens the server's WebSocket itself, with the token
-        ticket = request.app[SHARE_TICKETS].issue(Ticket(user.name, owner, server))
+        ticket = app[SHARE_TICKETS].issue(Ticket(user.name, owner, server))
         return web.Response(text="ok\n", headers={SHARE_TICKET_HEADER: ticket})
     cookies = cookies_without_session(request.headers.get("Cookie", ""))
     return web.Response(text="ok\n", headers={"Authorization": f"token {secret}", "Cookie": cookies})
 
 
-__all__ = ["routes", "passed_by", "ROUTE_NAMES", "normalized_path", "is_under", "cookies_without_session", "decide"]
+__all__ = [
+    "routes",
+    "passed_by",
+    "ROUTE_NAMES",
+    "MODE_OF_PATH",
+    "Ask",
+    "normalized_path",
+    "is_under",
+    "cookies_without_session",
+    "decide",
+    "decide_now",
+]

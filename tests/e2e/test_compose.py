@@ -307,6 +307,10 @@ def test_user_containers_reach_neither_the_hub_nor_traefiks_api(
         f"{hub[internal_net]}:8081",
         "http://hub:8081/hub/login",
         f"http://{hub[internal_net]}:8081/hub/login",
+        "hub:8082",  # the lean forward-auth listener (hub.forward_auth_port)
+        f"{hub[users_net]}:8082",
+        "hub-internal:8082",
+        f"{hub[internal_net]}:8082",
     ]
     api_targets = [
         "traefik:8099",
@@ -324,6 +328,7 @@ def test_user_containers_reach_neither_the_hub_nor_traefiks_api(
         [
             "hub-internal:8081",
             f"{hub[internal_net]}:8081",
+            "hub-internal:8082",
             "traefik-internal:8099",
             f"{traefik[internal_net]}:8099",
             "http://hub-internal:8081/hub/login",
