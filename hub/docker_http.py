@@ -77,8 +77,12 @@ class DockerHTTP:
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.UnixConnector(self._socket) if self._socket else aiohttp.TCPConnector()
-            self._session = aiohttp.ClientSession(connector=connector, trust_env=True)  # HTTP(S)_PROXY as requests
+            # Over TCP, HTTP(S)_PROXY and .netrc apply as they do for requests (aiohttp then reads them in a thread on
+            # every call); a Unix socket has neither, as in the SDK, so its calls skip that work.
+            if self._socket is None:
+                self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(), trust_env=True)
+            else:
+                self._session = aiohttp.ClientSession(connector=aiohttp.UnixConnector(self._socket), trust_env=False)
         return self._session
 
     async def request(
@@ -164,6 +168,19 @@ class DockerHTTP:
         """``docker rm -f``, with the query the SDK sends."""
         params = {"v": "False", "link": "False", "force": "True"}
         await self.request("DELETE", f"/containers/{_part(container)}", params=params)
+
+    async def inspect_image(self, image: str) -> dict[str, Any]:
+        return dict(await self.request("GET", f"/images/{_part(image)}/json"))
+
+    async def inspect_volume(self, volume: str) -> dict[str, Any]:
+        return dict(await self.request("GET", f"/volumes/{_part(volume)}"))
+
+    async def create_volume(
+        self, volume: str, labels: dict[str, str], driver_opts: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """``docker volume create`` with the local driver, with the body the SDK sends."""
+        body = {"Name": volume, "Labels": labels, **({"DriverOpts": driver_opts} if driver_opts is not None else {})}
+        return dict(await self.request("POST", "/volumes/create", body=body))
 
 
 def _part(name: str) -> str:

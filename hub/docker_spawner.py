@@ -161,7 +161,9 @@ class DockerSpawner(Spawner):
         self._network_lock = asyncio.Lock()
         self._network_ready = False
         self._executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="docker")
-        self.images = ImageProvider(settings, self.client, self._call)
+        self.images = ImageProvider(
+            settings, self.client, self._call, inspect=lambda image: self._on_engine(lambda e: e.inspect_image(image))
+        )
         self.networks = UserNetworks(settings, self.client, self._call)
         self._storage_problems: list[str] | None = None
         self.deaths = ContainerDeaths(self.client, settings.prefix)
@@ -285,7 +287,7 @@ class DockerSpawner(Spawner):
         name = names.container_name(self.settings.prefix, request.slug)
         try:
             async with self._network_for(request.slug, name, labels) as network:
-                await self._call(self._ensure_volume, volume, volume_labels)
+                await self._ensure_volume(volume, volume_labels)
                 report(40, N_("Creating your container"))
                 container = await self._create(request, name, volume, labels, network)
         except BaseException:
@@ -392,22 +394,19 @@ class DockerSpawner(Spawner):
                     raise
             log.info("created network %s", self.settings.network)
 
-    def _ensure_volume(self, volume: str, labels: dict[str, str]) -> None:
-        client = self.client()
+    async def _ensure_volume(self, volume: str, labels: dict[str, str]) -> None:
         size = self.settings.volume_size
         try:
-            found = client.volumes.get(volume)
+            found = await self._on_engine(lambda engine: engine.inspect_volume(volume))
         except docker.errors.NotFound:
             pass
         else:
-            if size and "size" not in (found.attrs.get("Options") or {}):
+            if size and "size" not in (found.get("Options") or {}):
                 log.warning("volume %s was made before spawner.volume_size was set: it has no size limit", volume)
             return
+        options = {"size": size} if size else None
         try:
-            if size:
-                client.volumes.create(volume, labels=labels, driver_opts={"size": size})
-            else:
-                client.volumes.create(volume, labels=labels)
+            await self._on_engine(lambda engine: engine.create_volume(volume, labels, options))
         except docker.errors.APIError as exc:
             if size and is_quota_refusal(exc):
                 raise quota_error("spawner.volume_size", size, exc) from exc

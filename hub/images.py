@@ -121,10 +121,18 @@ def build_percent(line: str) -> int | None:
 
 
 class ImageProvider:
-    def __init__(self, settings: SpawnerSection, client: Callable[[], docker.DockerClient], call: Call) -> None:
+    def __init__(
+        self,
+        settings: SpawnerSection,
+        client: Callable[[], docker.DockerClient],
+        call: Call,
+        inspect: Callable[[str], Awaitable[Any]] | None = None,
+    ) -> None:
         self.settings = settings
         self.client = client
         self.call = call
+        self.inspect = inspect
+        """Docker's image inspect from the event loop (hub/docker_http.py), for the check before every start"""
         self._running: dict[str, ImageWork] = {}
         self._listeners: list[Finished] = []
         self._stopping = threading.Event()
@@ -165,8 +173,11 @@ class ImageProvider:
     async def present(self, image: ImageSpec) -> bool:
         """Whether the image is on the host (no build, no pull)."""
         try:
-            await self.call(lambda: self.client().images.get(image.image))
-        except docker.errors.ImageNotFound:
+            if self.inspect is not None:
+                await self.inspect(image.image)
+            else:
+                await self.call(lambda: self.client().images.get(image.image))
+        except docker.errors.NotFound:  # ImageNotFound from the SDK
             return False
         except docker.errors.APIError as exc:
             raise SpawnError(

@@ -141,7 +141,8 @@ class SwarmSpawner(DockerSpawner):
         volume_labels: dict[str, str],
     ) -> ServerHandle:
         """Create the service where the user's files are (or anywhere, recording where it went) and follow it."""
-        node = await self._call(self._volume_node, request.username, volume, volume_labels)
+        loop = asyncio.get_running_loop()
+        node = await self._call(self._volume_node, request.username, volume, volume_labels, loop)
         await self._call(self._remove_service, name)
         report(40, N_("Asking the cluster for a place for your server"))
         service_id = await self._call(
@@ -163,9 +164,12 @@ class SwarmSpawner(DockerSpawner):
     def pins(self) -> VolumePins:
         return VolumePins(self.client, self.settings.prefix, self.extra_labels)
 
-    def _volume_node(self, username: str, volume: str, volume_labels: dict[str, str]) -> str | None:
+    def _volume_node(
+        self, username: str, volume: str, volume_labels: dict[str, str], loop: asyncio.AbstractEventLoop
+    ) -> str | None:
         """The node the server must run on (its volume's), or None: any node (a volume driver, or a new volume,
-        which Swarm makes where the server lands). A pinned node that is down fails the start in plain words."""
+        which Swarm makes where the server lands). A pinned node that is down fails the start in plain words.
+        Runs in a spawner thread; making the volume here goes back to the event loop (``_ensure_volume``)."""
         if self.settings.volume_driver:
             return None
         return start_node(
@@ -173,7 +177,9 @@ class SwarmSpawner(DockerSpawner):
             username,
             volume,
             volume_here=lambda: self._volume_here(volume),
-            make_here=lambda: self._ensure_volume(volume, volume_labels),
+            make_here=lambda: asyncio.run_coroutine_threadsafe(
+                self._ensure_volume(volume, volume_labels), loop
+            ).result(),
         )
 
     def _volume_here(self, volume: str) -> bool:

@@ -4,12 +4,14 @@ holds up against clients that are not Traefik: pipelining, odd methods and paths
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp.test_utils import TestClient, make_mocked_request
 
-from hub.forward_auth_listener import MAX_HEAD_BYTES, ForwardAuthListener, cookie_values
+from hub.config import ConfigError
+from hub.forward_auth_listener import MAX_HEAD_BYTES, ForwardAuthListener, cookie_values, listening
 from hub.keys import SERVERS
 from hub.security import SESSION_COOKIE
 from tests.inprocess.conftest import TokenMaker
@@ -235,3 +237,12 @@ async def test_slow_and_idle_connections_are_closed(
     finally:
         for writer in (slow, idle, busy):
             writer.close()
+
+
+async def test_a_port_in_use_stops_the_hub_with_words(app_client: TestClient) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"hub.forward_auth_port: cannot listen on 127.0.0.1:{port}"):
+            await anext(listening("127.0.0.1", port)(app_client.server.app))
