@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from hub.config import HubSection
 from hub.proxy import Route
 from hub.traefik import atomic_write, dump_checked, render_hub_route, render_route
 
@@ -27,6 +28,30 @@ def test_a_route_sends_the_users_prefix_through_auth_which_hands_over_the_token(
     assert auth["address"] == "http://127.0.0.1:8081/hub/forward-auth/bob.smith"
     assert auth["authResponseHeaders"] == ["Authorization", "Cookie"]  # the token comes from the hub's answer
     assert "token" not in dump_checked(config).lower().replace("authorization", "")  # no secret in the file
+
+
+def test_forward_auth_asks_the_lean_listener_and_the_relay_stays_on_the_hub_port() -> None:
+    shared = route(shared=True)
+    config = render_route(shared, hub_url="http://hub:8081", auth_url="http://hub:8082", entrypoint="web")["http"]
+    addresses = {name: m["forwardAuth"]["address"] for name, m in config["middlewares"].items() if "forwardAuth" in m}
+    assert addresses == {
+        "user-bob-2esmith-auth": "http://hub:8082/hub/forward-auth/bob.smith",
+        "user-bob-2esmith-auth-ws": "http://hub:8082/hub/forward-auth-ws/bob.smith",
+        "user-bob-2esmith-auth-share": "http://hub:8082/hub/forward-auth-share/bob.smith",
+    }
+    assert config["services"]["user-bob-2esmith-relay"]["loadBalancer"]["servers"] == [{"url": "http://hub:8081"}]
+
+
+@pytest.mark.parametrize(
+    "hub, expected",
+    [
+        ({"internal_url": "http://hub-internal:8081"}, "http://hub-internal:8082"),
+        ({"bind_host": "0.0.0.0", "bind_port": 9000, "forward_auth_port": 9001}, "http://127.0.0.1:9001"),
+        ({"internal_url": "http://hub-internal:8081/", "forward_auth_port": 0}, "http://hub-internal:8081"),
+    ],
+)
+def test_where_forward_auth_is_asked(hub: dict[str, object], expected: str) -> None:
+    assert HubSection(**hub).forward_auth_url == expected  # type: ignore[arg-type]
 
 
 def test_web_apps_can_have_the_prefix_stripped() -> None:
