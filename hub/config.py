@@ -67,6 +67,12 @@ class HubSection(Section):
     disk_watch_paths: list[Path] = []
     """More folders whose disk /hub/health watches besides data_dir, e.g. /var/lib/docker for a hub on the host."""
 
+    @model_validator(mode="after")
+    def _ports_differ(self) -> HubSection:
+        if self.forward_auth_port == self.bind_port:
+            raise ValueError("forward_auth_port must differ from bind_port (or be 0: forward auth on bind_port)")
+        return self
+
     @property
     def reachable_url(self) -> str:
         if self.internal_url:

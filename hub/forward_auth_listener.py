@@ -28,6 +28,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from hub.config import ConfigError
 from hub.handlers.forward_auth import MODE_OF_PATH, Ask, decide, decide_now
+from hub.handlers.headers import SECURITY_HEADERS
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,12 @@ IDLE_SECONDS = 75.0
 SWEEP_SECONDS = 5.0
 MAX_PENDING = 16
 """Pipelined questions parsed ahead of their answers before the connection stops reading."""
-_ESCAPE = re.compile(r"\\(.)")
+_ESCAPE = re.compile(r"\\(?:([0-3][0-7][0-7])|(.))")
+_COOKIE_PAIR = re.compile(  # the character classes of aiohttp's cookie reader
+    r"""\s*(?P<name>[\w!#%&'~`><@,:/$*+\-.^|)(?}{\[\]]+)"""
+    r"""(?:\s*=\s*(?P<value>"(?:[^\\"]|\\.)*"|"[^";]*|[\w!#%&'~`><@,:/$*+\-.^|)(?}{=\[\]]*))?\s*(?:\s+|;|$)"""
+)
+_COOKIE_NAME = re.compile(r"[!#$%&'()*+\-./0-9:<=>?@A-Z\[\]^_`a-z{|}~]+")  # RFC 6265 token characters, as aiohttp
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,17 +57,28 @@ class Question:
 
 
 def cookie_values(header: str) -> dict[str, str]:
-    """Name to value for a Cookie header; a repeated name keeps its last value and quoted values are unquoted,
-    as aiohttp reads them (which also copes with quoted values holding a semicolon: the hub's own cookies,
-    the session's Fernet token and the language code, never do)."""
+    """Name to value for a Cookie header, read as aiohttp reads a request's cookies (RFC 6265 pairs, a quoted value
+    may hold a semicolon and is unquoted, a repeated name keeps its last value, a malformed pair is read up to its
+    semicolon; a test compares both on awkward headers). aiohttp's forms for the dates of Set-Cookie's
+    ``expires`` are left out: a Cookie header carries no attributes."""
     values: dict[str, str] = {}
-    for part in header.split(";"):
-        name, _, value = part.partition("=")
-        name, value = name.strip(), value.strip()
-        if not name:
+    at = 0
+    while at < len(header):
+        found = _COOKIE_PAIR.match(header, at)
+        if found is not None and found.end() > at:
+            name, value, at = found.group("name"), found.group("value") or "", found.end()
+        else:  # not a pair: read up to the next semicolon as name=value, if it is one
+            end = header.find(";", at)
+            end = len(header) if end < 0 else end
+            name, equals, value = header[at:end].partition("=")
+            at = end + 1
+            if not equals:
+                continue
+            name, value = name.strip(), value.strip()
+        if not _COOKIE_NAME.fullmatch(name):
             continue
         if len(value) >= 2 and value[0] == value[-1] == '"':
-            value = _ESCAPE.sub(r"\1", value[1:-1])
+            value = _ESCAPE.sub(lambda escape: chr(int(escape[1], 8)) if escape[1] else escape[2], value[1:-1])
         values[name] = value
     return values
 
@@ -122,7 +139,12 @@ def serialized(response: web.Response, *, with_body: bool, close: bool) -> bytes
     """The HTTP/1.1 bytes of an answer; a header holding a line break is refused (it would split the answer)."""
     body = response.body if isinstance(response.body, bytes) else b""
     lines = [f"HTTP/1.1 {response.status} {response.reason}"]
-    for name, value in response.headers.items():
+    headers = response.headers
+    if response.status >= 300:  # Traefik hands a refusal to the browser whole: the hub's page headers go with it
+        headers = CIMultiDict(headers)
+        for name, value in SECURITY_HEADERS.items():
+            headers.setdefault(name, value)
+    for name, value in headers.items():
         if name.lower() not in ("content-length", "connection"):
             lines.append(f"{name}: {value}")
     lines.append(f"Content-Length: {len(body)}")
@@ -237,8 +259,8 @@ class Connection(asyncio.Protocol):
         close = not question.keep_alive
         try:
             data = serialized(response, with_body=question.method != "HEAD", close=close)
-        except ValueError:
-            log.error("forward-auth: refused to send an answer with a line break in a header")
+        except ValueError:  # a line break, or text that is not UTF-8 (echoed cookies read with surrogateescape)
+            log.error("forward-auth: refused to send an answer whose headers HTTP cannot carry")
             data = serialized(plain(500, "Internal Server Error\n"), with_body=True, close=close)
         self.transport.write(data)
         self.last_seen = self.loop.time()
@@ -289,6 +311,8 @@ class ForwardAuthListener:
         if self._server is not None:
             self._server.close()
         for connection in list(self.connections):
+            if connection.worker is not None:
+                connection.worker.cancel()
             if connection.transport is not None:
                 connection.transport.close()
         if self._server is not None:

@@ -141,8 +141,9 @@ class SwarmSpawner(DockerSpawner):
         volume_labels: dict[str, str],
     ) -> ServerHandle:
         """Create the service where the user's files are (or anywhere, recording where it went) and follow it."""
-        loop = asyncio.get_running_loop()
-        node = await self._call(self._volume_node, request.username, volume, volume_labels, loop)
+        node, make_here = await self._call(self._volume_node, request.username, volume)
+        if make_here:  # from the loop: the spawner's threads may all be busy
+            await self._ensure_volume(volume, volume_labels)
         await self._call(self._remove_service, name)
         report(40, N_("Asking the cluster for a place for your server"))
         service_id = await self._call(
@@ -164,23 +165,21 @@ class SwarmSpawner(DockerSpawner):
     def pins(self) -> VolumePins:
         return VolumePins(self.client, self.settings.prefix, self.extra_labels)
 
-    def _volume_node(
-        self, username: str, volume: str, volume_labels: dict[str, str], loop: asyncio.AbstractEventLoop
-    ) -> str | None:
+    def _volume_node(self, username: str, volume: str) -> tuple[str | None, bool]:
         """The node the server must run on (its volume's), or None: any node (a volume driver, or a new volume,
         which Swarm makes where the server lands). A pinned node that is down fails the start in plain words.
-        Runs in a spawner thread; making the volume here goes back to the event loop (``_ensure_volume``)."""
+        Also whether the volume must be made on the hub's own node first (by the caller, on the event loop)."""
         if self.settings.volume_driver:
-            return None
-        return start_node(
+            return None, False
+        make_here: list[bool] = []
+        node = start_node(
             self.pins,
             username,
             volume,
             volume_here=lambda: self._volume_here(volume),
-            make_here=lambda: asyncio.run_coroutine_threadsafe(
-                self._ensure_volume(volume, volume_labels), loop
-            ).result(),
+            make_here=lambda: make_here.append(True),
         )
+        return node, bool(make_here)
 
     def _volume_here(self, volume: str) -> bool:
         try:

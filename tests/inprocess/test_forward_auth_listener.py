@@ -128,6 +128,7 @@ async def test_the_lean_listener_answers_as_the_hub_port_does(
         for header in ("Authorization", "Cookie", "Location", "Content-Type"):
             assert lean[1].get(header) == through_aiohttp[1].get(header), (name, header)
     assert answers["owner"][0][1]["Authorization"] == f"token {secret}"
+    assert answers["another user"][0][1]["X-Content-Type-Options"] == "nosniff"  # a refusal reaches the browser
     assert answers["owner, other cookies kept"][0][1]["Cookie"] == "_xsrf=abc; theme=dark"
     assert answers["nobody, a page"][0][1]["Location"].startswith("http://hub.example.org/hub/login?next=")
     english, german = answers["unknown token"][0][2].decode(), answers["in German"][0][2].decode()
@@ -202,6 +203,14 @@ async def test_garbage_is_refused_and_the_connection_closed(
         f'a=1; {SESSION_COOKIE}="quoted"; b=2',
         f"{SESSION_COOKIE}=first; {SESSION_COOKIE}=second",
         "  spaced = out ;;; novalue; =nokey",
+        f'x="a; {SESSION_COOKIE}=S; b"',  # one cookie x: no session cookie in it
+        'x="oct\\012al"; y="q\\"uote"',
+        "bad name=1; ok=2",
+        "a=b=c; d = e f ",
+        f'{SESSION_COOKIE}="unterminated; hub-lang=fr',
+        "é=1; hub-lang=de",
+        'k="v"x; z=1',
+        "[x]=1; {y}=2; a,b=3; v=[1]",
     ],
 )
 def test_cookie_values_read_as_aiohttp_reads_them(header: str) -> None:

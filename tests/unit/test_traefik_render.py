@@ -54,6 +54,11 @@ def test_where_forward_auth_is_asked(hub: dict[str, object], expected: str) -> N
     assert HubSection(**hub).forward_auth_url == expected  # type: ignore[arg-type]
 
 
+def test_forward_auth_needs_its_own_port() -> None:
+    with pytest.raises(ValueError, match="forward_auth_port must differ from bind_port"):
+        HubSection(bind_port=9000, forward_auth_port=9000)
+
+
 def test_web_apps_can_have_the_prefix_stripped() -> None:
     config = render_route(route(strip_prefix=True), hub_url="http://hub:8081", entrypoint="web")["http"]
     assert config["middlewares"]["user-bob-2esmith-strip"] == {"stripPrefix": {"prefixes": ["/user/bob.smith"]}}
