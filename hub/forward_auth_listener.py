@@ -104,35 +104,42 @@ def plain(status: int, text: str) -> web.Response:
     return web.Response(status=status, text=text)
 
 
-def answer_now(app: web.Application, question: Question) -> web.Response | None:
-    """The answer without waiting, or None when it needs ``answer`` (a token the hub must look up first)."""
+def ask_or_answer(question: Question) -> Ask | web.Response:
+    """The forward-auth question, or the answer to a request that is not one (405, 404)."""
     if question.method not in ("GET", "HEAD"):
         return web.Response(status=405, text="Method Not Allowed\n", headers={"Allow": "GET, HEAD"})
     ask = ask_of(question)
-    if ask is None:
-        return plain(404, "Not Found\n")
+    return plain(404, "Not Found\n") if ask is None else ask
+
+
+def failed(question: Question) -> web.Response:
+    log.exception("forward-auth failed for %s", question.url[:200].decode("ascii", "replace"))
+    return plain(500, "Internal Server Error\n")
+
+
+def answer_now(app: web.Application, question: Question) -> web.Response | None:
+    """The answer without waiting, or None when it needs ``answer`` (a token the hub must look up first)."""
+    asked = ask_or_answer(question)
+    if not isinstance(asked, Ask):
+        return asked
     try:
-        return decide_now(app, ask)
+        return decide_now(app, asked)
     except web.HTTPException as refusal:
         return refusal
     except Exception:
-        log.exception("forward-auth failed for %s", question.url[:200].decode("ascii", "replace"))
-        return plain(500, "Internal Server Error\n")
+        return failed(question)
 
 
 async def answer(app: web.Application, question: Question) -> web.Response:
-    ready = answer_now(app, question)
-    if ready is not None:
-        return ready
-    ask = ask_of(question)
-    assert ask is not None  # answer_now answered every other question
+    asked = ask_or_answer(question)
+    if not isinstance(asked, Ask):
+        return asked
     try:
-        return await decide(app, ask)
+        return await decide(app, asked)
     except web.HTTPException as refusal:
         return refusal
     except Exception:
-        log.exception("forward-auth failed for %s", question.url[:200].decode("ascii", "replace"))
-        return plain(500, "Internal Server Error\n")
+        return failed(question)
 
 
 def serialized(response: web.Response, *, with_body: bool, close: bool) -> bytes:

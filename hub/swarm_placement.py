@@ -139,18 +139,19 @@ class VolumePins:
 
 
 def start_node(
-    pins: VolumePins, username: str, volume: str, volume_here: Callable[[], bool], make_here: Callable[[], None]
-) -> str | None:
-    """The node a start must go to: where the user's volume is recorded, or None (a new volume: any node). A
-    volume already on the hub's own node (restored from a single-host hub) is recorded there first. A recorded
-    node that is not available fails the start in plain words."""
+    pins: VolumePins, username: str, volume: str, volume_here: Callable[[], bool]
+) -> tuple[str | None, bool]:
+    """The node a start must go to: where the user's volume is recorded, or None (a new volume: any node); and
+    whether the volume must first be made on the hub's own node (recorded there). A volume already on the hub's
+    own node (restored from a single-host hub) is recorded there first. A recorded node that is not available
+    fails the start in plain words."""
     node = pins.node_of(volume)
     here = pins.local_node()
     if node is None and here and volume_here():
         pins.pin(volume, here, username)
         node = here
     if node is None:
-        return None
+        return None, False
     state = pins.node_state(node)
     if not state.available:
         raise SpawnError(
@@ -163,9 +164,7 @@ def start_node(
             f"will not come back, `hub swarm-unpin {username}` lets the next start go to any node, with an "
             "empty volume there",
         )
-    if node == here:
-        make_here()
-    return node
+    return node, node == here
 
 
 def volume_mount(

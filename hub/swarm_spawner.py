@@ -171,15 +171,7 @@ class SwarmSpawner(DockerSpawner):
         Also whether the volume must be made on the hub's own node first (by the caller, on the event loop)."""
         if self.settings.volume_driver:
             return None, False
-        make_here: list[bool] = []
-        node = start_node(
-            self.pins,
-            username,
-            volume,
-            volume_here=lambda: self._volume_here(volume),
-            make_here=lambda: make_here.append(True),
-        )
-        return node, bool(make_here)
+        return start_node(self.pins, username, volume, volume_here=lambda: self._volume_here(volume))
 
     def _volume_here(self, volume: str) -> bool:
         try:

@@ -164,8 +164,8 @@ async def decide(app: web.Application, request: Ask) -> web.Response:
     answer = decide_now(app, request)
     if answer is not None:
         return answer
-    user = await token_user(app, request)  # a token the hub did not know: made elsewhere a moment ago?
-    return verdict(app, request, session_user(app[SESSION_READER].read(request), app[ACCOUNTS]), user)
+    # No session, and a token the hub did not know: made elsewhere a moment ago?
+    return verdict(app, request, None, await token_user(app, request))
 
 
 def decide_now(app: web.Application, request: Ask) -> web.Response | None:
