@@ -1,9 +1,11 @@
 """Watches Docker and Traefik. While one is away the hub keeps serving its pages, says plainly that
-servers cannot start, retries with growing pauses, and notices by itself when it is back.
+servers cannot start, retries with growing pauses, and notices by itself when it is back. A person's
+Start asks Docker again rather than trusting an "away" that may be seconds old.
 
 A dependency the hub has not reached yet since it started is still starting (docker compose starts Traefik
-after the hub): that is logged as information, and as an error only when it stays away past
-STARTUP_GRACE_SECONDS. Losing one that was there is an error at once."""
+after the hub): that is logged as information, asked again every second rather than with growing
+pauses, and an error only when it stays away past STARTUP_GRACE_SECONDS. Losing one that was there is an
+error at once."""
 
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ class DependencyMonitor:
         self._started = time.monotonic()
         self._reached: set[str] = set()
         self._late: set[str] = set()
+        self._docker_question: asyncio.Future[None] | None = None
 
     @property
     def notice(self) -> str | None:
@@ -47,32 +50,59 @@ class DependencyMonitor:
             )
         return None
 
-    def require_docker(self) -> None:
+    async def require_docker(self) -> None:
+        """Raise ServiceUnavailable while Docker is away. A remembered "away" is asked again first, so a person
+        who clicks Start just after Docker came back is not refused on stale news; starts asking at the same
+        moment share one question."""
+        if not self.docker_ok:
+            if self._docker_question is None:
+                self._docker_question = asyncio.ensure_future(self._ask_docker())
+            await asyncio.shield(self._docker_question)
         if not self.docker_ok:
             raise ServiceUnavailable(self.notice or "", "docker unreachable (dependency monitor)")
 
+    async def _ask_docker(self) -> None:
+        try:
+            self._record("docker", await self.spawner.ping())
+        finally:
+            self._docker_question = None
+
+    def _record(self, name: str, now: bool) -> None:
+        """Remember whether a dependency answered, logging what changed."""
+        was = self.docker_ok if name == "docker" else self.traefik_ok
+        first_time = name not in self._reached
+        if now:
+            self._reached.add(name)
+        if was and not now:
+            if first_time:
+                log.info("%s is not reachable yet (it may still be starting); the hub waits for it", name)
+            else:
+                log.error("%s is unreachable; retrying with backoff", name)
+        elif now and not was:
+            log.info("%s is reachable%s", name, "" if first_time else " again")
+        elif not now and first_time and name not in self._late:
+            waited = time.monotonic() - self._started
+            if waited > STARTUP_GRACE_SECONDS:
+                self._late.add(name)
+                log.error("%s has not been reachable since the hub started %.0f s ago; still trying", name, waited)
+        if name == "docker":
+            self.docker_ok = now
+        else:
+            self.traefik_ok = now
+
     async def check(self) -> bool:
         docker_ok, traefik_ok = await asyncio.gather(self.spawner.ping(), self.proxy.ping())
-        for name, was, now in (("docker", self.docker_ok, docker_ok), ("traefik", self.traefik_ok, traefik_ok)):
-            first_time = name not in self._reached
-            if now:
-                self._reached.add(name)
-            if was and not now:
-                if first_time:
-                    log.info("%s is not reachable yet (it may still be starting); the hub waits for it", name)
-                else:
-                    log.error("%s is unreachable; retrying with backoff", name)
-            elif now and not was:
-                log.info("%s is reachable%s", name, "" if first_time else " again")
-            elif not now and first_time and name not in self._late:
-                waited = time.monotonic() - self._started
-                if waited > STARTUP_GRACE_SECONDS:
-                    self._late.add(name)
-                    log.error("%s has not been reachable since the hub started %.0f s ago; still trying", name, waited)
-        if traefik_ok and not self.traefik_ok:
+        traefik_back = traefik_ok and not self.traefik_ok
+        self._record("docker", docker_ok)
+        self._record("traefik", traefik_ok)
+        if traefik_back:
             await self.proxy.prepare()  # a fresh Traefik reads every route file again by itself
-        self.docker_ok, self.traefik_ok = docker_ok, traefik_ok
         return docker_ok and traefik_ok
+
+    def still_starting(self) -> bool:
+        """A dependency has not answered once yet, within the start-up grace: worth asking every second."""
+        never = {"docker", "traefik"} - self._reached
+        return bool(never) and time.monotonic() - self._started <= STARTUP_GRACE_SECONDS
 
     async def run(self) -> None:
         pause, failing = self.interval, False
@@ -85,5 +115,7 @@ class DependencyMonitor:
                 healthy = False
             if healthy:
                 pause, failing = self.interval, False
+            elif self.still_starting():  # compose and Swarm start the hub's neighbours after it
+                pause, failing = 1.0, True
             else:  # retry soon, then less and less often
                 pause, failing = (min(pause * 2, MAX_BACKOFF) if failing else 1.0), True

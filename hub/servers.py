@@ -57,7 +57,7 @@ Key = tuple[str, str]
 
 
 class DependencyGate(Protocol):
-    def require_docker(self) -> None:
+    async def require_docker(self) -> None:
         """Raise ServiceUnavailable while Docker is away."""
 
 
@@ -360,7 +360,7 @@ class ServerManager:
                 return self._progress[key]
             progress = SpawnProgress()
             if self.dependencies is not None:
-                self.dependencies.require_docker()
+                await self.dependencies.require_docker()
             taken: list[str] = []  # the server key, once GPUs are taken for this start
             async with self._capacity, self._giving_back_gpus_on_error(taken), self.sessions.begin() as session:
                 await self._check_capacity(key)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import signal
+import socket
+import socketserver
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -157,6 +160,56 @@ def test_docker_away_is_a_clear_message_not_a_500(hub_factory: HubFactory, run_p
     assert "Servers cannot start or stop right now" in refused.text
     health = requests.get(f"{hub.url}/hub/health", timeout=30).json()
     assert health["docker"] is False and health["status"] == "degraded"
+
+
+class SocketRelay(socketserver.ThreadingUnixStreamServer):
+    """Docker's socket at another path, opened only when the test says: Docker "arrives" after the hub."""
+
+    daemon_threads = True
+
+    def __init__(self, path: str, target: str = "/var/run/docker.sock") -> None:
+        self.target = target
+        super().__init__(path, RelayConnection)
+
+
+class RelayConnection(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        upstream = socket.socket(socket.AF_UNIX)
+        upstream.connect(self.server.target)  # type: ignore[attr-defined]
+
+        def pump(source: socket.socket, sink: socket.socket) -> None:
+            try:
+                while data := source.recv(65536):
+                    sink.sendall(data)
+            except OSError:
+                pass
+            finally:
+                sink.close()  # the other direction ends as well
+
+        back = threading.Thread(target=pump, args=(upstream, self.request), daemon=True)
+        back.start()
+        pump(self.request, upstream)
+        back.join()
+
+
+def test_a_start_just_after_docker_arrives_is_not_refused_on_stale_news(
+    hub_factory: HubFactory, run_prefix: str
+) -> None:
+    path = f"/tmp/{run_prefix}-late-docker.sock"
+    hub = hub_factory(auth=DUMMY, spawner={"docker_url": f"unix://{path}"}, lifecycle={"dependency_check_interval": 60})
+    erin = log_in(hub, "erin")
+    assert "the hub cannot reach Docker" in erin.get("/hub/home").text
+    relay = SocketRelay(path)
+    threading.Thread(target=relay.serve_forever, daemon=True).start()
+    try:
+        events = start_and_follow(erin)  # at once: the monitor's next look may be a second or more away
+        assert events[-1].get("ready") is True, events[-1]
+        assert erin.get("/user/erin/after-docker-came").status_code == 200
+        assert "the hub cannot reach Docker" not in erin.get("/hub/home").text
+    finally:
+        relay.shutdown()
+        relay.server_close()
+        Path(path).unlink(missing_ok=True)
 
 
 def test_sigterm_leaves_running_servers_and_ends_starts_cleanly(

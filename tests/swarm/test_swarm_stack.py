@@ -9,6 +9,7 @@ the hub's configuration (HUB_CONFIG) offers one small echo image and the dummy l
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -78,10 +79,13 @@ def wait_for_login_page(url: str, name: str, env: dict[str, str], timeout: float
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(f"{url}/hub/login", timeout=2) as response:
-                if response.status == 200:
+                login = response.status
+            with urllib.request.urlopen(f"{url}/hub/health", timeout=2) as response:
+                if login == 200 and json.load(response).get("docker") is True:  # its socket proxy answers too
                     return
         except OSError:
-            time.sleep(1)
+            pass
+        time.sleep(1)
     logs = subprocess.run(
         ["docker", "service", "logs", "--tail", "60", f"{name}_hub"], env=env, capture_output=True, text=True
     )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
 
 from hub import dependencies
 from hub.dependencies import DependencyMonitor
+from hub.errors import ServiceUnavailable
 
 
 class Reachable:
@@ -59,3 +61,57 @@ async def test_a_dependency_that_never_comes_is_an_error_after_the_grace(
     await monitor.check()
     await monitor.check()
     assert len(errors(caplog)) == 1 and "has not been reachable since the hub started" in errors(caplog)[0]
+
+
+async def test_a_start_asks_docker_again_instead_of_trusting_an_old_away() -> None:
+    docker, traefik = Reachable(), Reachable()
+    traefik.up = True
+    monitor = DependencyMonitor(docker, traefik, interval=5)  # type: ignore[arg-type]
+    assert await monitor.check() is False  # the hub came up before Docker (or its socket proxy)
+    with pytest.raises(ServiceUnavailable, match="cannot reach Docker"):
+        await monitor.require_docker()
+    docker.up = True  # Docker arrives between two of the monitor's checks
+    await monitor.require_docker()
+    assert monitor.docker_ok and monitor.notice is None
+
+
+async def test_starts_asking_at_the_same_moment_share_one_question() -> None:
+    docker, traefik = Reachable(), Reachable()
+    asked = 0
+
+    async def ping() -> bool:
+        nonlocal asked
+        asked += 1
+        await asyncio.sleep(0.05)
+        return False
+
+    docker.ping = ping  # type: ignore[method-assign]
+    monitor = DependencyMonitor(docker, traefik, interval=5)  # type: ignore[arg-type]
+    await monitor.check()
+    refused = await asyncio.gather(*(monitor.require_docker() for _ in range(30)), return_exceptions=True)
+    assert all(isinstance(outcome, ServiceUnavailable) for outcome in refused)
+    assert asked == 2  # the monitor's check, then one question for thirty starts at once
+    with pytest.raises(ServiceUnavailable):
+        await monitor.require_docker()
+    assert asked == 3
+
+
+async def test_a_neighbour_still_starting_is_asked_every_second_not_with_growing_pauses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    docker, traefik = Reachable(), Reachable()
+    docker.up = True
+    monitor = DependencyMonitor(docker, traefik, interval=5)  # type: ignore[arg-type]
+    pauses: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        if len(pauses) == 6:
+            monkeypatch.setattr(dependencies, "STARTUP_GRACE_SECONDS", 0.0)  # Traefik is late now
+        if len(pauses) == 10:
+            raise asyncio.CancelledError
+
+    monkeypatch.setattr(dependencies.asyncio, "sleep", sleep)
+    with pytest.raises(asyncio.CancelledError):
+        await monitor.run()
+    assert pauses == [5, 1.0, 1.0, 1.0, 1.0, 1.0, 2.0, 4.0, 8.0, 16.0]
