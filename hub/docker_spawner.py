@@ -29,6 +29,7 @@ from hub.gpus import GPU_LABEL, gpu_label, parse_gpu_label
 from hub.i18n import L_, N_
 from hub.images import ImageProvider
 from hub.networks import UserNetworks
+from hub.polling import SharedPace
 from hub.port_probe import host_and_port, port_accepts
 from hub.registry import registry_auth
 from hub.spawner import AddressKnown, Report, ServerHandle, ServerInfo, Spawner, SpawnRequest
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 READY_POLL_SECONDS = 0.05
+"""The pause between looks at a server that boots alone; with N booting at once each is looked at N times less
+often (hub/polling.py), up to SLOW_READY_POLL_SECONDS."""
 QUICK_POLL_SECONDS = 4.0
 """A server that has not answered after this long (many starting at once) is asked less often: the readiness
 pause grows to SLOW_READY_POLL_SECONDS and Docker's view of it is read every SLOW_STATE_CHECK_SECONDS instead of
@@ -169,6 +172,7 @@ class DockerSpawner(Spawner):
         self.deaths = ContainerDeaths(self.client, settings.prefix)
         self._engine: DockerHTTP | None = None
         self._stopping: set[asyncio.Future[None]] = set()
+        self._probes = SharedPace(READY_POLL_SECONDS, SLOW_READY_POLL_SECONDS)  # servers waited for, and how often
 
     # -- plumbing ---------------------------------------------------------------------------
     def client(self) -> docker.DockerClient:
@@ -509,7 +513,8 @@ class DockerSpawner(Spawner):
         died = self.deaths.watch(handle.container_id)
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
-                await self._poll_until_answering(container, handle, request, http, died)
+                with self._probes.waiting():
+                    await self._poll_until_answering(container, handle, request, http, died)
         finally:
             self.deaths.forget(handle.container_id)
 
@@ -527,7 +532,6 @@ class DockerSpawner(Spawner):
         began = time.monotonic()
         deadline = began + self.settings.start_timeout
         next_state_check = 0.0
-        pause = READY_POLL_SECONDS
         while True:
             if await port_accepts(host, port, timeout=1.0):
                 try:
@@ -558,9 +562,7 @@ class DockerSpawner(Spawner):
                     f"{handle.container_name} not answering at {url}",
                     log_tail=tail,
                 )
-            if slow:
-                pause = min(max(pause, (now - began) * READY_POLL_SHARE), SLOW_READY_POLL_SECONDS)
-            await asyncio.sleep(pause)
+            await asyncio.sleep(self._probes.pause((now - began) * READY_POLL_SHARE if slow else 0.0))
 
     async def _exit_error(self, container: Container, handle: ServerHandle, mem_limit: str | None = None) -> SpawnError:
         state = container.attrs.get("State", {})

@@ -30,6 +30,7 @@ from hub.config import TraefikSection
 from hub.errors import ProxyError
 from hub.fast_lane import FastLane
 from hub.i18n import N_
+from hub.polling import SharedPace
 from hub.proxy import Proxy, Route
 from hub.share_relay import RELAY_PREFIX, SHARE_COOKIE, SHARE_TICKET_HEADER
 
@@ -40,6 +41,9 @@ API_ROUTE_FILE = "traefik-api.yaml"
 API_ENTRYPOINT = "traefik"
 API_USER = "hub"
 ROUTE_POLL_SECONDS = 0.02
+ROUTE_POLL_MOST = 0.2
+"""Traefik's API is asked about a route every ROUTE_POLL_SECONDS while one route is waited for; with N waited
+for at once, each is asked N times less often, at most every ROUTE_POLL_MOST (hub/polling.py)."""
 ROUTE_GONE_TIMEOUT = 5.0
 FILE_CHECK_EVERY = 10
 """While a router is in the fast lane, its wait asks about the file provider's copy only every 10th poll."""
@@ -298,6 +302,7 @@ class TraefikFileProxy(Proxy):
         self._default_certificate: dict[str, Any] | None = None
         self._file_locks: dict[str, asyncio.Lock] = {}
         self._written: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+        self._api_looks = SharedPace(ROUTE_POLL_SECONDS, ROUTE_POLL_MOST)  # routes waited for in Traefik's API
         """slug -> (the lane's copy, the file's configuration) for files written while their route is in the lane"""
 
     def fast_lane_document(self) -> bytes:
@@ -378,8 +383,9 @@ class TraefikFileProxy(Proxy):
             await self._write(filename, config)
         await self.wait_for_router(names.route_id(slug))
         deadline = time.monotonic() + self.settings.route_timeout
-        while not await self._file_serves(slug, config) and time.monotonic() < deadline:
-            await asyncio.sleep(ROUTE_POLL_SECONDS)  # the changed file read, not only its router listed
+        with self._api_looks.waiting():
+            while not await self._file_serves(slug, config) and time.monotonic() < deadline:
+                await asyncio.sleep(self._api_looks.pause())  # the changed file read, not only its router listed
 
     def _render(self, route: Route, lane: bool = False) -> dict[str, Any]:
         return render_route(
@@ -434,10 +440,11 @@ class TraefikFileProxy(Proxy):
             return
         router = names.route_id(slug)
         deadline = time.monotonic() + ROUTE_GONE_TIMEOUT
-        while time.monotonic() < deadline and (
-            await self.router_status(router, "http") is not None or await self.router_status(router) is not None
-        ):
-            await asyncio.sleep(ROUTE_POLL_SECONDS)
+        with self._api_looks.waiting():
+            while time.monotonic() < deadline and (
+                await self.router_status(router, "http") is not None or await self.router_status(router) is not None
+            ):
+                await asyncio.sleep(self._api_looks.pause())
 
     async def _settle(self) -> None:
         """Take routes out of the fast lane once Traefik serves, from the file this hub wrote, the same routers
@@ -502,18 +509,19 @@ class TraefikFileProxy(Proxy):
         deadline = time.monotonic() + self.settings.route_timeout
         status: str | None = None
         polls = 0
-        while time.monotonic() < deadline:
-            in_lane = router in self.fast_lane.routers() and self.fast_lane.polled()
-            if in_lane:
-                status = await self.router_status(router, "http")
-            if status != "enabled" and (not in_lane or polls % FILE_CHECK_EVERY == 0):
-                status = await self.router_status(router)
-            if status == "enabled":
-                if live is not None:
-                    live.set()  # its file may be written now
-                return
-            polls += 1
-            await asyncio.sleep(ROUTE_POLL_SECONDS)
+        with self._api_looks.waiting():
+            while time.monotonic() < deadline:
+                in_lane = router in self.fast_lane.routers() and self.fast_lane.polled()
+                if in_lane:
+                    status = await self.router_status(router, "http")
+                if status != "enabled" and (not in_lane or polls % FILE_CHECK_EVERY == 0):
+                    status = await self.router_status(router)
+                if status == "enabled":
+                    if live is not None:
+                        live.set()  # its file may be written now
+                    return
+                polls += 1
+                await asyncio.sleep(self._api_looks.pause())
         raise ProxyError(
             N_(
                 "The proxy did not take the route to your server in time. Please try again; "
