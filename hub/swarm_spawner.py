@@ -46,6 +46,7 @@ from hub.docker_spawner import (
 from hub.errors import SpawnError
 from hub.gpus import GPU_LABEL, parse_gpu_label
 from hub.i18n import L_, N_, Text
+from hub.polling import SharedPace
 from hub.port_probe import host_and_port, port_accepts
 from hub.spawner import AddressKnown, Report, ServerHandle, ServerInfo, SpawnRequest
 from hub.swarm_nodes import lost_message, lost_node
@@ -66,7 +67,11 @@ from hub.swarm_tasks import (
 log = logging.getLogger(__name__)
 
 STATE_POLL_SECONDS = 0.5
-"""How often a start reads its task's state from the Swarm manager."""
+"""How often a start reads its task's state from the Swarm manager when it is the only one; with N starts at once
+each reads it N times less often, at most every STATE_POLL_MOST (hub/polling.py)."""
+STATE_POLL_MOST = 2.0
+ANSWER_POLL_SECONDS = 0.1
+"""How often a running task's server is looked at until it answers (shared out in the same way, hub/polling.py)."""
 UNSCHEDULABLE_GRACE_SECONDS = 3.0
 """A task that stays pending with "no suitable node" this long fails the start (servers being stopped may free
 room within a moment)."""
@@ -103,6 +108,7 @@ class SwarmSpawner(DockerSpawner):
         super().__init__(settings, extra_labels)
         # The background preparation then fetches each image onto every node (hub/image_prep.py).
         self.images.spread = NodePull(settings, self.client, self._call, self.extra_labels).run
+        self._task_looks = SharedPace(STATE_POLL_SECONDS, STATE_POLL_MOST)
         self._first_placements: dict[str, asyncio.Lock] = {}
         """Per volume: held by a start until its node is known and recorded, so that a second server on the same
         volume (a named server sharing the account's volume) waits and then goes to the same node."""
@@ -151,7 +157,8 @@ class SwarmSpawner(DockerSpawner):
         )
         handle = ServerHandle(service_id, name, volume, "")
         try:
-            handle = await self._follow(request, handle, report, address_known)
+            with self._task_looks.waiting(), self._probes.waiting():
+                handle = await self._follow(request, handle, report, address_known)
         except BaseException:
             # Cancelled or failed after the service exists: never leave it running unknown to the hub.
             await asyncio.shield(self._call(self._remove_service, service_id))
@@ -292,7 +299,7 @@ class SwarmSpawner(DockerSpawner):
             while True:
                 now = time.monotonic()
                 if now >= next_state_check:
-                    next_state_check = now + STATE_POLL_SECONDS
+                    next_state_check = now + self._task_looks.pause()
                     task = await self._call(self._task_of, handle.container_id)
                     state, error = task_state(task), task_error(task)
                     if state in ENDED or (task or {}).get("DesiredState") == "shutdown":  # Swarm gave it up
@@ -345,7 +352,7 @@ class SwarmSpawner(DockerSpawner):
                         f"{handle.container_name} in state {shown or 'new'}, not answering at {url or '-'}",
                         log_tail=tail,
                     )
-                await asyncio.sleep(0.1 if url else STATE_POLL_SECONDS / 2)
+                await asyncio.sleep(self._probes.pause(ANSWER_POLL_SECONDS) if url else self._task_looks.pause() / 2)
 
     async def _answers(
         self, http: aiohttp.ClientSession, handle: ServerHandle, request: SpawnRequest, headers: dict[str, str]
