@@ -21,6 +21,7 @@ from hub.spawner import Spawner
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 60.0
 STARTUP_GRACE_SECONDS = 60.0
+RECHECK_TIMEOUT = 5.0
 
 
 class DependencyMonitor:
@@ -34,6 +35,8 @@ class DependencyMonitor:
         self._reached: set[str] = set()
         self._late: set[str] = set()
         self._docker_question: asyncio.Future[None] | None = None
+        self._asked = 0  # questions put to Docker so far (the monitor's checks and starts' questions)
+        self._docker_answered = 0  # the newest of them whose answer was recorded
 
     @property
     def notice(self) -> str | None:
@@ -51,24 +54,41 @@ class DependencyMonitor:
         return None
 
     async def require_docker(self) -> None:
-        """Raise ServiceUnavailable while Docker is away. A remembered "away" is asked again first, so a person
-        who clicks Start just after Docker came back is not refused on stale news; starts asking at the same
-        moment share one question."""
+        """Raise ServiceUnavailable while Docker is away. A remembered "away" is asked again first (for at most
+        RECHECK_TIMEOUT seconds), so a person who clicks Start just after Docker came back is not refused on stale
+        news; starts asking at the same moment share one question."""
         if not self.docker_ok:
             if self._docker_question is None:
                 self._docker_question = asyncio.ensure_future(self._ask_docker())
-            await asyncio.shield(self._docker_question)
+            try:  # the shield keeps the question going for the others if this start gives up or is cancelled
+                await asyncio.wait_for(asyncio.shield(self._docker_question), RECHECK_TIMEOUT)
+            except TimeoutError:
+                pass  # a Docker that hangs is away too
         if not self.docker_ok:
             raise ServiceUnavailable(self.notice or "", "docker unreachable (dependency monitor)")
 
     async def _ask_docker(self) -> None:
+        asked = self._next_question()
         try:
-            self._record("docker", await self.spawner.ping())
+            answered = await self.spawner.ping()
+        except Exception:
+            log.exception("asking Docker whether it is back failed")
+            answered = False
         finally:
             self._docker_question = None
+        self._record("docker", answered, asked)
 
-    def _record(self, name: str, now: bool) -> None:
-        """Remember whether a dependency answered, logging what changed."""
+    def _next_question(self) -> int:
+        self._asked += 1
+        return self._asked
+
+    def _record(self, name: str, now: bool, asked: int = 0) -> None:
+        """Remember whether a dependency answered, logging what changed. An answer to a question asked before the
+        last one recorded (a slow check overtaken by a start's question) is old news and dropped."""
+        if name == "docker":
+            if asked < self._docker_answered:
+                return
+            self._docker_answered = asked
         was = self.docker_ok if name == "docker" else self.traefik_ok
         first_time = name not in self._reached
         if now:
@@ -91,21 +111,30 @@ class DependencyMonitor:
             self.traefik_ok = now
 
     async def check(self) -> bool:
+        asked = self._next_question()
         docker_ok, traefik_ok = await asyncio.gather(self.spawner.ping(), self.proxy.ping())
-        traefik_back = traefik_ok and not self.traefik_ok
-        self._record("docker", docker_ok)
+        self._record("docker", docker_ok, asked)
+        if traefik_ok and not self.traefik_ok:
+            await self.proxy.prepare()  # a fresh Traefik reads every route file again; if this fails, the next
+            # check finds Traefik "back" again and tries once more
         self._record("traefik", traefik_ok)
-        if traefik_back:
-            await self.proxy.prepare()  # a fresh Traefik reads every route file again by itself
-        return docker_ok and traefik_ok
+        return self.docker_ok and traefik_ok
 
     def still_starting(self) -> bool:
         """A dependency has not answered once yet, within the start-up grace: worth asking every second."""
         never = {"docker", "traefik"} - self._reached
         return bool(never) and time.monotonic() - self._started <= STARTUP_GRACE_SECONDS
 
+    def next_pause(self, pause: float, healthy: bool, failing: bool) -> tuple[float, bool]:
+        """The pause before the next check and whether checks are failing, after a check that was ``healthy``."""
+        if healthy:
+            return self.interval, False
+        if self.still_starting():  # compose and Swarm start the hub's neighbours after it
+            return 1.0, True
+        return (min(pause * 2, MAX_BACKOFF) if failing else 1.0), True  # retry soon, then less and less often
+
     async def run(self) -> None:
-        pause, failing = self.interval, False
+        pause, failing = (1.0, True) if self.still_starting() else (self.interval, False)
         while True:
             await asyncio.sleep(pause)
             try:
@@ -113,9 +142,4 @@ class DependencyMonitor:
             except Exception:
                 log.exception("dependency check failed")
                 healthy = False
-            if healthy:
-                pause, failing = self.interval, False
-            elif self.still_starting():  # compose and Swarm start the hub's neighbours after it
-                pause, failing = 1.0, True
-            else:  # retry soon, then less and less often
-                pause, failing = (min(pause * 2, MAX_BACKOFF) if failing else 1.0), True
+            pause, failing = self.next_pause(pause, healthy, failing)

@@ -1,5 +1,7 @@
 """Pauses between looks that stretch with the number of lookers, so that the hub's total rate of looks at one
-kind of thing (starting servers' ports, Traefik's API) stays about the same however many wait at once.
+kind of thing (starting servers' ports, Traefik's API, Swarm tasks) stays that of one waiter, up to the number
+of waiters at which each one's pause reaches its longest (``most / pause``: 10 for ports and routes); beyond that,
+each looks every ``most`` seconds.
 
 One person starting a server gets the quickest looks; in a storm of thirty, each waiter looks less often, and the
 CPU the looks would take (the hub's and Traefik's) goes to the servers that are booting instead. A waiter's answer

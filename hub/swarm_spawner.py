@@ -21,6 +21,7 @@ reach: for a single-node Swarm with the hub and Traefik on the host (as in the t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
@@ -36,6 +37,7 @@ from hub import names
 from hub.config import SpawnerSection
 from hub.docker_spawner import (
     LOG_TAIL_LINES,
+    SLOW_READY_POLL_SECONDS,
     DockerSpawner,
     container_command,
     container_environment,
@@ -108,7 +110,8 @@ class SwarmSpawner(DockerSpawner):
         super().__init__(settings, extra_labels)
         # The background preparation then fetches each image onto every node (hub/image_prep.py).
         self.images.spread = NodePull(settings, self.client, self._call, self.extra_labels).run
-        self._task_looks = SharedPace(STATE_POLL_SECONDS, STATE_POLL_MOST)
+        self._task_looks = SharedPace(STATE_POLL_SECONDS, STATE_POLL_MOST)  # starts following their task
+        self._answer_looks = SharedPace(ANSWER_POLL_SECONDS, SLOW_READY_POLL_SECONDS)  # running, not answering yet
         self._first_placements: dict[str, asyncio.Lock] = {}
         """Per volume: held by a start until its node is known and recorded, so that a second server on the same
         volume (a named server sharing the account's volume) waits and then goes to the same node."""
@@ -157,7 +160,7 @@ class SwarmSpawner(DockerSpawner):
         )
         handle = ServerHandle(service_id, name, volume, "")
         try:
-            with self._task_looks.waiting(), self._probes.waiting():
+            with self._task_looks.waiting():
                 handle = await self._follow(request, handle, report, address_known)
         except BaseException:
             # Cancelled or failed after the service exists: never leave it running unknown to the hub.
@@ -295,7 +298,10 @@ class SwarmSpawner(DockerSpawner):
         url = ""
         headers = {"Authorization": f"token {request.token}"}
         next_state_check = 0.0
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http,
+            contextlib.AsyncExitStack() as answering,  # counts this start among _answer_looks' once it has a URL
+        ):
             while True:
                 now = time.monotonic()
                 if now >= next_state_check:
@@ -330,6 +336,7 @@ class SwarmSpawner(DockerSpawner):
                     if state == "running" and not url:
                         url = await self._call(self._service_address, handle, task, request)
                         if url:
+                            answering.enter_context(self._answer_looks.waiting())
                             handle = ServerHandle(handle.container_id, handle.container_name, handle.volume_name, url)
                             if address_known is not None:
                                 address_known(handle)
@@ -352,7 +359,7 @@ class SwarmSpawner(DockerSpawner):
                         f"{handle.container_name} in state {shown or 'new'}, not answering at {url or '-'}",
                         log_tail=tail,
                     )
-                await asyncio.sleep(self._probes.pause(ANSWER_POLL_SECONDS) if url else self._task_looks.pause() / 2)
+                await asyncio.sleep(self._answer_looks.pause() if url else self._task_looks.pause() / 2)
 
     async def _answers(
         self, http: aiohttp.ClientSession, handle: ServerHandle, request: SpawnRequest, headers: dict[str, str]

@@ -301,8 +301,8 @@ class TraefikFileProxy(Proxy):
         self._writers: set[asyncio.Task[None]] = set()
         self._default_certificate: dict[str, Any] | None = None
         self._file_locks: dict[str, asyncio.Lock] = {}
-        self._written: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
         self._api_looks = SharedPace(ROUTE_POLL_SECONDS, ROUTE_POLL_MOST)  # routes waited for in Traefik's API
+        self._written: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
         """slug -> (the lane's copy, the file's configuration) for files written while their route is in the lane"""
 
     def fast_lane_document(self) -> bytes:

@@ -184,12 +184,16 @@ class RelayConnection(socketserver.BaseRequestHandler):
             except OSError:
                 pass
             finally:
-                sink.close()  # the other direction ends as well
+                try:
+                    sink.shutdown(socket.SHUT_WR)  # the far end sees the close; its reply still comes back
+                except OSError:
+                    pass
 
         back = threading.Thread(target=pump, args=(upstream, self.request), daemon=True)
         back.start()
         pump(self.request, upstream)
-        back.join()
+        back.join(30)
+        upstream.close()
 
 
 def test_a_start_just_after_docker_arrives_is_not_refused_on_stale_news(
@@ -207,6 +211,7 @@ def test_a_start_just_after_docker_arrives_is_not_refused_on_stale_news(
         assert erin.get("/user/erin/after-docker-came").status_code == 200
         assert "the hub cannot reach Docker" not in erin.get("/hub/home").text
     finally:
+        hub.stop()  # before Docker's socket goes again; the run's containers are removed by their label
         relay.shutdown()
         relay.server_close()
         Path(path).unlink(missing_ok=True)

@@ -81,7 +81,7 @@ def wait_for_login_page(url: str, name: str, env: dict[str, str], timeout: float
             with urllib.request.urlopen(f"{url}/hub/login", timeout=2) as response:
                 login = response.status
             with urllib.request.urlopen(f"{url}/hub/health", timeout=2) as response:
-                if login == 200 and json.load(response).get("docker") is True:  # its socket proxy answers too
+                if login == 200 and json.load(response).get("docker") is True:  # the stack's socket proxy is up
                     return
         except OSError:
             pass

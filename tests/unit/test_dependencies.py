@@ -102,16 +102,89 @@ async def test_a_neighbour_still_starting_is_asked_every_second_not_with_growing
     docker, traefik = Reachable(), Reachable()
     docker.up = True
     monitor = DependencyMonitor(docker, traefik, interval=5)  # type: ignore[arg-type]
-    pauses: list[float] = []
+    await monitor.check()  # Traefik has not answered yet
 
-    async def sleep(seconds: float) -> None:
-        pauses.append(seconds)
-        if len(pauses) == 6:
-            monkeypatch.setattr(dependencies, "STARTUP_GRACE_SECONDS", 0.0)  # Traefik is late now
-        if len(pauses) == 10:
-            raise asyncio.CancelledError
+    def pauses(count: int) -> list[float]:
+        pause, failing, seen = 1.0, True, []
+        for _ in range(count):
+            pause, failing = monitor.next_pause(pause, False, failing)
+            seen.append(pause)
+        return seen
 
-    monkeypatch.setattr(dependencies.asyncio, "sleep", sleep)
-    with pytest.raises(asyncio.CancelledError):
-        await monitor.run()
-    assert pauses == [5, 1.0, 1.0, 1.0, 1.0, 1.0, 2.0, 4.0, 8.0, 16.0]
+    assert pauses(4) == [1.0, 1.0, 1.0, 1.0]
+    monkeypatch.setattr(dependencies, "STARTUP_GRACE_SECONDS", 0.0)  # Traefik is late now: growing pauses
+    assert pauses(4) == [2.0, 4.0, 8.0, 16.0]
+    assert monitor.next_pause(16.0, True, True) == (5, False)
+
+
+async def test_a_failed_rewrite_of_the_hub_routes_is_tried_again_at_the_next_check() -> None:
+    docker, traefik = Reachable(), Reachable()
+    docker.up = True
+    monitor = DependencyMonitor(docker, traefik, interval=5)  # type: ignore[arg-type]
+    assert await monitor.check() is False
+    traefik.up = True
+    failures = [OSError("disk full")]
+
+    async def prepare() -> None:
+        traefik.prepared += 1
+        if failures:
+            raise failures.pop()
+
+    traefik.prepare = prepare  # type: ignore[method-assign]
+    with pytest.raises(OSError):
+        await monitor.check()
+    assert await monitor.check() is True
+    assert traefik.prepared == 2 and monitor.traefik_ok
+
+
+async def test_an_answer_overtaken_by_a_newer_one_is_dropped() -> None:
+    docker, traefik = Reachable(), Reachable()
+    traefik.up = True
+    monitor = DependencyMonitor(docker, traefik, interval=5)  # type: ignore[arg-type]
+    await monitor.check()
+    slow_traefik = asyncio.Event()
+
+    async def slow_ping() -> bool:
+        await slow_traefik.wait()
+        return True
+
+    traefik.ping = slow_ping  # type: ignore[method-assign]
+    checking = asyncio.ensure_future(monitor.check())  # asks Docker (away), then waits for Traefik
+    await asyncio.sleep(0.01)
+    docker.up = True
+    await monitor.require_docker()  # a start's newer question: Docker is back
+    slow_traefik.set()
+    assert await checking is True
+    assert monitor.docker_ok and monitor.notice is None
+
+
+async def test_a_question_that_fails_or_hangs_is_a_clear_refusal_for_everyone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    docker, traefik = Reachable(), Reachable()
+    monitor = DependencyMonitor(docker, traefik, interval=5)  # type: ignore[arg-type]
+    await monitor.check()
+
+    async def broken() -> bool:
+        raise RuntimeError("the executor is shut down")
+
+    docker.ping = broken  # type: ignore[method-assign]
+    refused = await asyncio.gather(*(monitor.require_docker() for _ in range(3)), return_exceptions=True)
+    assert all(isinstance(outcome, ServiceUnavailable) for outcome in refused)
+    hang = asyncio.Event()
+
+    async def hanging() -> bool:
+        await hang.wait()
+        return True
+
+    docker.ping = hanging  # type: ignore[method-assign]
+    monkeypatch.setattr(dependencies, "RECHECK_TIMEOUT", 0.05)
+    waiting = asyncio.ensure_future(monitor.require_docker())
+    await asyncio.sleep(0)
+    waiting.cancel()  # the first start gives up: the question goes on for the others
+    with pytest.raises(ServiceUnavailable):
+        await monitor.require_docker()  # a Docker that hangs is away, after RECHECK_TIMEOUT
+    hang.set()
+    await asyncio.sleep(0.01)
+    await monitor.require_docker()  # the question that hung came back: Docker is there
+    assert monitor.docker_ok
