@@ -340,7 +340,8 @@ class ServerManager:
         *,
         admin: bool = False,
     ) -> SpawnProgress:
-        """Begin starting one of the user's servers (made if new), or join the start in flight; returns at once.
+        """Begin starting one of the user's servers (made if new), or join the start in flight; returns at once
+        (within RECHECK_TIMEOUT when Docker was last seen away and is asked again first, hub/dependencies.py).
 
         ``user_options`` are the resources asked for (JupyterHub's shape, hub/resources.py); a value not offered
         is a 400 and nothing starts. ``admin``: the one who asks is an admin (no group maxima). GPUs are taken
