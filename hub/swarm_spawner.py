@@ -160,8 +160,7 @@ class SwarmSpawner(DockerSpawner):
         )
         handle = ServerHandle(service_id, name, volume, "")
         try:
-            with self._task_looks.waiting():
-                handle = await self._follow(request, handle, report, address_known)
+            handle = await self._follow(request, handle, report, address_known)
         except BaseException:
             # Cancelled or failed after the service exists: never leave it running unknown to the hub.
             await asyncio.shield(self._call(self._remove_service, service_id))
@@ -300,8 +299,9 @@ class SwarmSpawner(DockerSpawner):
         next_state_check = 0.0
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http,
-            contextlib.AsyncExitStack() as answering,  # counts this start among _answer_looks' once it has a URL
+            contextlib.AsyncExitStack() as counted,  # this start among the waiters of the looks it makes
         ):
+            counted.enter_context(self._task_looks.waiting())
             while True:
                 now = time.monotonic()
                 if now >= next_state_check:
@@ -336,7 +336,7 @@ class SwarmSpawner(DockerSpawner):
                     if state == "running" and not url:
                         url = await self._call(self._service_address, handle, task, request)
                         if url:
-                            answering.enter_context(self._answer_looks.waiting())
+                            counted.enter_context(self._answer_looks.waiting())  # from now on it probes
                             handle = ServerHandle(handle.container_id, handle.container_name, handle.volume_name, url)
                             if address_known is not None:
                                 address_known(handle)

@@ -26,6 +26,13 @@ class Reachable:
         self.prepared += 1
 
 
+def watched(*, docker_up: bool = False, traefik_up: bool = False) -> tuple[DependencyMonitor, Reachable, Reachable]:
+    """A monitor (checks every 5 s) over a stand-in Docker and Traefik, each up or not."""
+    docker, traefik = Reachable(), Reachable()
+    docker.up, traefik.up = docker_up, traefik_up
+    return DependencyMonitor(docker, traefik, interval=5), docker, traefik  # type: ignore[arg-type]
+
+
 def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
 
@@ -33,9 +40,7 @@ def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
 async def test_traefik_still_starting_is_information_and_losing_it_later_is_an_error(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    docker, traefik = Reachable(), Reachable()
-    docker.up = True
-    monitor = DependencyMonitor(docker, traefik, interval=5)  # type: ignore[arg-type]
+    monitor, docker, traefik = watched(docker_up=True)
     caplog.set_level(logging.INFO, logger="hub.dependencies")
     assert await monitor.check() is False
     assert await monitor.check() is False
@@ -52,9 +57,7 @@ async def test_traefik_still_starting_is_information_and_losing_it_later_is_an_e
 async def test_a_dependency_that_never_comes_is_an_error_after_the_grace(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    docker, traefik = Reachable(), Reachable()
-    docker.up = True
-    monitor = DependencyMonitor(docker, traefik, interval=5)  # type: ignore[arg-type]
+    monitor, docker, traefik = watched(docker_up=True)
     await monitor.check()
     assert errors(caplog) == []
     monkeypatch.setattr(dependencies, "STARTUP_GRACE_SECONDS", 0.0)
@@ -64,9 +67,7 @@ async def test_a_dependency_that_never_comes_is_an_error_after_the_grace(
 
 
 async def test_a_start_asks_docker_again_instead_of_trusting_an_old_away() -> None:
-    docker, traefik = Reachable(), Reachable()
-    traefik.up = True
-    monitor = DependencyMonitor(docker, traefik, interval=5)  # type: ignore[arg-type]
+    monitor, docker, traefik = watched(traefik_up=True)
     assert await monitor.check() is False  # the hub came up before Docker (or its socket proxy)
     with pytest.raises(ServiceUnavailable, match="cannot reach Docker"):
         await monitor.require_docker()
@@ -76,7 +77,7 @@ async def test_a_start_asks_docker_again_instead_of_trusting_an_old_away() -> No
 
 
 async def test_starts_asking_at_the_same_moment_share_one_question() -> None:
-    docker, traefik = Reachable(), Reachable()
+    monitor, docker, _ = watched()
     asked = 0
 
     async def ping() -> bool:
@@ -86,7 +87,6 @@ async def test_starts_asking_at_the_same_moment_share_one_question() -> None:
         return False
 
     docker.ping = ping  # type: ignore[method-assign]
-    monitor = DependencyMonitor(docker, traefik, interval=5)  # type: ignore[arg-type]
     await monitor.check()
     refused = await asyncio.gather(*(monitor.require_docker() for _ in range(30)), return_exceptions=True)
     assert all(isinstance(outcome, ServiceUnavailable) for outcome in refused)
@@ -99,9 +99,7 @@ async def test_starts_asking_at_the_same_moment_share_one_question() -> None:
 async def test_a_neighbour_still_starting_is_asked_every_second_not_with_growing_pauses(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    docker, traefik = Reachable(), Reachable()
-    docker.up = True
-    monitor = DependencyMonitor(docker, traefik, interval=5)  # type: ignore[arg-type]
+    monitor, docker, traefik = watched(docker_up=True)
     await monitor.check()  # Traefik has not answered yet
 
     def pauses(count: int) -> list[float]:
@@ -118,9 +116,7 @@ async def test_a_neighbour_still_starting_is_asked_every_second_not_with_growing
 
 
 async def test_a_failed_rewrite_of_the_hub_routes_is_tried_again_at_the_next_check() -> None:
-    docker, traefik = Reachable(), Reachable()
-    docker.up = True
-    monitor = DependencyMonitor(docker, traefik, interval=5)  # type: ignore[arg-type]
+    monitor, docker, traefik = watched(docker_up=True)
     assert await monitor.check() is False
     traefik.up = True
     failures = [OSError("disk full")]
@@ -138,9 +134,7 @@ async def test_a_failed_rewrite_of_the_hub_routes_is_tried_again_at_the_next_che
 
 
 async def test_an_answer_overtaken_by_a_newer_one_is_dropped() -> None:
-    docker, traefik = Reachable(), Reachable()
-    traefik.up = True
-    monitor = DependencyMonitor(docker, traefik, interval=5)  # type: ignore[arg-type]
+    monitor, docker, traefik = watched(traefik_up=True)
     await monitor.check()
     slow_traefik = asyncio.Event()
 
@@ -161,8 +155,7 @@ async def test_an_answer_overtaken_by_a_newer_one_is_dropped() -> None:
 async def test_a_question_that_fails_or_hangs_is_a_clear_refusal_for_everyone(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    docker, traefik = Reachable(), Reachable()
-    monitor = DependencyMonitor(docker, traefik, interval=5)  # type: ignore[arg-type]
+    monitor, docker, traefik = watched()
     await monitor.check()
 
     async def broken() -> bool:
