@@ -178,6 +178,7 @@ class Connection(asyncio.Protocol):
         self.last_seen = self.loop.time()
         self.url = b""
         self.raw_headers: list[tuple[str, str]] = []
+        self.refusal: web.Response | None = None  # for a bad question that came while earlier ones were answered
 
     # asyncio.Protocol
 
@@ -191,6 +192,8 @@ class Connection(asyncio.Protocol):
         self.pending.clear()
 
     def data_received(self, data: bytes) -> None:
+        if self.refusal is not None:  # the connection closes once the questions before the bad one are answered
+            return
         self.last_seen = self.loop.time()
         if self.started is None:
             self.started = self.last_seen
@@ -249,9 +252,13 @@ class Connection(asyncio.Protocol):
                 response = await answer(self.listener.app, question)
                 if self.transport is None or not self.send(question, response):
                     return
-                if self.paused and len(self.pending) < MAX_PENDING:
+                if self.paused and len(self.pending) < MAX_PENDING and self.refusal is None:
                     self.transport.resume_reading()
                     self.paused = False
+            if self.refusal is not None and self.transport is not None:
+                self.transport.write(serialized(self.refusal, with_body=True, close=True))
+                self.transport.close()
+                self.transport = None
         except Exception:  # never leave Traefik waiting for an answer that will not come
             log.exception("forward-auth: answering failed")
             if self.transport is not None:
@@ -277,10 +284,16 @@ class Connection(asyncio.Protocol):
         return not close
 
     def refuse(self, status: int, text: str) -> None:
-        """Answer a malformed or oversized question and close the connection."""
+        """Answer a malformed or oversized question and close the connection: after the answers to the questions
+        before it, when some are still being answered."""
         if self.transport is None:
             return
-        self.pending.clear()
+        if self.worker is not None:
+            self.refusal = plain(status, text)
+            if not self.paused:
+                self.transport.pause_reading()
+                self.paused = True
+            return
         self.transport.write(serialized(plain(status, text), with_body=True, close=True))
         self.transport.close()
         self.transport = None

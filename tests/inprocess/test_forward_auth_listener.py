@@ -153,6 +153,23 @@ async def test_pipelined_questions_are_answered_in_order(
     assert [status for status, _, _ in answers] == [401, 200, 401, 200]
 
 
+async def test_a_bad_question_behind_a_waiting_one_is_refused_after_its_answer(
+    listener: ForwardAuthListener,
+) -> None:
+    """The first question waits for a look in the database; the garbage behind it gets its 400 only after that
+    answer, and then the connection closes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+    try:
+        writer.write(
+            question("/hub/forward-auth/alice", "/user/alice/", Authorization="token unknown-one")
+            + b"NOT HTTP AT ALL\r\n\r\n"
+        )
+        assert [(await read_answer(reader))[0] for _ in range(2)] == [401, 400]
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+    finally:
+        writer.close()
+
+
 async def test_other_methods_paths_and_head(listener: ForwardAuthListener) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
     try:
