@@ -3,12 +3,16 @@ Traefik use (Traefik polls the hub's fast lane; the hub holds a poll with nothin
 
 Measured twice: at the first start, which creates the database (Alembic runs its revisions and stays
 loaded), and at the next start on the same data, the usual case (the schema is up to date, Alembic is
-never loaded).
+never loaded). Then two floors that no change to the hub's own code can go below: a Python that imports the
+web server, state and configuration libraries (CORE_LIBRARIES) and does nothing else, and one that imports every
+library an idle hub has loaded (FLOOR_LIBRARIES).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -23,6 +27,35 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.fixtures.hub import HubProcess, hub_config
 from tests.fixtures.traefik import free_port, start_traefik
+
+CORE_LIBRARIES = ("aiohttp.web", "sqlalchemy.orm", "sqlalchemy.ext.asyncio", "aiosqlite", "pydantic")
+"""The web server, the state (SQLAlchemy's asyncio ORM on SQLite) and the configuration's models."""
+FLOOR_LIBRARIES = (
+    *CORE_LIBRARIES,
+    "aiohttp_jinja2",  # pages
+    "aiohttp_session.cookie_storage",  # sessions, encrypted with cryptography's Fernet
+    "cryptography.fernet",
+    "pydantic_settings",  # the configuration's environment variables
+    "docker",  # the spawner
+    "yaml",  # Traefik's files
+    "argon2",  # passwords
+    "prometheus_client",  # metrics
+    "httptools",  # forward auth's listener
+)
+"""Every library an idle hub has loaded (uvloop too, when installed: the hub then runs on it)."""
+
+
+def library_floor(libraries: tuple[str, ...]) -> dict[str, float]:
+    """Memory of a Python that has imported these libraries and nothing else."""
+    code = (
+        f"import sys\nfor name in {libraries!r}:\n    __import__(name)\nprint('ready', flush=True)\nsys.stdin.read()\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+        return memory_mb(process.pid)
+    finally:
+        process.communicate("", timeout=10)
 
 
 def memory_mb(pid: int) -> dict[str, float]:
@@ -71,6 +104,17 @@ def main() -> None:
             )
     finally:
         traefik.stop()
+    with_uvloop = ("uvloop",) if importlib.util.find_spec("uvloop") else ()
+    for what, libraries in (
+        ("the web server, state and configuration's libraries alone", CORE_LIBRARIES),
+        ("every library an idle hub has loaded, alone", FLOOR_LIBRARIES + with_uvloop),
+    ):
+        floor = library_floor(libraries)
+        private = floor["Private_Clean"] + floor["Private_Dirty"]
+        print(
+            f"{what} ({', '.join(libraries)}): Rss {floor['Rss']:.1f} MB, Pss {floor['Pss']:.1f} MB, "
+            f"private {private:.1f} MB"
+        )
 
 
 def idle_cpu(hub_pid: int, traefik_pid: int, seconds: float = 30) -> None:

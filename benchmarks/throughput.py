@@ -4,7 +4,12 @@ A real hub and a real Traefik (the test fixtures), the jupyterlab image built lo
 one server running. Then ``wrk -c10 -t2`` asks ``GET /user/<name>/api/status`` of
 (a) the container straight (its own token, as the hub hands it to Traefik),
 (b) Traefik with the user's hub API token (``Authorization: token ...``), and
-(c) Traefik with the session cookie (``--cookie``).
+(c) Traefik with the session cookie (``--cookie``), and
+(d) Traefik alone (``--traefik-only``): a route of its own to the same container with no forward auth, the
+    server's token put on by a headers middleware, and
+(e) the same route with a forward auth that Traefik answers itself (its ``/ping``, also with ``--traefik-only``):
+    the cost of forward auth's extra hop when the answer costs nothing. What (b) and (c) cost beyond (e) is the
+    hub's.
 The runs take turns (direct, proxy, direct, proxy, ...) so that the noise of a shared machine hits all of them;
 the medians and the ratios proxy / direct are printed, with the hub's CPU seconds during the proxied runs.
 Goal: through Traefik at least 0.8x of the direct figure.
@@ -32,6 +37,7 @@ from pathlib import Path
 
 import aiohttp
 import docker
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -98,6 +104,50 @@ def container_address_and_token(client: docker.DockerClient, prefix: str, networ
     return f"http://{address}:8888", env["JUPYTER_TOKEN"]
 
 
+BARE_HOST = "bare.localhost"
+INSTANT_AUTH_HOST = "instant-auth.localhost"
+
+
+def write_bare_routes(dynamic_dir: Path, traefik_api: str, server_url: str, server_token: str) -> None:
+    """Two routes straight to the user's server, the server's token put on by Traefik (as forward auth's answer
+    has it put on for the hub's routes): for BARE_HOST with no forward auth, and for INSTANT_AUTH_HOST with a
+    forward auth that Traefik answers itself (its ``/ping``): the hop's cost with an answer that costs nothing."""
+    token = {"headers": {"customRequestHeaders": {"Authorization": f"token {server_token}"}}}
+    instant = {"forwardAuth": {"address": f"{traefik_api}/ping"}}
+    route = {
+        "http": {
+            "routers": {
+                f"bench-{name}": {
+                    "rule": f"Host(`{host}`)",
+                    "priority": 1_000_000,
+                    "service": "bench-bare",
+                    "middlewares": middlewares,
+                }
+                for name, host, middlewares in (
+                    ("bare", BARE_HOST, ["bench-token"]),
+                    ("instant-auth", INSTANT_AUTH_HOST, ["bench-instant-auth", "bench-token"]),
+                )
+            },
+            "middlewares": {"bench-token": token, "bench-instant-auth": instant},
+            "services": {"bench-bare": {"loadBalancer": {"servers": [{"url": server_url}]}}},
+        }
+    }
+    (dynamic_dir / "bench-bare.yaml").write_text(yaml.safe_dump(route))
+
+
+async def wait_until_served(url: str, headers: dict[str, str], timeout: float = 15) -> None:
+    """Until Traefik has read the new route and the server answers through it."""
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as http:
+        while True:
+            async with http.get(url, headers=headers, allow_redirects=False) as response:
+                if response.status == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} still answers {response.status} after {timeout} s")
+            await asyncio.sleep(0.1)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3, help="rounds of direct and proxied runs, taking turns")
@@ -105,6 +155,11 @@ async def main() -> None:
     parser.add_argument("--connections", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cookie", action="store_true", help="also run through Traefik with the session cookie")
+    parser.add_argument(
+        "--traefik-only",
+        action="store_true",
+        help="also run through Traefik alone, and with an instant forward auth (the floors)",
+    )
     parser.add_argument("--keep-log", action="store_true", help="print where the hub's log is and keep it")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -133,6 +188,11 @@ async def main() -> None:
         if args.cookie:
             kinds_url["proxy-cookie"] = traefik.web_url + path
             kinds_headers["proxy-cookie"] = {"Cookie": f"{SESSION_COOKIE}={cookie}"}
+        if args.traefik_only:
+            write_bare_routes(traefik.dynamic_dir, traefik.api_url, direct_url, server_token)
+            for kind, host in (("traefik-only", BARE_HOST), ("instant-auth", INSTANT_AUTH_HOST)):
+                kinds_url[kind], kinds_headers[kind] = traefik.web_url + path, {"Host": host}
+                await wait_until_served(kinds_url[kind], kinds_headers[kind])
         kinds = list(kinds_url)
         figures: dict[str, list[float]] = {kind: [] for kind in kinds}
         hub_cpu: dict[str, list[float]] = {kind: [] for kind in kinds}
@@ -166,6 +226,8 @@ async def main() -> None:
             line = f"{kind}: median {median:.0f} req/s over {args.repeat} runs of {args.duration} s"
             if kind != "direct":
                 line += f", ratio to direct {median / direct:.2f}"
+                rounds = sorted(mine / theirs for mine, theirs in zip(figures[kind], figures["direct"], strict=True))
+                line += f" (round by round {statistics.median(rounds):.2f}, {rounds[0]:.2f}-{rounds[-1]:.2f})"
                 line += f", hub CPU {statistics.median(hub_cpu[kind]):.1f} s per run"
             print(line)
     finally:
