@@ -28,7 +28,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.fixtures.hub import HubProcess, hub_config
 from tests.fixtures.traefik import free_port, start_traefik
 
-CORE_LIBRARIES = ("aiohttp.web", "sqlalchemy.orm", "sqlalchemy.ext.asyncio", "aiosqlite", "pydantic")
+CORE_LIBRARIES = (
+    "aiohttp.web",
+    "sqlalchemy.orm",
+    "sqlalchemy.ext.asyncio",
+    "sqlalchemy.dialects.sqlite.aiosqlite",  # the dialect an engine loads when it is made
+    "pydantic.main",  # ``import pydantic`` alone defers BaseModel
+)
 """The web server, the state (SQLAlchemy's asyncio ORM on SQLite) and the configuration's models."""
 FLOOR_LIBRARIES = (
     *CORE_LIBRARIES,
@@ -52,10 +58,16 @@ def library_floor(libraries: tuple[str, ...]) -> dict[str, float]:
     )
     process = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+        ready = process.stdout.readline() if process.stdout is not None else ""
+        if ready.strip() != "ready":
+            raise RuntimeError(f"importing {', '.join(libraries)} failed (exit code {process.wait(10)})")
         return memory_mb(process.pid)
     finally:
-        process.communicate("", timeout=10)
+        try:
+            process.communicate("", timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def memory_mb(pid: int) -> dict[str, float]:

@@ -119,6 +119,7 @@ def write_bare_routes(dynamic_dir: Path, traefik_api: str, server_url: str, serv
             "routers": {
                 f"bench-{name}": {
                     "rule": f"Host(`{host}`)",
+                    "entryPoints": ["web"],
                     "priority": 1_000_000,
                     "service": "bench-bare",
                     "middlewares": middlewares,
@@ -199,7 +200,7 @@ async def main() -> None:
         for kind in kinds:  # warm-up: connections, caches, the server's first requests
             wrk(kinds_url[kind], kinds_headers[kind], connections=args.connections, threads=args.threads, duration=2)
         for number in range(args.repeat):
-            order = kinds if number % 2 == 0 else [*kinds[1:], "direct"]
+            order = kinds[number % len(kinds) :] + kinds[: number % len(kinds)]  # each kind takes each place
             for kind in order:
                 before = cpu_seconds(hub.process.pid)
                 figures[kind].append(

@@ -153,17 +153,22 @@ async def test_pipelined_questions_are_answered_in_order(
     assert [status for status, _, _ in answers] == [401, 200, 401, 200]
 
 
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"NOT HTTP AT ALL\r\n\r\n",
+        b"GET /hub/forward-auth/alice HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+    ],
+    ids=["not http", "an upgrade"],
+)
 async def test_a_bad_question_behind_a_waiting_one_is_refused_after_its_answer(
-    listener: ForwardAuthListener,
+    listener: ForwardAuthListener, garbage: bytes
 ) -> None:
     """The first question waits for a look in the database; the garbage behind it gets its 400 only after that
     answer, and then the connection closes."""
     reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
     try:
-        writer.write(
-            question("/hub/forward-auth/alice", "/user/alice/", Authorization="token unknown-one")
-            + b"NOT HTTP AT ALL\r\n\r\n"
-        )
+        writer.write(question("/hub/forward-auth/alice", "/user/alice/", Authorization="token unknown-one") + garbage)
         assert [(await read_answer(reader))[0] for _ in range(2)] == [401, 400]
         assert await asyncio.wait_for(reader.read(), 5) == b""
     finally:
