@@ -445,6 +445,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("serve", "check-config"):
             check_login_methods(settings)
         if args.command == "check-config":
+            from hub.registry import registry_auth
+
+            registry_auth(settings.spawner)  # a registry without credentials stops ``hub serve`` the same way
             methods = ", ".join(method.name for method in settings.auth.methods)
             gpus = asyncio.run(check_gpus_with_docker(settings))
             print(f"configuration OK: {len(settings.images)} images, login methods {methods}{gpus}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -125,3 +126,36 @@ def test_check_config_reports_a_good_file(tmp_path: Path) -> None:
     )
     assert result.returncode == 0
     assert "configuration OK" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "spawner, expected",
+    [
+        ({"registry": "registry.example.org"}, "set HUB_REGISTRY_USER and HUB_REGISTRY_PASSWORD"),
+        ({"registry_config": "missing/config.json"}, "is not a file"),
+    ],
+    ids=["registry without credentials", "registry config missing"],
+)
+def test_check_config_reports_missing_registry_credentials(
+    tmp_path: Path, spawner: dict[str, str], expected: str
+) -> None:
+    """What would stop ``hub serve`` stops ``hub check-config`` first, in the same words."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("HUB_REGISTRY_")}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hub",
+            "--config",
+            str(write(tmp_path, {**MINIMAL, "spawner": spawner})),
+            "check-config",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert result.returncode == 2, result.stdout
+    assert expected in result.stderr
+    assert "configuration OK" not in result.stdout
