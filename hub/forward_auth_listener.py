@@ -255,10 +255,8 @@ class Connection(asyncio.Protocol):
                 if self.paused and len(self.pending) < MAX_PENDING and self.refusal is None:
                     self.transport.resume_reading()
                     self.paused = False
-            if self.refusal is not None and self.transport is not None:
-                self.transport.write(serialized(self.refusal, with_body=True, close=True))
-                self.transport.close()
-                self.transport = None
+            if self.refusal is not None:
+                self.close_with(self.refusal)
         except Exception:  # never leave Traefik waiting for an answer that will not come
             log.exception("forward-auth: answering failed")
             if self.transport is not None:
@@ -294,7 +292,13 @@ class Connection(asyncio.Protocol):
                 self.transport.pause_reading()
                 self.paused = True
             return
-        self.transport.write(serialized(plain(status, text), with_body=True, close=True))
+        self.close_with(plain(status, text))
+
+    def close_with(self, response: web.Response) -> None:
+        """Send a last answer and close the connection."""
+        if self.transport is None:
+            return
+        self.transport.write(serialized(response, with_body=True, close=True))
         self.transport.close()
         self.transport = None
 
